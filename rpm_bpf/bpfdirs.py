@@ -1,0 +1,78 @@
+"""Where BPF objects belong, asked of rpm's own macros for each architecture.
+
+``%_bpfdir``/``%_bpfdir_noarch`` win when the rpm-bpf macros are installed;
+otherwise ``%{_libdir}/bpf`` and ``%{_prefix}/lib/bpf`` as the convention says.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+
+import rpm
+
+# Where applications put objects they build at run time: %ghost only.
+RUNTIME_DIRS = ("/var/cache/bpf", "/run")
+
+_ARCH_EXPR = "%{?_bpfdir}%{!?_bpfdir:%{_libdir}/bpf}"
+_NOARCH_EXPR = "%{?_bpfdir_noarch}%{!?_bpfdir_noarch:%{_prefix}/lib/bpf}"
+
+# Byte order is a property of the architecture that rpm's macros do not name.
+_BIG_ENDIAN = frozenset({
+    "s390", "s390x", "ppc", "ppc64", "ppc64p7", "ppcpseries", "ppciseries", "sparc", "sparcv8",
+    "sparcv9", "sparcv9v", "sparc64", "sparc64v", "m68k", "mips", "mips64", "mipsr6", "mips64r6",
+    "aarch64_be", "armv5tejb", "armv4b", "hppa", "hppa1.0", "hppa1.1", "hppa2.0",
+})
+
+
+@dataclass(frozen=True)
+class BpfDirs:
+    arch_dir: str  # %{_libdir}/bpf for the architecture
+    noarch_dir: str  # %{_prefix}/lib/bpf
+
+    def allowed(self, noarch: bool) -> tuple[str, ...]:
+        """Directories a package may ship objects in (subdirectories included)."""
+        if noarch or self.arch_dir == self.noarch_dir:
+            return (self.noarch_dir,)
+        return (self.arch_dir, self.noarch_dir)
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.arch_dir, self.noarch_dir)))
+
+
+def host_arch() -> str:
+    return rpm.expandMacro("%{_target_cpu}")
+
+
+@cache
+def for_arch(arch: str) -> BpfDirs:
+    """The BPF directories rpm's macros give for ``arch`` (cached per process)."""
+    noarch_dir = rpm.expandMacro(_NOARCH_EXPR)
+    if arch in ("noarch", "src", "nosrc") or arch == host_arch():
+        return BpfDirs(rpm.expandMacro(_ARCH_EXPR), noarch_dir)
+    try:
+        # --target loads the platform macros of another architecture without
+        # touching this process's macro context (which dnf may have set up).
+        out = subprocess.run(["rpm", "--target", arch, "--eval", _ARCH_EXPR],
+                             capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return BpfDirs(out or rpm.expandMacro(_ARCH_EXPR), noarch_dir)
+
+
+def is_big_endian(arch: str) -> bool:
+    return arch in _BIG_ENDIAN
+
+
+def under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + "/")
+
+
+def relative_name(path: str, roots: tuple[str, ...]) -> str | None:
+    """Name of ``path`` relative to the BPF directory holding it, if any."""
+    for root in roots:
+        if path.startswith(root + "/"):
+            return path[len(root) + 1:]
+    return None

@@ -1,0 +1,190 @@
+"""Per-package rules: everything that can be judged from one package.
+
+Each rule is implemented here once; every front end (scan, rpmlint, DNF,
+build-time enforcement) calls ``check_package`` and shows its findings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import elf
+from .bpfdirs import RUNTIME_DIRS, BpfDirs, is_big_endian, relative_name, under
+from .findings import Finding
+from .package import ContentError, ContentReader, FileEntry, Package
+
+
+@dataclass
+class ShippedObject:
+    """A BPF object a package ships: what conflict detection compares."""
+
+    package: Package
+    entry: FileEntry
+    relname: str | None  # name relative to the BPF directory, None outside it
+    info: elf.BpfObject | None = None
+
+    @property
+    def key(self) -> str:
+        return self.relname if self.relname is not None else self.entry.path
+
+
+@dataclass
+class PackageResult:
+    package: Package
+    findings: list[Finding] = field(default_factory=list)
+    objects: list[ShippedObject] = field(default_factory=list)
+    content_error: str | None = None  # the payload could not be read
+
+
+def check_package(pkg: Package, dirs: BpfDirs, owner_provides: tuple[str, ...],
+                  reader: ContentReader | None) -> PackageResult:
+    """Run every per-package rule; ``reader=None`` judges from the header alone."""
+    result = PackageResult(pkg)
+    if pkg.is_source or not pkg.files:
+        return result
+    contents = _read_needed(pkg, dirs, reader, result)
+    checker = _PackageChecker(pkg, dirs, result)
+    for entry in pkg.files:
+        checker.check_entry(entry, contents.get(entry.path))
+    checker.check_noarch_endianness()
+    checker.check_ownership(owner_provides)
+    return result
+
+
+def _needs_content(pkg: Package, entry: FileEntry, roots: tuple[str, ...]) -> bool:
+    if not entry.is_regular or entry.is_ghost:
+        return False
+    if entry.class_says_bpf:
+        return True
+    in_root = any(under(entry.path, root) for root in roots)
+    if in_root and (not entry.fileclass or entry.class_says_elf):
+        return True  # sniff: magic may be older than eBPF support
+    if not entry.fileclass and entry.path.endswith(".o"):
+        return True
+    return pkg.wants_embedded_scan and entry.class_says_elf
+
+
+def _read_needed(pkg: Package, dirs: BpfDirs, reader: ContentReader | None,
+                 result: PackageResult) -> dict[str, bytes | OSError]:
+    if reader is None:
+        return {}
+    needed = {e.path for e in pkg.files if _needs_content(pkg, e, dirs.roots)}
+    if not needed:
+        return {}
+    try:
+        return reader.read(needed)
+    except ContentError as exc:
+        result.content_error = str(exc)
+        return {}
+
+
+class _PackageChecker:
+    def __init__(self, pkg: Package, dirs: BpfDirs, result: PackageResult):
+        self.pkg = pkg
+        self.dirs = dirs
+        self.result = result
+        self.allowed = dirs.allowed(pkg.is_noarch)
+
+    def add(self, rule: str, path: str | None, detail: str = "") -> None:
+        self.result.findings.append(Finding.of(rule, self.pkg.ref, path, detail))
+
+    def check_entry(self, entry: FileEntry, content: bytes | OSError | None) -> None:
+        relname = relative_name(entry.path, self.dirs.roots)
+        if entry.is_ghost:
+            if relname is not None and not entry.is_dir:
+                self.add("bpfdir-ghost-file", entry.path)
+            return
+        if not entry.is_regular:
+            return
+        data = content if isinstance(content, bytes) else None
+        is_bpf = entry.class_says_bpf or (data is not None and elf.is_bpf_elf(data))
+        if is_bpf:
+            self.check_object(entry, relname, content)
+        elif relname is not None:
+            self.add("bpfdir-non-bpf-file", entry.path, entry.fileclass or "not an ELF BPF object")
+        if not is_bpf and data is not None and self.pkg.wants_embedded_scan and entry.class_says_elf:
+            self.check_embedded(entry, data)
+
+    def check_object(self, entry: FileEntry, relname: str | None, content: bytes | OSError | None) -> None:
+        path = entry.path
+        if not any(under(path, d) for d in self.allowed):
+            self.add("bpf-object-outside-bpfdir", path, self._where_instead(path))
+        if entry.mode & 0o022:
+            self.add("bpf-object-writable", path, f"mode {entry.mode & 0o7777:04o}")
+        if entry.mode & 0o111:
+            self.add("bpf-object-executable", path, f"mode {entry.mode & 0o7777:04o}")
+        if entry.user != "root" or entry.group != "root":
+            self.add("bpf-object-not-root-owned", path, f"{entry.user}:{entry.group}")
+        if entry.is_config:
+            self.add("bpf-object-config", path)
+        shipped = ShippedObject(self.pkg, entry, relname)
+        self.result.objects.append(shipped)
+        if content is None:
+            return  # header-only judgement
+        if isinstance(content, OSError):
+            self.add("bpf-object-invalid", path, f"content cannot be read: {content}")
+            return
+        try:
+            info = elf.inspect(content, path)
+        except elf.BpfElfError as exc:
+            self.add("bpf-object-invalid", path, str(exc).removeprefix(path + ": "))
+            return
+        shipped.info = info
+        if not info.is_relocatable:
+            self.add("bpf-object-invalid", path, f"ELF type {info.elf_type}, libbpf loads ET_REL objects")
+        if not self.pkg.is_noarch:
+            want = "big" if is_big_endian(self.pkg.ref.arch) else "little"
+            if info.endianness != want:
+                self.add("bpf-endianness-mismatch", path,
+                         f"{info.endianness}-endian object in a {want}-endian {self.pkg.ref.arch} package")
+        if info.license is None:
+            self.add("bpf-object-no-license", path)
+        if not info.has_btf:
+            self.add("bpf-object-no-btf", path)
+
+    def _where_instead(self, path: str) -> str:
+        target = self.allowed[0]
+        if any(under(path, d) for d in RUNTIME_DIRS):
+            return f"runtime locations may only hold %ghost entries; ship it in {target}"
+        if self.pkg.is_noarch and any(under(path, r) for r in self.dirs.roots):
+            return f"noarch packages ship BPF objects in {target}"
+        return f"expected under {target}"
+
+    def check_embedded(self, entry: FileEntry, data: bytes) -> None:
+        for found in elf.find_embedded(data):
+            obj = found.object
+            programs = ", ".join(f"{p.section}/{p.name}" for p in obj.programs) or "no programs"
+            self.add("bpf-object-embedded", entry.path,
+                     f"at offset {found.offset}: {obj.size} bytes, {programs}, license {obj.license or 'none'}")
+
+    def check_noarch_endianness(self) -> None:
+        if not self.pkg.is_noarch:
+            return
+        parsed = [o for o in self.result.objects if o.info is not None]
+        orders = {o.info.endianness for o in parsed}
+        if len(orders) == 1:
+            (order,) = orders
+            for shipped in parsed:
+                self.add("bpf-noarch-single-endian", shipped.entry.path, f"loads only on {order}-endian kernels")
+
+    def check_ownership(self, owner_provides: tuple[str, ...]) -> None:
+        owned_dirs = {e.path for e in self.pkg.files if e.is_dir}
+        required = set(self.pkg.requires)
+        unowned: dict[str, int] = {}
+        for entry in self.pkg.files:
+            if entry.is_dir or entry.is_ghost:
+                continue
+            root = next((r for r in self.dirs.roots if entry.path.startswith(r + "/")), None)
+            if root is None:
+                continue
+            if root not in owned_dirs and root not in required and not required & set(owner_provides):
+                unowned[root] = unowned.get(root, 0) + 1
+            parent = os.path.dirname(entry.path)
+            while parent != root:
+                if parent not in owned_dirs:
+                    unowned[parent] = unowned.get(parent, 0) + 1
+                parent = os.path.dirname(parent)
+        for directory, count in sorted(unowned.items()):
+            files = "file" if count == 1 else "files"
+            self.add("bpfdir-unowned", directory, f"{count} {files} below it")

@@ -1,0 +1,250 @@
+"""The ``rpm-bpf`` command: a thin front end over the engine.
+
+Exit codes (all commands): 0 clean or only warnings, 1 errors found,
+2 bad invocation or an input that could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from . import __version__, elf, rules
+from .policy import SYSTEM_POLICY, Policy, PolicyError
+from .report import FORMATS, RENDERERS, Report
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+Check that RPM packages ship BPF object files the way the distribution
+convention says: only under %{_libdir}/bpf (or %{_prefix}/lib/bpf for noarch
+packages), one package per object name, never rewritten at run time."""
+
+EPILOG = """\
+exit status:
+  0  no errors (warnings and info may have been reported)
+  1  at least one error-level finding that no waiver covers
+  2  bad invocation, or an input could not be read (the others are still checked)
+
+files:
+  /etc/rpm-bpf/policy.toml   system policy: severities and waivers (see rpm-bpf policy)
+"""
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    def show(done: int, total: int) -> None:
+        if total < 50:
+            return
+        if done == total or done % 25 == 0:
+            width = 30
+            filled = width * done // total
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} packages")
+            if done == total:
+                sys.stderr.write("\r" + " " * (width + 30) + "\r")
+            sys.stderr.flush()
+    return show
+
+
+def _load_policy(args: argparse.Namespace) -> Policy:
+    system = None if args.no_system_policy else SYSTEM_POLICY
+    return Policy.load(args.policy or [], system=system)
+
+
+class OutputError(Exception):
+    """The report file cannot be written."""
+
+
+def _emit(text: str, output: str | None) -> None:
+    if not output:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot write report: {exc.strerror}") from None
+
+
+def _report_errors(report: Report) -> None:
+    for err in report.errors:
+        print(f"rpm-bpf: error: {err.input}: {err.message}", file=sys.stderr)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .scan import scan
+
+    policy = _load_policy(args)
+    progress = _progress(sys.stderr.isatty() and not args.quiet)
+    result = scan(args.paths, policy, progress)
+    report = Report("scan", result.packages, result.findings, result.errors)
+    _report_errors(report)
+    _emit(RENDERERS[args.format](report, show_waived=args.show_waived or args.format in ("json", "sarif")),
+          args.output)
+    return report.exit_code
+
+
+def _inspect_one(path: str) -> tuple[dict | None, str | None]:
+    """(description, error) for one object file, never following symlinks."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if os.path.islink(path):
+            return None, f"{path}: is a symbolic link (to {os.readlink(path)}); name the object itself"
+        return None, f"{path}: {exc.strerror}"
+    try:
+        if not os.path.isfile(path):
+            return None, f"{path}: not a regular file"
+        with os.fdopen(fd, "rb") as stream:
+            fd = -1
+            data = stream.read()
+    except OSError as exc:
+        return None, f"{path}: {exc.strerror}"
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if not data:
+        return None, f"{path}: empty file, not a BPF object"
+    if elf.is_bpf_elf(data):
+        try:
+            return {"path": path, "kind": "object", **elf.inspect(data, path).to_dict()}, None
+        except elf.BpfElfError as exc:
+            return None, str(exc)
+    if elf.elf_machine(data) is None:
+        return None, f"{path}: not an ELF file"
+    embedded = elf.find_embedded(data)
+    if not embedded:
+        return None, f"{path}: ELF file without BPF code (no embedded BPF object found)"
+    return {"path": path, "kind": "embedded",
+            "embedded": [{"offset": e.offset, **e.object.to_dict()} for e in embedded]}, None
+
+
+def _inspect_text(info: dict) -> str:
+    def describe(obj: dict, indent: str) -> list[str]:
+        lines = [f"{indent}ELF{obj['elf_class']} {obj['endianness']}-endian {obj['elf_type']}, {obj['size']} bytes",
+                 f"{indent}license: {obj['license'] or '(none)'}",
+                 f"{indent}BTF: {'yes' if obj['btf'] else 'no'}, BTF.ext: {'yes' if obj['btf_ext'] else 'no'}, "
+                 f"debug info: {'yes' if obj['debug_info'] else 'no'}",
+                 f"{indent}programs ({len(obj['programs'])}):"]
+        lines += [f"{indent}  {p['section']}  {p['name']}" for p in obj["programs"]]
+        lines.append(f"{indent}maps ({len(obj['maps'])}): {', '.join(obj['maps']) or '-'}")
+        return lines
+    if info["kind"] == "object":
+        return "\n".join([f"{info['path']}: BPF object"] + describe(info, "  ")) + "\n"
+    out = [f"{info['path']}: ELF file with {len(info['embedded'])} embedded BPF object(s)"]
+    for emb in info["embedded"]:
+        out.append(f"  at offset {emb['offset']}:")
+        out += describe(emb, "    ")
+    return "\n".join(out) + "\n"
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    results, status = [], EXIT_OK
+    for path in args.files:
+        info, error = _inspect_one(path)
+        if error:
+            print(f"rpm-bpf: error: {error}", file=sys.stderr)
+            status = EXIT_USAGE
+        else:
+            results.append(info)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    else:
+        sys.stdout.write("".join(_inspect_text(i) for i in results))
+    return status
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    registry = rules.registry()
+    if args.format == "json":
+        sys.stdout.write(json.dumps([{"id": r.id, "severity": r.severity.label, "scope": r.scope,
+                                      "summary": r.summary, "description": r.description}
+                                     for r in registry.values()], indent=2) + "\n")
+        return EXIT_OK
+    for r in registry.values():
+        print(f"{r.severity.letter}  {r.id:28} {r.summary}")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for rule_id in args.rules:
+        rule = rules.registry().get(rule_id)
+        if rule is None:
+            print(f"rpm-bpf: error: unknown rule id {rule_id!r} (see rpm-bpf rules)", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        print(f"{rule.id} ({rule.severity.label}): {rule.summary}")
+        print(textwrap.fill(rule.description, width=78, initial_indent="  ", subsequent_indent="  "))
+    return status
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.dir), args.format)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rpm-bpf", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rpm-bpf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    scan = sub.add_parser("scan", help="check RPM files (and directories of them) against the BPF policy",
+                          description="Check RPM files against the BPF policy, and for object name conflicts "
+                                      "across all packages given.", epilog=EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="RPM file, or directory searched for *.rpm")
+    scan.add_argument("-f", "--format", choices=FORMATS, default="text", help="report format (default: text)")
+    scan.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    scan.add_argument("--policy", action="append", metavar="FILE",
+                      help="policy file applied after the system one (repeatable)")
+    scan.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
+    scan.add_argument("--show-waived", action="store_true", help="list waived findings in text and JUnit output")
+    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    scan.set_defaults(func=cmd_scan)
+
+    inspect = sub.add_parser("inspect", help="describe BPF object files (or ELF files embedding them)")
+    inspect.add_argument("files", nargs="+", metavar="FILE")
+    inspect.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    inspect.set_defaults(func=cmd_inspect)
+
+    rules_p = sub.add_parser("rules", help="list the rules, their ids and severities")
+    rules_p.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    rules_p.set_defaults(func=cmd_rules)
+
+    explain = sub.add_parser("explain", help="explain rule ids (like rpmlint -e)")
+    explain.add_argument("rules", nargs="+", metavar="RULE")
+    explain.set_defaults(func=cmd_explain)
+
+    demo = sub.add_parser("demo", help="build sample good and bad packages with clang and rpmbuild, and scan them")
+    demo.add_argument("--dir", default="demo-out", help="where to build (default: ./demo-out)")
+    demo.add_argument("-f", "--format", choices=FORMATS, default="text")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .rpmfile import quiet_rpm_log
+
+    quiet_rpm_log()
+    try:
+        return args.func(args)
+    except (PolicyError, OutputError) as exc:
+        print(f"rpm-bpf: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""BPF ELF inspection with pyelftools.
+
+A BPF object is an ELF file with e_machine EM_BPF (247), normally ET_REL.
+Everything here works on bytes (from disk or from an RPM payload) and turns
+any parsing failure into ``BpfElfError`` with a sentence a packager can read.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+EM_BPF = 247
+ELF_MAGIC = b"\x7fELF"
+_SHF_EXECINSTR = 0x4
+_MAX_SECTIONS = 65535  # more than any real object; guards against crafted headers
+
+
+class BpfElfError(ValueError):
+    """The bytes are not a usable BPF ELF object."""
+
+
+@dataclass(frozen=True)
+class Program:
+    section: str
+    name: str
+
+
+@dataclass
+class BpfObject:
+    endianness: str  # "little" or "big"
+    elf_class: int  # 32 or 64
+    elf_type: str  # "ET_REL" expected
+    size: int
+    programs: list[Program] = field(default_factory=list)
+    maps: list[str] = field(default_factory=list)
+    license: str | None = None
+    has_btf: bool = False
+    has_btf_ext: bool = False
+    has_debug_info: bool = False
+    sections: list[str] = field(default_factory=list)
+
+    @property
+    def is_relocatable(self) -> bool:
+        return self.elf_type == "ET_REL"
+
+    def to_dict(self) -> dict:
+        return {
+            "endianness": self.endianness,
+            "elf_class": self.elf_class,
+            "elf_type": self.elf_type,
+            "size": self.size,
+            "programs": [{"section": p.section, "name": p.name} for p in self.programs],
+            "maps": list(self.maps),
+            "license": self.license,
+            "btf": self.has_btf,
+            "btf_ext": self.has_btf_ext,
+            "debug_info": self.has_debug_info,
+        }
+
+
+@dataclass(frozen=True)
+class EmbeddedObject:
+    offset: int
+    object: BpfObject
+
+
+def elf_machine(data: bytes, offset: int = 0) -> int | None:
+    """e_machine of an ELF header at ``offset``, or None if there is none.
+
+    A cheap sniff used before handing bytes to pyelftools.
+    """
+    if len(data) < offset + 20 or data[offset:offset + 4] != ELF_MAGIC:
+        return None
+    order = {1: "<", 2: ">"}.get(data[offset + 5])
+    if order is None:
+        return None
+    return struct.unpack_from(order + "H", data, offset + 18)[0]
+
+
+def is_bpf_elf(data: bytes) -> bool:
+    return elf_machine(data) == EM_BPF
+
+
+def inspect(data: bytes, name: str = "<bytes>") -> BpfObject:
+    """Parse a BPF object; raise ``BpfElfError`` naming ``name`` on any defect."""
+    machine = elf_machine(data)
+    if machine is None:
+        raise BpfElfError(f"{name}: not an ELF file")
+    if machine != EM_BPF:
+        raise BpfElfError(f"{name}: ELF file for machine {machine}, not BPF ({EM_BPF})")
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        _check_section_table(elf, len(data), name)
+        return _describe(elf, len(data))
+    except BpfElfError:
+        raise
+    except (ELFError, struct.error, ValueError, IndexError, KeyError, OverflowError, UnicodeDecodeError) as exc:
+        raise BpfElfError(f"{name}: malformed BPF ELF object ({exc or type(exc).__name__})") from None
+    except Exception as exc:  # pyelftools raises assorted types on crafted input
+        raise BpfElfError(f"{name}: malformed BPF ELF object ({type(exc).__name__}: {exc})") from None
+
+
+def _check_section_table(elf: ELFFile, size: int, name: str) -> None:
+    header = elf.header
+    shnum, shoff, shentsize = header["e_shnum"], header["e_shoff"], header["e_shentsize"]
+    if shnum == 0 or shnum > _MAX_SECTIONS:
+        raise BpfElfError(f"{name}: implausible section count {shnum}")
+    if shoff + shnum * shentsize > size:
+        raise BpfElfError(
+            f"{name}: section header table ({shnum} entries at offset {shoff}) "
+            f"runs past the end of the file ({size} bytes)")
+    for index, section in enumerate(elf.iter_sections()):
+        if section["sh_type"] != "SHT_NOBITS" and section["sh_offset"] + section["sh_size"] > size:
+            raise BpfElfError(
+                f"{name}: section {index} ({section.name or '?'}) runs past the end of the file")
+
+
+def _describe(elf: ELFFile, size: int) -> BpfObject:
+    obj = BpfObject(
+        endianness="little" if elf.little_endian else "big",
+        elf_class=elf.elfclass,
+        elf_type=elf.header["e_type"],
+        size=size,
+    )
+    exec_sections: dict[int, str] = {}
+    map_sections: set[int] = set()
+    for index, section in enumerate(elf.iter_sections()):
+        sname = section.name
+        obj.sections.append(sname)
+        if sname == ".BTF":
+            obj.has_btf = True
+        elif sname == ".BTF.ext":
+            obj.has_btf_ext = True
+        elif sname.startswith(".debug_"):
+            obj.has_debug_info = True
+        elif sname == "license":
+            obj.license = section.data().split(b"\0", 1)[0].decode("utf-8", "replace")
+        elif sname in (".maps", "maps"):
+            map_sections.add(index)
+        if section["sh_flags"] & _SHF_EXECINSTR and section["sh_size"] > 0 and sname != ".text":
+            # .text holds subprograms; every other code section is a program
+            exec_sections[index] = sname
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is not None:
+        for sym in symtab.iter_symbols():
+            shndx = sym["st_shndx"]
+            if not isinstance(shndx, int):
+                continue
+            kind = sym["st_info"]["type"]
+            if kind == "STT_FUNC" and shndx in exec_sections and sym["st_info"]["bind"] == "STB_GLOBAL":
+                obj.programs.append(Program(exec_sections[shndx], sym.name))
+            elif kind == "STT_OBJECT" and shndx in map_sections:
+                obj.maps.append(sym.name)
+    return obj
+
+
+def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
+    """BPF objects carried inside another ELF file (libbpf skeletons).
+
+    Skeletons keep the whole object as one byte array, so every ELF header
+    with e_machine EM_BPF past offset 0 that parses as a BPF object counts.
+    """
+    found: list[EmbeddedObject] = []
+    start = 1
+    while len(found) < limit:
+        offset = data.find(ELF_MAGIC, start)
+        if offset < 0:
+            break
+        start = offset + 1
+        if elf_machine(data, offset) != EM_BPF:
+            continue
+        try:
+            obj = inspect(_embedded_bytes(data, offset), "embedded")
+        except BpfElfError:
+            continue
+        found.append(EmbeddedObject(offset, obj))
+    return found
+
+
+def _embedded_bytes(data: bytes, offset: int) -> bytes:
+    """The slice an embedded object spans: up to the end of its section table."""
+    order = "<" if data[offset + 5] == 1 else ">"
+    if data[offset + 4] == 2:  # ELFCLASS64
+        shoff = struct.unpack_from(order + "Q", data, offset + 40)[0]
+        shentsize, shnum = struct.unpack_from(order + "HH", data, offset + 58)
+    else:
+        shoff = struct.unpack_from(order + "I", data, offset + 32)[0]
+        shentsize, shnum = struct.unpack_from(order + "HH", data, offset + 46)
+    end = offset + shoff + shentsize * shnum
+    return data[offset:min(end, len(data))]

@@ -1,0 +1,207 @@
+"""Report formats shared by ``scan`` and ``verify``: text, JSON, JUnit XML, SARIF.
+
+The JSON layout is a public, versioned interface (``SCHEMA``); it is
+described in docs/json-report.md and in ``data/report.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import __version__, rules
+from .findings import Finding, InputError, PackageRef
+from .rules import Severity
+
+SCHEMA = "rpm-bpf/report/v1"
+FORMATS = ("text", "json", "junit", "sarif")
+
+
+@dataclass
+class Report:
+    command: str  # "scan" or "verify"
+    packages: list[PackageRef]
+    findings: list[Finding]
+    errors: list[InputError] = field(default_factory=list)
+
+    def _sorted(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (f.package.nevra if f.package else "", f.path or "",
+                                                    -f.severity, f.rule))
+
+    def active(self) -> list[Finding]:
+        return [f for f in self._sorted() if not f.waived]
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity == severity and not f.waived)
+
+    @property
+    def exit_code(self) -> int:
+        """2: an input could not be read; 1: errors found; 0: clean or warnings."""
+        if self.errors:
+            return 2
+        return 1 if self.count(Severity.ERROR) else 0
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "packages": len(self.packages),
+            "errors": self.count(Severity.ERROR),
+            "warnings": self.count(Severity.WARNING),
+            "info": self.count(Severity.INFO),
+            "waived": sum(1 for f in self.findings if f.waived),
+            "input_errors": len(self.errors),
+        }
+
+
+def render_text(report: Report, show_waived: bool = False) -> str:
+    lines = []
+    for f in report._sorted():
+        if f.waived and not show_waived:
+            continue
+        label = f.package.label if f.package else "rpm-bpf"
+        parts = [f"{label}: {f.severity.letter}: {f.rule}"]
+        if f.path:
+            parts.append(f.path)
+        if f.detail:
+            parts.append(f.detail)
+        if f.waived:
+            parts.append(f"[waived: {f.waiver}]")
+        lines.append(" ".join(parts))
+    s = report.summary()
+    line = (f"{s['packages']} packages checked; {s['errors']} errors, {s['warnings']} warnings, "
+            f"{s['info']} info")
+    if s["waived"]:
+        line += f", {s['waived']} waived"
+    if s["input_errors"]:
+        line += f"; {s['input_errors']} inputs could not be read"
+    lines.append(line + ".")
+    return "\n".join(lines) + "\n"
+
+
+def _finding_dict(f: Finding) -> dict:
+    pkg = f.package
+    return {
+        "rule": f.rule,
+        "severity": f.severity.label,
+        "package": None if pkg is None else {
+            "name": pkg.name, "epoch": pkg.epoch, "version": pkg.version, "release": pkg.release,
+            "arch": pkg.arch, "nevra": pkg.nevra, "source": pkg.source,
+        },
+        "path": f.path,
+        "message": f.message,
+        "detail": f.detail,
+        "waived": f.waived,
+        "waiver_reason": f.waiver,
+        "related": list(f.related),
+    }
+
+
+def render_json(report: Report, show_waived: bool = True) -> str:
+    doc = {
+        "schema": SCHEMA,
+        "tool": {"name": "rpm-bpf", "version": __version__},
+        "command": report.command,
+        "findings": [_finding_dict(f) for f in report._sorted() if show_waived or not f.waived],
+        "input_errors": [{"input": e.input, "message": e.message} for e in report.errors],
+        "summary": report.summary(),
+        "exit_code": report.exit_code,
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def render_junit(report: Report, show_waived: bool = False) -> str:
+    """One test case per package (and per unreadable input); errors fail it."""
+    suites = ET.Element("testsuites", name=f"rpm-bpf {report.command}")
+    suite = ET.SubElement(suites, "testsuite", name=f"rpm-bpf.{report.command}")
+    by_pkg: dict[str, list[Finding]] = {}
+    for f in report._sorted():
+        if f.waived and not show_waived:
+            continue
+        by_pkg.setdefault(f.package.nevra if f.package else "", []).append(f)
+    failures = errors = 0
+    for pkg in sorted(report.packages, key=lambda p: p.nevra):
+        case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=pkg.nevra,
+                             file=pkg.source)
+        found = by_pkg.get(pkg.nevra, [])
+        bad = [f for f in found if f.severity == Severity.ERROR and not f.waived]
+        if bad:
+            failures += 1
+            failure = ET.SubElement(case, "failure", type=bad[0].rule,
+                                    message=f"{len(bad)} BPF policy error(s)")
+            failure.text = "\n".join(_text_line(f) for f in bad)
+        rest = [f for f in found if f not in bad]
+        if rest:
+            ET.SubElement(case, "system-out").text = "\n".join(_text_line(f) for f in rest)
+    for err in report.errors:
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=err.input)
+        ET.SubElement(case, "error", type="input-error", message=err.message).text = f"{err.input}: {err.message}"
+    total = len(report.packages) + len(report.errors)
+    for element in (suites, suite):
+        element.set("tests", str(total))
+        element.set("failures", str(failures))
+        element.set("errors", str(errors))
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _text_line(f: Finding) -> str:
+    waived = f" [waived: {f.waiver}]" if f.waived else ""
+    return f"{f.severity.letter}: {f.rule} {f.path or ''} {f.detail}".rstrip() + waived
+
+
+_SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+
+
+def render_sarif(report: Report, show_waived: bool = True) -> str:
+    registry = rules.registry()
+    rule_ids = list(registry)
+    driver_rules = [{
+        "id": r.id,
+        "name": "".join(part.capitalize() for part in r.id.split("-")),
+        "shortDescription": {"text": r.summary},
+        "fullDescription": {"text": r.description},
+        "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
+        "properties": {"scope": r.scope},
+    } for r in registry.values()]
+    results = []
+    for f in report._sorted():
+        if f.waived and not show_waived:
+            continue
+        location: dict = {}
+        if f.package is not None:
+            location["physicalLocation"] = {"artifactLocation": {"uri": f.package.source or f.package.nevra}}
+            location["logicalLocations"] = [{
+                "fullyQualifiedName": f"{f.package.nevra}:{f.path}" if f.path else f.package.nevra,
+                "kind": "resource"}]
+        result = {
+            "ruleId": f.rule,
+            "ruleIndex": rule_ids.index(f.rule),
+            "level": _SARIF_LEVEL[f.severity],
+            "message": {"text": f"{f.path}: {f.message}" if f.path else f.message},
+            "locations": [location] if location else [],
+            "properties": {"package": f.package.nevra if f.package else None, "path": f.path},
+        }
+        if f.waived:
+            result["suppressions"] = [{"kind": "external", "justification": f.waiver}]
+        results.append(result)
+    notifications = [{"level": "error", "message": {"text": f"{e.input}: {e.message}"},
+                      "locations": [{"physicalLocation": {"artifactLocation": {"uri": e.input}}}]}
+                     for e in report.errors]
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "rpm-bpf", "version": __version__, "rules": driver_rules}},
+            "invocations": [{"executionSuccessful": not report.errors,
+                             "toolExecutionNotifications": notifications}],
+            "results": results,
+        }],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+RENDERERS: dict[str, Callable[..., str]] = {
+    "text": render_text, "json": render_json, "junit": render_junit, "sarif": render_sarif,
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One-command set-up for a fresh Debian 12 machine (run as root, or with sudo available):
+#   1. system packages through apt (rpm, rpmbuild, python3-rpm, clang/llvm, bpftool, libbpf,
+#      createrepo-c, dnf, rpmlint, ...) -- only those that are missing;
+#   2. a .venv at the repository root (Debian's python3, so the rpm and dnf bindings match),
+#      with rpm-bpf installed editable;
+#   3. unless --no-demo: `rpm-bpf demo`, which builds sample packages and scans them.
+# Idempotent: running it again installs nothing new.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(
+  rpm python3-rpm python3-venv python3-pip
+  clang llvm gcc libc6-dev bpftool libbpf-dev linux-libc-dev
+  createrepo-c python3-createrepo-c dnf python3-dnf python3-libdnf python3-hawkey
+  rpmlint python3-pyelftools python3-jinja2
+  file cpio zstd xz-utils bzip2 debootstrap
+)
+
+run_demo=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-demo) run_demo=0 ;;
+    *) echo "usage: $0 [--no-demo]" >&2; exit 2 ;;
+  esac
+done
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with /usr/bin/python3"
+  /usr/bin/python3 -m venv .venv
+fi
+stamp=.venv/.rpm-bpf-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing rpm-bpf (editable) into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi
+
+if [ "$run_demo" -eq 1 ]; then
+  echo "setup: done. Running the demo: .venv/bin/rpm-bpf demo"
+  exec .venv/bin/rpm-bpf demo
+fi
