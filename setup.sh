@@ -2,8 +2,10 @@
 # One-command set-up for a fresh Debian 12 machine (run as root, or with sudo available):
 #   1. system packages through apt (rpm, rpmbuild, python3-rpm, clang/llvm, bpftool, libbpf,
 #      createrepo-c, dnf, rpmlint, ...) -- only those that are missing;
-#   2. a .venv at the repository root (Debian's python3, so the rpm and dnf bindings match),
-#      with rpm-bpf installed editable;
+#   2. a .venv at the repository root, made from Debian's python3 with the system site
+#      packages visible: rpm, dnf/libdnf and createrepo_c bindings exist only as Debian
+#      packages (and importing rpm directly avoids the PyPI shim's start-up cost);
+#      rpm-bpf installed editable, with the test tools (pytest, rpmlint from PyPI);
 #   3. unless --no-demo: `rpm-bpf demo`, which builds sample packages and scans them.
 # Idempotent: running it again installs nothing new.
 set -euo pipefail
@@ -38,9 +40,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv with /usr/bin/python3"
-  /usr/bin/python3 -m venv .venv
+if [ ! -x .venv/bin/python ] || ! grep -q "include-system-site-packages = true" .venv/pyvenv.cfg; then
+  echo "setup: creating .venv with /usr/bin/python3 (system site packages visible)"
+  rm -rf .venv
+  /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 stamp=.venv/.rpm-bpf-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

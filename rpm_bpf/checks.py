@@ -55,7 +55,7 @@ def check_package(pkg: Package, dirs: BpfDirs, owner_provides: tuple[str, ...],
 def _needs_content(pkg: Package, entry: FileEntry, roots: tuple[str, ...]) -> bool:
     if not entry.is_regular or entry.is_ghost:
         return False
-    if entry.class_says_bpf:
+    if entry.class_says_bpf or pkg.deep:
         return True
     in_root = any(under(entry.path, root) for root in roots)
     if in_root and (not entry.fileclass or entry.class_says_elf):
@@ -103,7 +103,8 @@ class _PackageChecker:
             self.check_object(entry, relname, content)
         elif relname is not None:
             self.add("bpfdir-non-bpf-file", entry.path, entry.fileclass or "not an ELF BPF object")
-        if not is_bpf and data is not None and self.pkg.wants_embedded_scan and entry.class_says_elf:
+        looks_elf = entry.class_says_elf or (self.pkg.deep and data is not None and data[:4] == elf.ELF_MAGIC)
+        if not is_bpf and data is not None and self.pkg.wants_embedded_scan and looks_elf:
             self.check_embedded(entry, data)
 
     def check_object(self, entry: FileEntry, relname: str | None, content: bytes | OSError | None) -> None:

@@ -80,7 +80,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     policy = _load_policy(args)
     progress = _progress(sys.stderr.isatty() and not args.quiet)
-    result = scan(args.paths, policy, progress)
+    result = scan(args.paths, policy, progress, deep=args.deep, jobs=args.jobs)
     report = Report("scan", result.packages, result.findings, result.errors)
     _report_errors(report)
     _emit(RENDERERS[args.format](report, show_waived=args.show_waived or args.format in ("json", "sarif")),
@@ -206,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="policy file applied after the system one (repeatable)")
     scan.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     scan.add_argument("--show-waived", action="store_true", help="list waived findings in text and JUnit output")
+    scan.add_argument("--deep", action="store_true",
+                      help="read every file of every payload instead of triaging from headers (slow; "
+                           "finds embedded objects in packages that do not link libbpf/libxdp)")
+    scan.add_argument("-j", "--jobs", type=int, metavar="N",
+                      help="worker processes (default: one per CPU when scanning 512 or more inputs)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(func=cmd_scan)
 

@@ -11,8 +11,6 @@ import io
 import struct
 from dataclasses import dataclass, field
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 EM_BPF = 247
 ELF_MAGIC = b"\x7fELF"
@@ -93,6 +91,11 @@ def inspect(data: bytes, name: str = "<bytes>") -> BpfObject:
         raise BpfElfError(f"{name}: not an ELF file")
     if machine != EM_BPF:
         raise BpfElfError(f"{name}: ELF file for machine {machine}, not BPF ({EM_BPF})")
+    # Imported here: most scans never parse an object, and pyelftools costs
+    # a noticeable share of start-up time.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         elf = ELFFile(io.BytesIO(data))
         _check_section_table(elf, len(data), name)
@@ -105,7 +108,7 @@ def inspect(data: bytes, name: str = "<bytes>") -> BpfObject:
         raise BpfElfError(f"{name}: malformed BPF ELF object ({type(exc).__name__}: {exc})") from None
 
 
-def _check_section_table(elf: ELFFile, size: int, name: str) -> None:
+def _check_section_table(elf, size: int, name: str) -> None:
     header = elf.header
     shnum, shoff, shentsize = header["e_shnum"], header["e_shoff"], header["e_shentsize"]
     if shnum == 0 or shnum > _MAX_SECTIONS:
@@ -120,7 +123,7 @@ def _check_section_table(elf: ELFFile, size: int, name: str) -> None:
                 f"{name}: section {index} ({section.name or '?'}) runs past the end of the file")
 
 
-def _describe(elf: ELFFile, size: int) -> BpfObject:
+def _describe(elf, size: int) -> BpfObject:
     obj = BpfObject(
         endianness="little" if elf.little_endian else "big",
         elf_class=elf.elfclass,

@@ -68,6 +68,7 @@ class Package:
     digest_algo: int = 8  # PGPHASHALGO_SHA256
     is_source: bool = False
     wants_embedded_scan: bool = False  # links a BPF loader: look inside its ELF files
+    deep: bool = False  # no triage: every file kept and read (slow; proves triage loses nothing)
 
     @property
     def source_name(self) -> str:

@@ -26,6 +26,11 @@ _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
 LOADER_LIBRARIES = ("libbpf.so", "libxdp.so")
 
 
+def _links_loader(requires: tuple[str, ...]) -> bool:
+    joined = "\n".join(requires)  # one scan instead of one call per dependency
+    return any(lib in joined for lib in LOADER_LIBRARIES)
+
+
 class RpmFileError(ContentError):
     """An RPM file that cannot be read; ``str()`` names the file."""
 
@@ -33,17 +38,6 @@ class RpmFileError(ContentError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
-
-
-def _transaction_set() -> rpm.TransactionSet:
-    ts = rpm.TransactionSet()
-    # Signatures are the job of rpm -K / dnf; the header's own structure is
-    # still checked by rpm when it is imported.
-    ts.setVSFlags(getattr(rpm, "_RPMVSF_NOSIGNATURES", 0) | getattr(rpm, "_RPMVSF_NODIGESTS", 0))
-    return ts
-
-
-_TS: rpm.TransactionSet | None = None
 
 
 def quiet_rpm_log() -> None:
@@ -89,46 +83,66 @@ class RpmFile:
         return found
 
 
-def open_rpm(path: str, dirs_for) -> RpmFile:
-    """Read and triage one RPM file; ``dirs_for(arch)`` gives its BpfDirs."""
-    global _TS
+_FIRST_READ = 32 * 1024  # lead, signature and main header of most packages; more is read when needed
+_SIGTAG_SIZE, _SIGTAG_LONGSIZE = 1000, 270  # header+payload size, in the signature header
+
+
+def _header_blob(path: str, fd: int, data: bytes, offset: int, what: str) -> tuple[bytes, int]:
+    """The header structure at ``offset`` (as rpm.hdr() takes it) and its on-disk size."""
+    if len(data) < offset + 16 or data[offset:offset + 4] != _HEADER_MAGIC:
+        raise RpmFileError(path, f"truncated or corrupt RPM (no {what} header)")
+    il, dl = struct.unpack_from(">II", data, offset + 8)
+    size = 16 + 16 * il + dl
+    if len(data) < offset + size:
+        data = os.pread(fd, offset + size, 0)
+        if len(data) < offset + size:
+            raise RpmFileError(path, f"truncated RPM (in the {what} header)")
+    return data[offset + 8:offset + size], size
+
+
+def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
+    """Read and triage one RPM file; ``dirs_for(arch)`` gives its BpfDirs.
+
+    The lead, signature and header are located with one read and handed to
+    rpm's own header parser; the payload is left for ``RpmFile.read``.
+    """
     try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            intro = stream.read(_LEAD_SIZE + 16)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise RpmFileError(path, exc.strerror or str(exc)) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise RpmFileError(path, "empty file, not an RPM package")
+        data = os.pread(fd, _FIRST_READ, 0)
+        if not data.startswith(_LEAD_MAGIC):
+            raise RpmFileError(path, "not an RPM package (no RPM lead)")
+        sig_blob, sig_size = _header_blob(path, fd, data, _LEAD_SIZE, "signature")
+        header_start = _LEAD_SIZE + sig_size + (-sig_size % 8)
+        hdr_blob, hdr_size = _header_blob(path, fd, data, header_start, "main")
     except IsADirectoryError:
         raise RpmFileError(path, "is a directory") from None
     except OSError as exc:
         raise RpmFileError(path, exc.strerror or str(exc)) from None
-    if size == 0:
-        raise RpmFileError(path, "empty file, not an RPM package")
-    if not intro.startswith(_LEAD_MAGIC):
-        raise RpmFileError(path, "not an RPM package (no RPM lead)")
-    if len(intro) < _LEAD_SIZE + 16 or intro[_LEAD_SIZE:_LEAD_SIZE + 4] != _HEADER_MAGIC:
-        raise RpmFileError(path, "truncated or corrupt RPM (no signature header)")
-    il, dl = struct.unpack_from(">II", intro, _LEAD_SIZE + 8)
-    sig_size = 16 + 16 * il + dl
-    header_start = _LEAD_SIZE + sig_size + (-sig_size % 8)
-    if _TS is None:
-        _TS = _transaction_set()
-    fd = rpm.fd.open(path)
-    try:
-        hdr = _TS.hdrFromFdno(fd)
-        payload_offset = fd.tell()
-    except (rpm.error, OSError) as exc:
-        raise RpmFileError(path, f"corrupt or truncated RPM header ({exc})") from None
     finally:
-        fd.close()
-    expected = hdr[rpm.RPMTAG_LONGSIGSIZE] or hdr[rpm.RPMTAG_SIGSIZE]
+        os.close(fd)
+    try:
+        sig = rpm.hdr(sig_blob)
+        hdr = rpm.hdr(hdr_blob)
+    except (rpm.error, TypeError, ValueError) as exc:
+        raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
+    expected = sig[_SIGTAG_LONGSIZE] or sig[_SIGTAG_SIZE]
     if expected and header_start + expected > size:
         raise RpmFileError(path, f"truncated RPM: {size} bytes, its header announces {header_start + expected}")
-    return RpmFile(path, hdr, package_from_header(hdr, dirs_for, origin=path), payload_offset)
+    package = package_from_header(hdr, dirs_for, origin=path, deep=deep)
+    return RpmFile(path, hdr, package, header_start + hdr_size)
 
 
-def package_from_header(hdr: rpm.hdr, dirs_for, origin: str) -> Package:
+def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False) -> Package:
     """The Package model of a header, with only its BPF-relevant files.
 
     Shared by RPM files and the rpm database: both hand over headers.
+    ``deep`` keeps every file (and later reads every one): no triage.
     """
     arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
     is_source = bool(hdr[rpm.RPMTAG_SOURCEPACKAGE]) or not hdr[rpm.RPMTAG_SOURCERPM]
@@ -137,17 +151,19 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str) -> Package:
         release=hdr[rpm.RPMTAG_RELEASE], arch="src" if is_source else arch, source=origin)
     requires = tuple(hdr[rpm.RPMTAG_REQUIRENAME])
     pkg = Package(ref=ref, sourcerpm=hdr[rpm.RPMTAG_SOURCERPM] or "", requires=requires,
-                  digest_algo=hdr[rpm.RPMTAG_FILEDIGESTALGO] or 1, is_source=is_source)
+                  digest_algo=hdr[rpm.RPMTAG_FILEDIGESTALGO] or 1, is_source=is_source, deep=deep)
     if is_source:
         return pkg
     roots = dirs_for(arch).roots
     classes = hdr[rpm.RPMTAG_CLASSDICT]
     has_bpf_class = any("eBPF" in c or "arch 0xf7" in c for c in classes)
-    in_bpfdir = any(under(d.rstrip("/"), root) for d in hdr[rpm.RPMTAG_DIRNAMES] for root in roots)
+    # DIRNAMES end with "/": one prefix test per directory covers root and below.
+    prefixes = tuple(root + "/" for root in roots)
+    in_bpfdir = any(d.startswith(prefixes) for d in hdr[rpm.RPMTAG_DIRNAMES])
     no_classes = not classes and any(b.endswith(".o") for b in hdr[rpm.RPMTAG_BASENAMES])
-    pkg.wants_embedded_scan = any(r.startswith(LOADER_LIBRARIES) for r in requires) and any(
-        c.startswith("ELF") for c in classes)
-    if not (has_bpf_class or in_bpfdir or no_classes or pkg.wants_embedded_scan):
+    pkg.wants_embedded_scan = deep or (any(c.startswith("ELF") for c in classes)
+                                       and _links_loader(requires))
+    if not (deep or has_bpf_class or in_bpfdir or no_classes or pkg.wants_embedded_scan):
         return pkg
     names = hdr[rpm.RPMTAG_FILENAMES]
     fclasses = hdr[rpm.RPMTAG_FILECLASS] or [""] * len(names)
@@ -160,7 +176,7 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str) -> Package:
     links = hdr[rpm.RPMTAG_FILELINKTOS]
     for i, path in enumerate(names):
         fclass = fclasses[i]
-        wanted = (any(under(path, root) for root in roots)
+        wanted = (deep or any(under(path, root) for root in roots)
                   or "eBPF" in fclass or "arch 0xf7" in fclass
                   or (no_classes and path.endswith(".o"))
                   or (pkg.wants_embedded_scan and fclass.startswith("ELF")))

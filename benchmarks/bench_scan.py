@@ -1,0 +1,115 @@
+"""Benchmark: `rpm-bpf scan` against `rpmlint` on the same corpus, in one run.
+
+    .venv/bin/python benchmarks/bench_scan.py [--corpus DIR] [--packages 2000] [--repeat 3]
+
+Builds the corpus with benchmarks/corpus.py if DIR has none, warms the page
+cache, then times (wall clock, whole processes, start-up included):
+  * rpm-bpf scan (best of --repeat runs),
+  * rpm-bpf scan --deep (every payload read in full, no header triage),
+  * rpmlint on the same RPM files (one process for all of them, as a build
+    system would run it; --rpmlint-limit N times it on the first N only).
+It checks that the fast scan reports exactly what --deep reports and every
+finding planted in the corpus, and prints packages/second and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV_BIN = REPO / ".venv" / "bin"
+TARGET_RATIO = 1000
+TARGET_RATE = 5000
+
+
+def _tool(name: str) -> str:
+    local = VENV_BIN / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    return time.perf_counter() - started, proc
+
+
+def _findings(proc: subprocess.CompletedProcess) -> set[tuple[str, str, str]]:
+    doc = json.loads(proc.stdout)
+    return {(f["package"]["name"], f["rule"], f["path"]) for f in doc["findings"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=HERE / "out" / "corpus")
+    parser.add_argument("--packages", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rpmlint-limit", type=int, default=0, help="time rpmlint on the first N packages only")
+    args = parser.parse_args()
+
+    manifest_path = args.corpus / "expected.json"
+    if not manifest_path.exists():
+        subprocess.run([sys.executable, str(HERE / "corpus.py"), str(args.corpus), "--packages", str(args.packages)],
+                       check=True)
+    manifest = json.loads(manifest_path.read_text())
+    rpms = sorted((args.corpus / "rpms").glob("*.rpm"))
+    n = len(rpms)
+    size_mb = sum(p.stat().st_size for p in rpms) / 1e6
+    for path in rpms:  # warm cache for every tool alike
+        path.read_bytes()
+    print(f"corpus: {n} packages, {manifest['bpf_packages']} ship BPF objects "
+          f"({100 * manifest['bpf_packages'] / n:.1f} %), {size_mb:.0f} MB, seed {manifest['seed']}")
+
+    rpm_bpf = [_tool("rpm-bpf"), "scan", "-q", "--no-system-policy", "-f", "json", str(args.corpus / "rpms")]
+    fast_times, fast = [], None
+    for _ in range(args.repeat):
+        elapsed, fast = _timed(rpm_bpf)
+        fast_times.append(elapsed)
+    fast_s = min(fast_times)
+    deep_s, deep = _timed(rpm_bpf[:2] + ["--deep"] + rpm_bpf[2:])
+
+    lint_files = rpms[: args.rpmlint_limit] if args.rpmlint_limit else rpms
+    lint_s, lint = _timed([_tool("rpmlint"), *map(str, lint_files)])
+    lint_n = len(lint_files)
+
+    fast_found, deep_found = _findings(fast), _findings(deep)
+    expected = {(e["package"], e["rule"], e["path"]) for e in manifest["expected"]}
+    fast_rate, deep_rate, lint_rate = n / fast_s, n / deep_s, lint_n / lint_s
+    ratio = fast_rate / lint_rate
+
+    print(f"{'tool':34} {'packages':>8} {'seconds':>9} {'packages/s':>11}")
+    print(f"{'rpm-bpf scan (best of ' + str(args.repeat) + ')':34} {n:8} {fast_s:9.3f} {fast_rate:11.0f}")
+    print(f"{'rpm-bpf scan --deep':34} {n:8} {deep_s:9.3f} {deep_rate:11.0f}")
+    print(f"{'rpmlint ' + lint_run_label(lint):34} {lint_n:8} {lint_s:9.3f} {lint_rate:11.1f}")
+    print(f"ratio rpm-bpf / rpmlint: {ratio:,.0f}x  (target >= {TARGET_RATIO}x and >= {TARGET_RATE} packages/s)")
+    print(f"findings: fast {len(fast_found)}, deep {len(deep_found)}, planted {len(expected)}")
+    missing_vs_deep = deep_found - fast_found
+    missing_planted = expected - fast_found
+    unexpected = fast_found - expected
+    ok = True
+    for label, rows in (("found by --deep but not by the fast scan", missing_vs_deep),
+                        ("planted but not found", missing_planted),
+                        ("found but not planted", unexpected)):
+        if rows:
+            ok = False
+            print(f"MISMATCH: {label}:")
+            for row in sorted(rows):
+                print("   ", *row)
+    met = ratio >= TARGET_RATIO and fast_rate >= TARGET_RATE
+    print(f"result: {'findings identical' if ok else 'FINDINGS DIFFER'}; "
+          f"target {'met' if met else 'NOT met'}")
+    return 0 if ok else 1
+
+
+def lint_run_label(proc: subprocess.CompletedProcess) -> str:
+    return f"(exit {proc.returncode})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
