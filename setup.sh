@@ -6,7 +6,10 @@
 #      packages visible: rpm, dnf/libdnf and createrepo_c bindings exist only as Debian
 #      packages (and importing rpm directly avoids the PyPI shim's start-up cost);
 #      rpm-bpf installed editable, with the test tools (pytest, rpmlint from PyPI);
-#   3. unless --no-demo: `rpm-bpf demo`, which builds sample packages and scans them.
+#   3. the rpm-bpf macros, file attribute generator and strip wrapper made active for this
+#      machine's rpm, where the rpm-bpf-macros package would put them, with %__rpm_bpf
+#      pointing at this checkout's .venv (/etc/rpm/macros.rpm-bpf-local);
+#   4. unless --no-demo: `rpm-bpf demo`, which builds sample packages and scans them.
 # Idempotent: running it again installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -51,6 +54,23 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
   touch "$stamp"
 fi
+
+rpmconfigdir=$(rpm --eval '%{_rpmconfigdir}')
+install_file() {  # install_file MODE SRC DEST: copy only when different
+  if ! cmp -s "$2" "$3"; then
+    $SUDO install -D -m "$1" "$2" "$3"
+  fi
+}
+install_file 0644 macros/macros.bpf "$rpmconfigdir/macros.d/macros.bpf"
+install_file 0644 macros/bpf.attr "$rpmconfigdir/fileattrs/bpf.attr"
+install_file 0755 macros/strip-bpf "$rpmconfigdir/rpm-bpf/strip-bpf"
+local_macros=$(mktemp)
+cat > "$local_macros" <<MACROS
+# Written by $(pwd)/setup.sh: the rpm-bpf command of this checkout's .venv.
+%__rpm_bpf $(pwd)/.venv/bin/rpm-bpf
+MACROS
+install_file 0644 "$local_macros" /etc/rpm/macros.rpm-bpf-local
+rm -f "$local_macros"
 
 if [ "$run_demo" -eq 1 ]; then
   echo "setup: done. Running the demo: .venv/bin/rpm-bpf demo"

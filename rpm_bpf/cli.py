@@ -85,6 +85,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     _report_errors(report)
     _emit(RENDERERS[args.format](report, show_waived=args.show_waived or args.format in ("json", "sarif")),
           args.output)
+    if args.exit_zero and report.exit_code == EXIT_FINDINGS:
+        return EXIT_OK
     return report.exit_code
 
 
@@ -211,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "finds embedded objects in packages that do not link libbpf/libxdp)")
     scan.add_argument("-j", "--jobs", type=int, metavar="N",
                       help="worker processes (default: one per CPU when scanning 512 or more inputs)")
+    scan.add_argument("--exit-zero", action="store_true",
+                      help="exit 0 even when errors are found (unreadable inputs still give 2)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(func=cmd_scan)
 
@@ -226,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="explain rule ids (like rpmlint -e)")
     explain.add_argument("rules", nargs="+", metavar="RULE")
     explain.set_defaults(func=cmd_explain)
+
+    from .buildhelpers import add_parsers as add_build_parsers
+
+    add_build_parsers(sub)
 
     demo = sub.add_parser("demo", help="build sample good and bad packages with clang and rpmbuild, and scan them")
     demo.add_argument("--dir", default="demo-out", help="where to build (default: ./demo-out)")

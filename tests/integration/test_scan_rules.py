@@ -130,7 +130,9 @@ def test_non_bpf_file_in_bpfdir(rpms, objects, bpfdir):
 
 
 def test_unowned_bpfdir(rpms, objects, bpfdir):
-    no_requires = rpms.build(PkgSpec("no-owner", files=[PkgFile(f"{bpfdir}/no-owner.o", objects.full)]))
+    # Built as without the rpm-bpf macros, whose generator would add Requires: bpf-filesystem.
+    no_requires = rpms.build(PkgSpec("no-owner", files=[PkgFile(f"{bpfdir}/no-owner.o", objects.full)]),
+                             defines={"__bpf_requires": "%{nil}"})
     owns_root = rpms.build(PkgSpec("owns-root", files=[
         PkgFile(bpfdir, directory=True, mode=0o755), PkgFile(f"{bpfdir}/owns-root.o", objects.full)]))
     requires_path = rpms.build(PkgSpec("requires-path", requires=[bpfdir],
