@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .buildhelpers import add_parsers as add_build_parsers
 
     add_build_parsers(sub)
+    from .spectemplates import add_parsers as add_spec_parsers
+
+    add_spec_parsers(sub)
 
     demo = sub.add_parser("demo", help="build sample good and bad packages with clang and rpmbuild, and scan them")
     demo.add_argument("--dir", default="demo-out", help="where to build (default: ./demo-out)")
