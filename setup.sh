@@ -72,6 +72,20 @@ MACROS
 install_file 0644 "$local_macros" /etc/rpm/macros.rpm-bpf-local
 rm -f "$local_macros"
 
+# The rpmlint check: into every rpmlint's own checks package (rpmlint loads checks only
+# from there), plus the drop-in that enables it; rpm_bpf importable by Debian's python3
+# (Debian's rpmlint and dnf run there), as the python3-rpm-bpf package would make it.
+syspy_site=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", "deb_system"))' 2>/dev/null \
+             || echo /usr/lib/python3/dist-packages)
+if [ "$(readlink -f "$syspy_site/rpm_bpf" 2>/dev/null)" != "$(pwd)/rpm_bpf" ]; then
+  $SUDO rm -rf "$syspy_site/rpm_bpf"
+  $SUDO ln -s "$(pwd)/rpm_bpf" "$syspy_site/rpm_bpf"
+fi
+for checks_dir in .venv/lib/python3*/site-packages/rpmlint/checks "$syspy_site/rpmlint/checks"; do
+  [ -d "$checks_dir" ] && install_file 0644 rpmlint_checks/BPFCheck.py "$checks_dir/BPFCheck.py"
+done
+install_file 0644 rpmlint_checks/bpf.toml /etc/xdg/rpmlint/bpf.toml
+
 if [ "$run_demo" -eq 1 ]; then
   echo "setup: done. Running the demo: .venv/bin/rpm-bpf demo"
   exec .venv/bin/rpm-bpf demo

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.integration.test_rpmlint import bpf_messages, rpmlint
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +38,10 @@ def test_generated_spec_builds_and_scans_clean(tmp_path, name, options, expected
     assert report["findings"] == [] and report["exit_code"] == 0
     provides = subprocess.run(["rpm", "-qp", "--provides", *rpms], capture_output=True, text=True).stdout
     assert f"bpf({name}/" in provides
+    # rpmlint's BPFCheck agrees, on the packages and on the spec itself.
+    linted = rpmlint(*rpms, tmp_path / name / f"{name}.spec")
+    assert "Traceback" not in linted.stderr
+    assert bpf_messages(linted) == set(), linted.stdout
 
 
 def test_spec_new_refuses_to_overwrite_and_bad_names(tmp_path):

@@ -1,0 +1,95 @@
+"""rpmlint check for the BPF object convention: a thin adapter over the rpm-bpf engine.
+
+Installed as rpmlint/checks/BPFCheck.py (rpmlint loads checks only from its
+own package) and enabled by a drop-in adding "BPFCheck" to ``Checks``
+(/etc/xdg/rpmlint/bpf.toml). Every rule, its level and its description come
+from the rpm-bpf registry and policy (/etc/rpm-bpf/policy.toml, waivers
+included, plus files named by ``BPFPolicy = [...]`` in an rpmlint config);
+rpmlintrc filters apply on top, as for any rpmlint message.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rpm_bpf import bpfdirs, rules
+from rpm_bpf.checks import ShippedObject, check_package
+from rpm_bpf.conflicts import find_conflicts
+from rpm_bpf.diskfiles import DiskReader
+from rpm_bpf.policy import SYSTEM_POLICY, Policy, PolicyError
+from rpm_bpf.rpmfile import package_from_header
+from rpm_bpf.specfile import check_spec_text
+from rpmlint.checks.AbstractCheck import AbstractCheck
+
+POLICY_ERROR = "(none): W: rpm-bpf policy cannot be used: {error}; BPFCheck uses the built-in default"
+
+
+class BPFCheck(AbstractCheck):
+    def __init__(self, config, output):
+        super().__init__(config, output)
+        self.checked_files = 0
+        # `rpmlint -e RULE` reads these: one text, from the registry.
+        output.error_details.update({r.id: f"{r.summary}. {r.description}" for r in rules.registry().values()})
+        # Extra policy files can be named in any rpmlint config: BPFPolicy = ["FILE", ...]
+        extra = config.configuration.get("BPFPolicy", [])
+        try:
+            self.policy = Policy.load(extra, system=SYSTEM_POLICY)
+        except PolicyError as exc:
+            print(POLICY_ERROR.format(error=exc), file=sys.stderr)
+            self.policy = Policy.load(system=None)
+        # Kept across packages (rpmlint resets checks after each one): conflicts
+        # are judged in after_checks() over every package of the run.
+        self._shipped: list[tuple[ShippedObject, object]] = []
+
+    def _report(self, pkg, findings) -> None:
+        for finding in self.policy.apply(findings):
+            if finding.waived:
+                continue
+            details = [d for d in (finding.path, finding.detail) if d]
+            self.output.add_info(finding.severity.letter, pkg, finding.rule, *details)
+
+    def check_binary(self, pkg) -> None:
+        package = package_from_header(pkg.header, bpfdirs.for_arch, origin=str(pkg.filename))
+        dirs = bpfdirs.for_arch(package.ref.arch)
+        result = check_package(package, dirs, self.policy.owner_provides, DiskReader(pkg.dir_name()))
+        self.checked_files += len(package.files)
+        self._report(pkg, result.findings)
+        self._shipped.extend((obj, pkg) for obj in result.objects)
+
+    def check_source(self, pkg) -> None:
+        for path, pkgfile in pkg.files.items():
+            if path.endswith(".spec"):
+                self._check_spec_file(pkg, Path(pkgfile.path))
+
+    def check_spec(self, pkg) -> None:
+        self._check_spec_file(pkg, Path(pkg.name))
+
+    def _check_spec_file(self, pkg, spec: Path) -> None:
+        try:
+            text = spec.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return  # rpmlint's SpecCheck reports unreadable spec files
+        self.checked_files += 1
+        for finding in check_spec_text(text):
+            rule = rules.get(finding.rule)
+            severity = self.policy.severity(rule.id)
+            if severity is None:
+                continue
+            pkg.current_linenum = finding.line
+            try:
+                self.output.add_info(severity.letter, pkg, rule.id, finding.text)
+            finally:
+                pkg.current_linenum = None
+
+    def after_checks(self) -> None:
+        """Name conflicts among all packages of this rpmlint run."""
+        by_nevra = {obj.package.ref.nevra: pkg for obj, pkg in self._shipped}
+        self._report_conflicts(find_conflicts([obj for obj, _ in self._shipped]), by_nevra)
+
+    def _report_conflicts(self, findings, by_nevra) -> None:
+        for finding in self.policy.apply(findings):
+            if finding.waived:
+                continue
+            pkg = by_nevra[finding.package.nevra]
+            self.output.add_info(finding.severity.letter, pkg, finding.rule, finding.path, finding.detail)
