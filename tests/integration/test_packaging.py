@@ -1,0 +1,126 @@
+"""The project's own RPMs: built by rpmbuild from packaging/rpm-bpf.spec, installed into a
+fresh Debian root, and the installed rpm-bpf, macros and rpmlint check run from there."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.integration import debroot
+
+pytestmark = pytest.mark.integration
+ROOT_PACKAGES = ["python3", "python3-rpm", "rpm", "rpmlint", "python3-pyelftools", "python3-jinja2", "binutils",
+                 "file", "cpio", "zstd",
+                 "python3-cffi-backend"]  # debootstrap does not resolve the virtual package python3-zstandard needs
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("pkg")
+    proc = subprocess.run([str(REPO / "packaging" / "build-rpms.sh"), str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rpms = {p.name.rsplit("-", 2)[0]: p for p in (out / "rpmbuild" / "RPMS").rglob("*.rpm")}
+    return rpms
+
+
+def _list(rpm_path: Path) -> set[str]:
+    return set(subprocess.run(["rpm", "-qpl", str(rpm_path)], capture_output=True, text=True,
+                              check=True).stdout.split())
+
+
+def test_subpackages_put_each_piece_where_its_host_looks(built):
+    assert set(built) == {"python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros", "python3-rpmlint-bpf"}
+    assert {"/usr/bin/rpm-bpf", "/usr/lib/python3/dist-packages/rpm_bpf/cli.py",
+            "/usr/share/rpm-bpf/spec-templates/prebuilt.spec.j2", "/etc/rpm-bpf/policy.toml"} <= _list(
+        built["python3-rpm-bpf"])
+    assert _list(built["bpf-filesystem"]) == {"/usr/lib64/bpf", "/usr/lib/bpf"}
+    assert {"/usr/lib/rpm/macros.d/macros.bpf", "/usr/lib/rpm/fileattrs/bpf.attr",
+            "/usr/lib/rpm/rpm-bpf/strip-bpf"} <= _list(built["rpm-bpf-macros"])
+    assert _list(built["python3-rpmlint-bpf"]) == {"/usr/lib/python3/dist-packages/rpmlint/checks/BPFCheck.py",
+                                                   "/etc/xdg/rpmlint/bpf.toml"}
+    provides = subprocess.run(["rpm", "-qp", "--provides", str(built["python3-rpm-bpf"])], capture_output=True,
+                              text=True).stdout
+    assert "rpm-bpf = " in provides
+
+
+def test_own_packages_scan_clean(built):
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "rpm-bpf"), "scan", *map(str, built.values())],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "0 errors, 0 warnings" in proc.stdout, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def installroot(built, tmp_path_factory, objects) -> Path:
+    try:
+        base = debroot.base_tree("bookworm-rpm", "bookworm", ROOT_PACKAGES)
+    except debroot.RootUnavailable as exc:
+        pytest.skip(f"no fresh Debian root for an install test: {exc}")
+    root = debroot.fresh_copy(base, tmp_path_factory.mktemp("root"))
+    drop = root / "tmp" / "rpms"
+    drop.mkdir(parents=True)
+    for path in built.values():
+        shutil.copy(path, drop)
+    # --nodeps: python3-rpm & co. are dpkg packages there, unknown to its rpm database.
+    proc = debroot.run_in(root, "sh", "-c", "rpm -i --nodeps /tmp/rpms/*.rpm")
+    assert proc.returncode == 0, proc.stderr
+    shutil.copy(objects.full, root / "tmp" / "counter.bpf.o")
+    return root
+
+
+def test_installed_command_runs(installroot):
+    proc = debroot.run_in(installroot, "rpm-bpf", "--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("rpm-bpf "), proc.stderr
+    assert debroot.run_in(installroot, "rpm", "-q", "--whatprovides", "bpf-filesystem").returncode == 0
+    inspect = debroot.run_in(installroot, "rpm-bpf", "inspect", "/tmp/counter.bpf.o")
+    assert inspect.returncode == 0 and "xdp_count" in inspect.stdout
+
+
+SPEC = """Name: {name}
+Version: 1
+Release: 1
+Summary: Installed macros test
+License: GPL-2.0-only
+Source0: counter.bpf.o
+%description
+Built inside the fresh root with the installed rpm-bpf-macros.
+%install
+{install}
+%files
+{files}
+"""
+
+
+def _build_in_root(root: Path, name: str, install: str, files: str) -> subprocess.CompletedProcess:
+    top = root / "tmp" / name
+    (top / "SOURCES").mkdir(parents=True)
+    shutil.copy(root / "tmp" / "counter.bpf.o", top / "SOURCES")
+    (top / f"{name}.spec").write_text(SPEC.format(name=name, install=install, files=files))
+    return debroot.run_in(root, "rpmbuild", "-bb", "--define", f"_topdir /tmp/{name}", f"/tmp/{name}/{name}.spec")
+
+
+def test_installed_macros_build_and_enforce(installroot):
+    assert debroot.run_in(installroot, "rpm", "--eval", "%_bpfdir").stdout.strip() == "/usr/lib64/bpf"
+    good = _build_in_root(installroot, "inroot-good", "%bpf_install -d inroot %{SOURCE0}",
+                          "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o")
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-3000:]
+    (pkg,) = (installroot / "tmp" / "inroot-good" / "RPMS").rglob("*.rpm")
+    provides = debroot.run_in(installroot, "rpm", "-qp", "--provides", f"/{pkg.relative_to(installroot)}").stdout
+    assert "bpf(inroot/counter.bpf.o)" in provides
+    bad = _build_in_root(installroot, "inroot-bad", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o",
+                         "/opt/inroot/x.o")
+    assert bad.returncode != 0
+    assert "inroot-bad.x86_64: E: bpf-object-outside-bpfdir /opt/inroot/x.o" in bad.stdout + bad.stderr
+
+
+def test_installed_rpmlint_check(installroot):
+    _build_in_root(installroot, "inroot-lint", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/lint/x.o",
+                   "/opt/lint/x.o")
+    # That build failed its BPF check, but rpmbuild had written the package before the check ran.
+    (pkg,) = (installroot / "tmp" / "inroot-lint" / "RPMS").rglob("*.rpm")
+    proc = debroot.run_in(installroot, "rpmlint", f"/{pkg.relative_to(installroot)}")
+    assert "/etc/xdg/rpmlint/bpf.toml" in proc.stdout
+    assert "E: bpf-object-outside-bpfdir /opt/lint/x.o" in proc.stdout, proc.stdout + proc.stderr
