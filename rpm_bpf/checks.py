@@ -52,6 +52,25 @@ def check_package(pkg: Package, dirs: BpfDirs, owner_provides: tuple[str, ...],
     return result
 
 
+def location_finding(pkg: Package, entry: FileEntry, dirs: BpfDirs) -> Finding | None:
+    """``bpf-object-outside-bpfdir`` for a BPF object, or None where it belongs.
+
+    Shared by package checks and the verification of installed systems.
+    """
+    allowed = dirs.allowed(pkg.is_noarch)
+    path = entry.path
+    if any(under(path, d) for d in allowed):
+        return None
+    target = allowed[0]
+    if any(under(path, d) for d in RUNTIME_DIRS):
+        detail = f"runtime locations may only hold %ghost entries; ship it in {target}"
+    elif pkg.is_noarch and any(under(path, r) for r in dirs.roots):
+        detail = f"noarch packages ship BPF objects in {target}"
+    else:
+        detail = f"expected under {target}"
+    return Finding.of("bpf-object-outside-bpfdir", pkg.ref, path, detail)
+
+
 def _needs_content(pkg: Package, entry: FileEntry, roots: tuple[str, ...]) -> bool:
     if not entry.is_regular or entry.is_ghost:
         return False
@@ -84,7 +103,6 @@ class _PackageChecker:
         self.pkg = pkg
         self.dirs = dirs
         self.result = result
-        self.allowed = dirs.allowed(pkg.is_noarch)
 
     def add(self, rule: str, path: str | None, detail: str = "") -> None:
         self.result.findings.append(Finding.of(rule, self.pkg.ref, path, detail))
@@ -109,8 +127,9 @@ class _PackageChecker:
 
     def check_object(self, entry: FileEntry, relname: str | None, content: bytes | OSError | None) -> None:
         path = entry.path
-        if not any(under(path, d) for d in self.allowed):
-            self.add("bpf-object-outside-bpfdir", path, self._where_instead(path))
+        misplaced = location_finding(self.pkg, entry, self.dirs)
+        if misplaced is not None:
+            self.result.findings.append(misplaced)
         if entry.mode & 0o022:
             self.add("bpf-object-writable", path, f"mode {entry.mode & 0o7777:04o}")
         if entry.mode & 0o111:
@@ -143,14 +162,6 @@ class _PackageChecker:
             self.add("bpf-object-no-license", path)
         if not info.has_btf:
             self.add("bpf-object-no-btf", path)
-
-    def _where_instead(self, path: str) -> str:
-        target = self.allowed[0]
-        if any(under(path, d) for d in RUNTIME_DIRS):
-            return f"runtime locations may only hold %ghost entries; ship it in {target}"
-        if self.pkg.is_noarch and any(under(path, r) for r in self.dirs.roots):
-            return f"noarch packages ship BPF objects in {target}"
-        return f"expected under {target}"
 
     def check_embedded(self, entry: FileEntry, data: bytes) -> None:
         for found in elf.find_embedded(data):

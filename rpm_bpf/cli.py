@@ -90,6 +90,62 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from .rpmdb import RpmdbError
+    from .verify import repair_command, verify
+
+    policy = _load_policy(args)
+    if not os.path.isdir(args.root):
+        print(f"rpm-bpf: error: {args.root}: no such directory", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = verify(args.root, policy, args.packages)
+    except RpmdbError as exc:
+        print(f"rpm-bpf: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = Report("verify", result.packages, result.findings, result.errors)
+    _report_errors(report)
+    _emit(RENDERERS[args.format](report, show_waived=args.show_waived or args.format in ("json", "sarif")),
+          args.output)
+    status = report.exit_code
+    if args.repair:
+        nevras = result.to_repair()
+        unowned = [f.path for f in result.findings if f.rule == "bpf-object-unowned" and not f.waived]
+        if unowned:
+            print(f"rpm-bpf: {len(unowned)} unowned file(s) in the BPF directory belong to no package; "
+                  "reinstalling cannot fix them. Move them to /var/cache/bpf/<app>/ or /run/<app>/, or "
+                  "remove them.", file=sys.stderr)
+        if not nevras:
+            print("rpm-bpf: nothing to repair with dnf", file=sys.stderr)
+            return status
+        command = repair_command(nevras, args.root, args.dnf_arg or [])
+        if not args.yes:
+            print("rpm-bpf: to restore the packaged objects, run:\n  " + " ".join(command), file=sys.stderr)
+            return status
+        print("rpm-bpf: running: " + " ".join(command), file=sys.stderr)
+        try:
+            done = subprocess.run(command)
+        except OSError as exc:
+            print(f"rpm-bpf: error: cannot run dnf: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        if done.returncode != 0:
+            print(f"rpm-bpf: error: dnf reinstall failed ({done.returncode})", file=sys.stderr)
+            return EXIT_USAGE
+        after = verify(args.root, policy, nevras_to_names(nevras, result))
+        left = [f for f in after.findings if f.rule in ("bpf-object-modified", "bpf-object-missing",
+                                                        "bpf-object-attrs-changed") and not f.waived]
+        print(f"rpm-bpf: repaired {len(nevras)} package(s); {len(left)} finding(s) left", file=sys.stderr)
+        return EXIT_FINDINGS if left or unowned else EXIT_OK
+    return status
+
+
+def nevras_to_names(nevras: list[str], result) -> list[str]:
+    wanted = set(nevras)
+    return sorted({p.name for p in result.packages if p.nevra in wanted})
+
+
 def _inspect_one(path: str) -> tuple[dict | None, str | None]:
     """(description, error) for one object file, never following symlinks."""
     try:
@@ -217,6 +273,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit 0 even when errors are found (unreadable inputs still give 2)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(func=cmd_scan)
+
+    verify = sub.add_parser("verify", help="check installed BPF objects against the rpm database",
+                            description="Compare the installed BPF objects (and everything in the BPF directories) "
+                                        "with what the rpm database recorded: digest, size, mode, owner, type. "
+                                        "Files in the BPF directories that no package owns are reported too "
+                                        "(when no PACKAGE is named).", epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    verify.add_argument("packages", nargs="*", metavar="PACKAGE", help="package names (default: all installed)")
+    verify.add_argument("--root", default="/", metavar="DIR", help="verify the system installed in DIR")
+    verify.add_argument("-f", "--format", choices=FORMATS, default="text")
+    verify.add_argument("-o", "--output", metavar="FILE")
+    verify.add_argument("--policy", action="append", metavar="FILE")
+    verify.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
+    verify.add_argument("--show-waived", action="store_true")
+    verify.add_argument("--repair", action="store_true",
+                        help="say which dnf reinstall restores the changed objects (run it with --yes)")
+    verify.add_argument("-y", "--yes", action="store_true", help="with --repair: run dnf reinstall")
+    verify.add_argument("--dnf-arg", action="append", metavar="ARG",
+                        help="extra argument for the dnf reinstall of --repair (repeatable), e.g. --dnf-arg=--repo=x")
+    verify.set_defaults(func=cmd_verify)
 
     inspect = sub.add_parser("inspect", help="describe BPF object files (or ELF files embedding them)")
     inspect.add_argument("files", nargs="+", metavar="FILE")

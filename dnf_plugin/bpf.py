@@ -1,0 +1,202 @@
+# rpm-bpf DNF 4 plugin: BPF object policy at install time, and `dnf bpf-verify`.
+#
+# A thin adapter: every rule, the conflict detection and the verification
+# come from the rpm_bpf engine. Configured by /etc/dnf/plugins/bpf.conf.
+
+"""DNF plugin enforcing the BPF object convention on transactions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+
+import dnf
+import dnf.cli
+import dnf.exceptions
+
+logger = logging.getLogger("dnf.plugin.bpf")
+
+MODES = ("enforce", "warn", "off")
+MSG_REFUSED = "rpm-bpf: transaction refused: incoming packages break the BPF object policy"
+MSG_WARNING = "rpm-bpf: incoming packages break the BPF object policy (mode=warn, continuing)"
+MSG_INTERNAL = "rpm-bpf: internal error of the BPF plugin: {error}"
+MSG_INTERNAL_IGNORED = "rpm-bpf: the transaction goes on without the BPF policy check (fail_on_error=0)"
+MSG_UNREADABLE = "rpm-bpf: {path}: {reason}"
+MSG_AFTER = "rpm-bpf: after the transaction: {line}"
+MSG_BAD_MODE = "rpm-bpf: bpf.conf: mode {mode!r} is not one of enforce, warn, off; using enforce"
+CMD_SUMMARY = "verify installed BPF objects against the rpm database"
+CMD_FAILED = "rpm-bpf: {count} BPF object problem(s) found"
+# Test hook: makes the plugin fail on purpose, to check that a crash cannot break a transaction.
+CRASH_ENV = "RPM_BPF_DNF_TEST_CRASH"
+
+
+def _line(finding) -> str:
+    label = finding.package.label if finding.package else "rpm-bpf"
+    parts = [f"{label}: {finding.severity.letter}: {finding.rule}", finding.path or "", finding.detail]
+    return " ".join(p for p in parts if p)
+
+
+class _Settings:
+    """The [main] section of bpf.conf."""
+
+    def __init__(self, parser):
+        def get(option: str, default: str) -> str:
+            if parser.has_section("main") and parser.has_option("main", option):
+                return parser.getValue("main", option).strip()
+            return default
+
+        self.mode = get("mode", "enforce").lower()
+        if self.mode not in MODES:
+            logger.warning(MSG_BAD_MODE.format(mode=self.mode))
+            self.mode = "enforce"
+        self.fail_on_error = get("fail_on_error", "0").lower() in ("1", "yes", "true", "on")
+        self.verify_after = get("verify_after", "1").lower() in ("1", "yes", "true", "on")
+        self.policy_files = [p for p in get("policy", "").split() if p]
+
+
+class BPF(dnf.Plugin):
+    name = "bpf"
+
+    def __init__(self, base, cli):
+        super().__init__(base, cli)
+        self.settings: _Settings | None = None
+        self._policy = None
+        if cli is not None:
+            cli.register_command(BpfVerifyCommand)
+
+    def config(self):
+        self.settings = _Settings(self.read_config(self.base.conf))
+
+    # --- helpers -----------------------------------------------------------
+
+    def _root(self) -> str:
+        return self.base.conf.installroot or "/"
+
+    def policy(self):
+        if self._policy is None:
+            from rpm_bpf.policy import SYSTEM_POLICY, Policy
+
+            self._policy = Policy.load(self.settings.policy_files, system=SYSTEM_POLICY)
+        return self._policy
+
+    def _guarded(self, work) -> None:
+        """Run ``work``; an internal error is loud and, by default, not fatal."""
+        try:
+            if os.environ.get(CRASH_ENV):
+                raise RuntimeError(f"crash requested through {CRASH_ENV}")
+            work()
+        except dnf.exceptions.Error:
+            raise
+        except Exception as exc:  # the plugin's own failure, not a policy finding
+            logger.critical(MSG_INTERNAL.format(error=exc))
+            logger.debug("".join(traceback.format_exception(*sys.exc_info())))
+            if self.settings.fail_on_error:
+                raise dnf.exceptions.Error(MSG_INTERNAL.format(error=exc)) from None
+            logger.critical(MSG_INTERNAL_IGNORED)
+
+    # --- hooks -------------------------------------------------------------
+
+    def pre_transaction(self):
+        if self.settings is None or self.settings.mode == "off" or not self.base.transaction:
+            return
+        self._guarded(self._check_incoming)
+
+    def transaction(self):
+        if self.settings is None or self.settings.mode == "off" or not self.settings.verify_after:
+            return
+        self._guarded(self._verify_installed)
+
+    def _check_incoming(self) -> None:
+        from rpm_bpf import bpfdirs, rpmdb
+        from rpm_bpf.checks import check_package
+        from rpm_bpf.conflicts import find_conflicts
+        from rpm_bpf.rpmfile import RpmFileError, open_rpm
+        from rpm_bpf.rules import Severity
+
+        policy = self.policy()
+        incoming = [p for p in self.base.transaction.install_set if p.localPkg()]
+        leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
+        raw, shipped, incoming_nevras = [], [], set()
+        for tsi_pkg in incoming:
+            try:
+                rpmfile = open_rpm(tsi_pkg.localPkg(), bpfdirs.for_arch)
+            except RpmFileError as exc:
+                logger.error(MSG_UNREADABLE.format(path=exc.path, reason=exc.reason))
+                continue
+            pkg = rpmfile.package
+            incoming_nevras.add(pkg.ref.nevra)
+            checked = check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), policy.owner_provides, rpmfile)
+            raw += checked.findings
+            shipped += checked.objects
+        if not incoming_nevras:
+            return
+        for pkg in rpmdb.installed(self._root()):
+            evr = f"{pkg.ref.epoch}:{pkg.ref.version}-{pkg.ref.release}" if pkg.ref.epoch else \
+                f"{pkg.ref.version}-{pkg.ref.release}"
+            if (pkg.ref.name, evr, pkg.ref.arch) in leaving or pkg.ref.nevra in incoming_nevras:
+                continue
+            shipped += check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), policy.owner_provides, None).objects
+        raw += find_conflicts(shipped, only_for=incoming_nevras)
+        errors = [f for f in policy.apply(raw) if not f.waived and f.severity == Severity.ERROR]
+        others = [f for f in policy.apply(raw) if not f.waived and f.severity != Severity.ERROR]
+        for finding in others:
+            logger.info(_line(finding))
+        if not errors:
+            return
+        detail = "\n".join("  " + _line(f) for f in errors)
+        if self.settings.mode == "enforce":
+            raise dnf.exceptions.Error(f"{MSG_REFUSED}:\n{detail}")
+        logger.warning(f"{MSG_WARNING}:\n{detail}")
+
+    def _verify_installed(self) -> None:
+        from rpm_bpf.verify import verify
+
+        names = sorted({p.name for p in self.base.transaction.install_set})
+        if not names:
+            return
+        result = verify(self._root(), self.policy(), names)
+        for finding in result.findings:
+            if not finding.waived:
+                logger.warning(MSG_AFTER.format(line=_line(finding)))
+
+
+class BpfVerifyCommand(dnf.cli.Command):
+    """dnf bpf-verify [--json] [PACKAGE...]"""
+
+    aliases = ("bpf-verify",)
+    summary = CMD_SUMMARY
+
+    @staticmethod
+    def set_argparser(parser):
+        parser.add_argument("--json", action="store_true", help="print the rpm-bpf JSON report")
+        parser.add_argument("package", nargs="*", metavar="PACKAGE", help="package names (default: all)")
+
+    def configure(self):
+        self.cli.demands.sack_activation = False
+        self.cli.demands.available_repos = False
+
+    def run(self):
+        from rpm_bpf.policy import SYSTEM_POLICY, Policy, PolicyError
+        from rpm_bpf.report import Report, render_json, render_text
+        from rpm_bpf.rpmdb import RpmdbError
+        from rpm_bpf.verify import verify
+
+        root = self.base.conf.installroot or "/"
+        try:
+            policy = Policy.load(system=SYSTEM_POLICY)
+            result = verify(root, policy, self.opts.package)
+        except (PolicyError, RpmdbError) as exc:
+            raise dnf.exceptions.Error(str(exc)) from None
+        report = Report("verify", result.packages, result.findings, result.errors)
+        if self.opts.json:
+            sys.stdout.write(render_json(report))
+        else:
+            for err in report.errors:
+                print(f"rpm-bpf: error: {err.input}: {err.message}", file=sys.stderr)
+            sys.stdout.write(render_text(report))
+        if report.exit_code != 0:
+            problems = len([f for f in report.findings if not f.waived and f.severity.label == "error"])
+            raise dnf.exceptions.Error(CMD_FAILED.format(count=problems + len(report.errors)))

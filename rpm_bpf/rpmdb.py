@@ -1,0 +1,48 @@
+"""Reading the rpm database of a system (``/`` or an installroot) into the package model."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import rpm
+
+from . import bpfdirs
+from .package import Package
+from .rpmfile import package_from_header
+
+
+class RpmdbError(Exception):
+    """The rpm database cannot be opened or read."""
+
+
+def _transaction_set(root: str) -> rpm.TransactionSet:
+    ts = rpm.TransactionSet(root)
+    # Headers in the database were checked when installed; re-checking every one is slow.
+    ts.setVSFlags(getattr(rpm, "_RPMVSF_NOSIGNATURES", 0) | getattr(rpm, "_RPMVSF_NODIGESTS", 0))
+    return ts
+
+
+def installed(root: str = "/", names: Iterable[str] = ()) -> Iterator[Package]:
+    """Installed packages (all, or those named), with their BPF-relevant files only."""
+    ts = _transaction_set(root)
+    try:
+        names = list(names)
+        matches = [ts.dbMatch("name", name) for name in names] if names else [ts.dbMatch()]
+        for mi in matches:
+            for hdr in mi:
+                if hdr[rpm.RPMTAG_NAME] == "gpg-pubkey":
+                    continue
+                yield package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb")
+    except rpm.error as exc:
+        raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
+    finally:
+        ts.closeDB()
+
+
+def missing_names(root: str, names: Iterable[str]) -> list[str]:
+    """Which of ``names`` are not installed (so a front end can say so)."""
+    ts = _transaction_set(root)
+    try:
+        return [name for name in names if not ts.dbMatch("name", name).count()]
+    finally:
+        ts.closeDB()
