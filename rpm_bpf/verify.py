@@ -157,18 +157,24 @@ class _Verifier:
             try:
                 digest = _digest(full, algo)
             except OSError as exc:
+                # Not "modified": unknown. The attributes below can still be compared.
                 self.result.errors.append(InputError(full, f"cannot verify: {exc.strerror}"))
-                return
+                digest = entry.digest
             if digest != entry.digest:
                 size = "" if st.st_size == entry.size else f", size {st.st_size} (packaged {entry.size})"
                 self.add("bpf-object-modified", pkg, entry.path, f"{algo} digest differs{size}")
                 return
         changes = []
+        if entry.is_regular and st.st_mode & 0o022 and not entry.mode & 0o022:
+            # The packaged-object rules hold on disk too: anyone may now rewrite it.
+            self.add("bpf-object-writable", pkg, entry.path, f"installed file has mode {stat.S_IMODE(st.st_mode):04o}")
         if stat.S_IMODE(st.st_mode) != stat.S_IMODE(entry.mode):
             changes.append(f"mode {stat.S_IMODE(st.st_mode):04o} (packaged {stat.S_IMODE(entry.mode):04o})")
         user, group = self.names.user(st.st_uid), self.names.group(st.st_gid)
         if user != entry.user:
             changes.append(f"owner {user} (packaged {entry.user})")
+            if entry.is_regular and user != "root" and entry.user == "root":
+                self.add("bpf-object-not-root-owned", pkg, entry.path, f"installed file is owned by {user}")
         if group != entry.group:
             changes.append(f"group {group} (packaged {entry.group})")
         if changes:

@@ -1,0 +1,255 @@
+"""The DNF 4 plugin, `dnf bpf-verify` and `rpm-bpf verify`, with real dnf, rpm and createrepo_c.
+
+Each test gets a fresh --installroot; packages come from a createrepo_c
+repository of RPMs built by rpmbuild. The plugin is loaded from this tree
+(--setopt=pluginpath) with a bpf.conf written per test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from rpm_bpf.samples import PkgFile, PkgSpec
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.integration
+BPFDIR = "/usr/lib64/bpf"
+GOOD_OBJ = f"{BPFDIR}/xdp-good/counter.bpf.o"
+
+
+def _require_dnf():
+    if shutil.which("dnf") is None or shutil.which("createrepo_c") is None:
+        pytest.skip("dnf or createrepo_c is not installed (./setup.sh installs them)")
+
+
+@pytest.fixture(scope="module")
+def repo(rpms, objects, tmp_path_factory) -> Path:
+    _require_dnf()
+    d = tmp_path_factory.mktemp("repo")
+    own = [PkgFile(f"{BPFDIR}/xdp-good", directory=True, mode=0o755)]
+    packages = [
+        PkgSpec("bpf-filesystem", files=[PkgFile(BPFDIR, directory=True, mode=0o755),
+                                         PkgFile("/usr/lib/bpf", directory=True, mode=0o755)]),
+        PkgSpec("xdp-good", requires=["bpf-filesystem"], files=own + [PkgFile(GOOD_OBJ, objects.full)]),
+        PkgSpec("xdp-good", version="2.0", requires=["bpf-filesystem"],
+                files=own + [PkgFile(GOOD_OBJ, objects.full_el)]),
+        PkgSpec("xdp-clash-same", requires=["xdp-good"], files=[PkgFile(GOOD_OBJ, objects.full)]),
+        # Same name relative to the BPF directory, other path and bytes: rpm sees no file conflict.
+        PkgSpec("xdp-clash-diff", requires=["xdp-good"],
+                files=[PkgFile("/usr/lib/bpf/xdp-good/counter.bpf.o", objects.no_btf)]),
+        PkgSpec("misplaced", files=[PkgFile("/usr/share/misplaced/prog.o", objects.full)]),
+        PkgSpec("runtime-user", files=[PkgFile("/var/cache/bpf/runtime-user", directory=True, mode=0o755),
+                                       PkgFile("/var/cache/bpf/runtime-user/jit.o", ghost=True)]),
+    ]
+    for pkg in packages:
+        for path in rpms.build_all(pkg):
+            shutil.copy(path, d)
+    subprocess.run(["createrepo_c", "-q", str(d)], check=True)
+    return d
+
+
+class Dnf:
+    def __init__(self, repo: Path, root: Path, confdir: Path):
+        self.repo, self.root, self.confdir = repo, root, confdir
+        self.configure()
+
+    def configure(self, mode: str = "enforce", fail_on_error: int = 0) -> None:
+        self.confdir.mkdir(exist_ok=True)
+        (self.confdir / "bpf.conf").write_text(
+            f"[main]\nenabled = 1\nmode = {mode}\nfail_on_error = {fail_on_error}\nverify_after = 1\n")
+
+    def options(self) -> list[str]:
+        return [f"--installroot={self.root}", "--setopt=reposdir=/nonexistent",
+                f"--repofrompath=local,{self.repo}", "--setopt=local.gpgcheck=0", "--releasever=1"]
+
+    def __call__(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        cmd = ["dnf", "-y", *self.options(), f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
+               f"--setopt=pluginconfpath={self.confdir}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+    def installed(self, name: str) -> bool:
+        return subprocess.run(["rpm", "--root", str(self.root), "-q", name], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def dnf(repo, tmp_path) -> Dnf:
+    return Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+
+
+def _out(proc) -> str:
+    return proc.stdout + proc.stderr
+
+
+def test_clean_install_passes(dnf):
+    proc = dnf("install", "xdp-good-1.0")
+    assert proc.returncode == 0, _out(proc)
+    assert dnf.installed("xdp-good") and "rpm-bpf" not in _out(proc)
+
+
+def test_misplaced_object_refused_under_enforce(dnf):
+    proc = dnf("install", "misplaced")
+    assert proc.returncode == 1
+    assert "rpm-bpf: transaction refused" in proc.stderr
+    assert "misplaced.x86_64: E: bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in proc.stderr
+    assert not dnf.installed("misplaced")
+
+
+def test_misplaced_object_installed_with_warning_under_warn(dnf):
+    dnf.configure(mode="warn")
+    proc = dnf("install", "misplaced")
+    assert proc.returncode == 0, _out(proc)
+    assert "mode=warn, continuing" in _out(proc)
+    assert "E: bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in _out(proc)
+    assert dnf.installed("misplaced")
+
+
+@pytest.mark.parametrize("clash,path", [("xdp-clash-same", GOOD_OBJ),
+                                        ("xdp-clash-diff", "/usr/lib/bpf/xdp-good/counter.bpf.o")])
+def test_two_packages_shipping_one_name_are_refused(dnf, clash, path):
+    """Identical bytes at the same path (rpm would allow it) and other bytes under the other BPF directory."""
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    proc = dnf("install", clash)
+    assert proc.returncode == 1
+    assert f"{clash}.x86_64: E: bpf-name-conflict {path}" in proc.stderr
+    assert "also shipped by xdp-good-1.0-1.x86_64" in proc.stderr
+    assert not dnf.installed(clash)
+
+
+def test_upgrade_keeping_the_name_is_not_a_conflict(dnf):
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    proc = dnf("upgrade", "xdp-good")
+    assert proc.returncode == 0, _out(proc)
+    out = subprocess.run(["rpm", "--root", str(dnf.root), "-q", "xdp-good"], capture_output=True, text=True).stdout
+    assert out.startswith("xdp-good-2.0-1")
+
+
+def test_ghosts_in_runtime_locations_are_fine(dnf):
+    proc = dnf("install", "runtime-user")
+    assert proc.returncode == 0 and "rpm-bpf" not in _out(proc), _out(proc)
+
+
+def test_plugin_crash_does_not_break_the_transaction_by_default(dnf):
+    proc = dnf("install", "misplaced", env={"RPM_BPF_DNF_TEST_CRASH": "1"})
+    assert proc.returncode == 0, _out(proc)
+    assert "rpm-bpf: internal error of the BPF plugin" in _out(proc)
+    assert "goes on without the BPF policy check" in _out(proc)
+    assert dnf.installed("misplaced")
+
+
+def test_plugin_crash_refuses_with_fail_on_error(dnf):
+    dnf.configure(fail_on_error=1)
+    proc = dnf("install", "xdp-good-1.0", env={"RPM_BPF_DNF_TEST_CRASH": "1"})
+    assert proc.returncode == 1 and "internal error of the BPF plugin" in proc.stderr
+    assert not dnf.installed("xdp-good")
+
+
+# --- verification after install ---------------------------------------------
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _tamper_cases(root: Path):
+    obj = root / GOOD_OBJ.lstrip("/")
+    return {
+        "flip": (lambda: _flip(obj), {("xdp-good", "bpf-object-modified", GOOD_OBJ)}),
+        "delete": (lambda: obj.unlink(), {("xdp-good", "bpf-object-missing", GOOD_OBJ)}),
+        # World-writable: the mode change, and what it means for a packaged object.
+        "chmod": (lambda: obj.chmod(0o666), {("xdp-good", "bpf-object-attrs-changed", GOOD_OBJ),
+                                             ("xdp-good", "bpf-object-writable", GOOD_OBJ)}),
+        "symlink": (lambda: (obj.unlink(), obj.symlink_to("/etc/hostname")),
+                    {("xdp-good", "bpf-object-modified", GOOD_OBJ)}),
+        "unowned": (lambda: (root / "usr/lib64/bpf/dropped.o").write_bytes(b"\x7fELF runtime"),
+                    {(None, "bpf-object-unowned", f"{BPFDIR}/dropped.o")}),
+    }
+
+
+@pytest.mark.parametrize("case", ["flip", "delete", "chmod", "symlink", "unowned"])
+def test_tampering_is_reported_by_both_verifiers(dnf, case):
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    clean = run_cli("verify", "--root", dnf.root, "--no-system-policy")
+    assert clean.returncode == 0 and "0 errors, 0 warnings" in clean.stdout, clean.stdout
+    tamper, expected = _tamper_cases(dnf.root)[case]
+    tamper()
+    cli = run_cli("verify", "--root", dnf.root, "--no-system-policy", "-f", "json")
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    found = {(f["package"]["name"] if f["package"] else None, f["rule"], f["path"]) for f in cli.json()["findings"]}
+    assert found == expected
+    via_dnf = dnf("bpf-verify", "--json")
+    assert via_dnf.returncode == 1
+    doc = json.loads(via_dnf.stdout[via_dnf.stdout.index("{"):])
+    assert {(f["package"]["name"] if f["package"] else None, f["rule"], f["path"])
+            for f in doc["findings"]} == expected
+    text = dnf("bpf-verify")
+    assert text.returncode == 1 and all(rule in text.stdout for _, rule, _ in expected)
+
+
+def test_symlink_is_not_followed(dnf):
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    obj = dnf.root / GOOD_OBJ.lstrip("/")
+    target = dnf.root / "copy.o"
+    shutil.copy(obj, target)  # identical bytes behind the link
+    obj.unlink()
+    obj.symlink_to(target)
+    (finding,) = run_cli("verify", "--root", dnf.root, "--no-system-policy", "-f", "json").json()["findings"]
+    assert finding["rule"] == "bpf-object-modified" and "replaced by a symbolic link" in finding["detail"]
+
+
+def test_bpf_verify_json_schema_and_package_filter(dnf):
+    assert dnf("install", "xdp-good-1.0", "runtime-user").returncode == 0
+    _flip(dnf.root / GOOD_OBJ.lstrip("/"))
+    proc = dnf("bpf-verify", "--json", "runtime-user")
+    assert proc.returncode == 0, _out(proc)  # only runtime-user verified: its ghost may change
+    doc = json.loads(proc.stdout[proc.stdout.index("{"):])
+    schema = json.loads(resources.files("rpm_bpf").joinpath("data/report.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["summary"]["packages"] == 1 and doc["findings"] == []
+    missing = run_cli("verify", "--root", dnf.root, "no-such-package")
+    assert missing.returncode == 2 and "no-such-package: package is not installed" in missing.stderr
+
+
+def test_repair_reinstalls_through_dnf(dnf):
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    obj = dnf.root / GOOD_OBJ.lstrip("/")
+    _flip(obj)
+    said = run_cli("verify", "--root", dnf.root, "--no-system-policy", "--repair")
+    assert said.returncode == 1 and "dnf reinstall -y" in said.stderr and "xdp-good-1.0-1.x86_64" in said.stderr
+    args = [f"--dnf-arg={a}" for a in dnf.options()[1:]]  # the installroot is given by --root
+    done = run_cli("verify", "--root", dnf.root, "--no-system-policy", "--repair", "--yes", *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "repaired 1 package(s); 0 finding(s) left" in done.stderr
+    assert run_cli("verify", "--root", dnf.root, "--no-system-policy").returncode == 0
+
+
+def test_unreadable_object_as_ordinary_user(dnf):
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot drop to an ordinary user")
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    os.chmod(dnf.root.parent, 0o755)
+    for parent in dnf.root.parents:
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    obj = dnf.root / GOOD_OBJ.lstrip("/")
+    python = REPO / ".venv" / "bin" / "python"
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+           str(python if python.exists() else "python3"), "-m", "rpm_bpf", "verify", "--root", str(dnf.root),
+           "--no-system-policy"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    readable = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+    assert readable.returncode == 0, readable.stdout + readable.stderr
+    obj.chmod(0o600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+    assert proc.returncode == 2
+    assert f"{obj}: cannot verify: Permission denied" in proc.stderr
+    # Unreadable is not "modified"; the mode change is what differs from the package.
+    assert "bpf-object-modified" not in proc.stdout
+    assert "bpf-object-attrs-changed" in proc.stdout
