@@ -86,6 +86,13 @@ for checks_dir in .venv/lib/python3*/site-packages/rpmlint/checks "$syspy_site/r
 done
 install_file 0644 rpmlint_checks/bpf.toml /etc/xdg/rpmlint/bpf.toml
 
+# The DNF 4 plugin, where dnf looks for plugins, with its configuration.
+dnf_plugin_dir=$(/usr/bin/python3 -c 'import dnf.const; print(dnf.const.PLUGINPATH)' 2>/dev/null || true)
+if [ -n "$dnf_plugin_dir" ]; then
+  install_file 0644 dnf_plugin/bpf.py "$dnf_plugin_dir/bpf.py"
+  [ -f /etc/dnf/plugins/bpf.conf ] || install_file 0644 dnf_plugin/bpf.conf /etc/dnf/plugins/bpf.conf
+fi
+
 if [ "$run_demo" -eq 1 ]; then
   echo "setup: done. Running the demo: .venv/bin/rpm-bpf demo"
   exec .venv/bin/rpm-bpf demo

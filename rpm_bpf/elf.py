@@ -99,7 +99,7 @@ def inspect(data: bytes, name: str = "<bytes>") -> BpfObject:
     try:
         elf = ELFFile(io.BytesIO(data))
         _check_section_table(elf, len(data), name)
-        return _describe(elf, len(data))
+        return _describe(elf, len(data), name)
     except BpfElfError:
         raise
     except (ELFError, struct.error, ValueError, IndexError, KeyError, OverflowError, UnicodeDecodeError) as exc:
@@ -117,13 +117,10 @@ def _check_section_table(elf, size: int, name: str) -> None:
         raise BpfElfError(
             f"{name}: section header table ({shnum} entries at offset {shoff}) "
             f"runs past the end of the file ({size} bytes)")
-    for index, section in enumerate(elf.iter_sections()):
-        if section["sh_type"] != "SHT_NOBITS" and section["sh_offset"] + section["sh_size"] > size:
-            raise BpfElfError(
-                f"{name}: section {index} ({section.name or '?'}) runs past the end of the file")
 
 
-def _describe(elf, size: int) -> BpfObject:
+def _describe(elf, size: int, name: str) -> BpfObject:
+    """One pass over the sections (pyelftools parses each header once), then the symbols."""
     obj = BpfObject(
         endianness="little" if elf.little_endian else "big",
         elf_class=elf.elfclass,
@@ -132,7 +129,10 @@ def _describe(elf, size: int) -> BpfObject:
     )
     exec_sections: dict[int, str] = {}
     map_sections: set[int] = set()
+    symtab = None
     for index, section in enumerate(elf.iter_sections()):
+        if section["sh_type"] != "SHT_NOBITS" and section["sh_offset"] + section["sh_size"] > size:
+            raise BpfElfError(f"{name}: section {index} ({section.name or '?'}) runs past the end of the file")
         sname = section.name
         obj.sections.append(sname)
         if sname == ".BTF":
@@ -145,10 +145,11 @@ def _describe(elf, size: int) -> BpfObject:
             obj.license = section.data().split(b"\0", 1)[0].decode("utf-8", "replace")
         elif sname in (".maps", "maps"):
             map_sections.add(index)
+        elif section["sh_type"] == "SHT_SYMTAB":
+            symtab = section
         if section["sh_flags"] & _SHF_EXECINSTR and section["sh_size"] > 0 and sname != ".text":
             # .text holds subprograms; every other code section is a program
             exec_sections[index] = sname
-    symtab = elf.get_section_by_name(".symtab")
     if symtab is not None:
         for sym in symtab.iter_symbols():
             shndx = sym["st_shndx"]

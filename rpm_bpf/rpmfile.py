@@ -83,7 +83,7 @@ class RpmFile:
         return found
 
 
-_FIRST_READ = 32 * 1024  # lead, signature and main header of most packages; more is read when needed
+_FIRST_READ = 16 * 1024  # lead, signature and main header of most packages; more is read when needed
 _SIGTAG_SIZE, _SIGTAG_LONGSIZE = 1000, 270  # header+payload size, in the signature header
 
 

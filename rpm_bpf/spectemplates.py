@@ -9,8 +9,6 @@ import re
 import sys
 from pathlib import Path
 
-import jinja2
-
 KINDS = {
     "prebuilt": ["example.bpf.c"],
     "library-and-tools": ["example.bpf.c", "example-lib.c", "example-tool.c"],
@@ -31,6 +29,8 @@ def template_dir() -> Path:
 def render(name: str, kind: str, version: str = "1.0", summary: str | None = None, license: str = "GPL-2.0-only",
            packager: str = "Packager <packager@example.org>", noarch: bool = False) -> dict[str, str]:
     """File name -> content for the spec and its example sources."""
+    import jinja2  # here, not at start-up: every rpm-bpf command would pay for it
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir()), keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined, autoescape=False)
     values = {

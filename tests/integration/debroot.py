@@ -7,6 +7,7 @@ gets a fresh copy of it, so what is installed there starts from nothing.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -33,7 +34,8 @@ def apt_mirror() -> str:
 
 
 def base_tree(name: str, suite: str, packages: list[str]) -> Path:
-    target = CACHE / name
+    # A changed package list makes a new tree rather than reusing an old one.
+    target = CACHE / f"{name}-{hashlib.sha256(' '.join(sorted(packages)).encode()).hexdigest()[:10]}"
     if (target / ".complete").exists():
         return target
     if shutil.which("debootstrap") is None:

@@ -14,6 +14,7 @@ from tests.integration import debroot
 
 pytestmark = pytest.mark.integration
 ROOT_PACKAGES = ["python3", "python3-rpm", "rpm", "rpmlint", "python3-pyelftools", "python3-jinja2", "binutils",
+                 "dnf", "python3-dnf",
                  "file", "cpio", "zstd",
                  "python3-cffi-backend"]  # debootstrap does not resolve the virtual package python3-zstandard needs
 
@@ -33,7 +34,8 @@ def _list(rpm_path: Path) -> set[str]:
 
 
 def test_subpackages_put_each_piece_where_its_host_looks(built):
-    assert set(built) == {"python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros", "python3-rpmlint-bpf"}
+    assert set(built) == {"python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros", "python3-rpmlint-bpf",
+                          "python3-dnf-plugin-bpf"}
     assert {"/usr/bin/rpm-bpf", "/usr/lib/python3/dist-packages/rpm_bpf/cli.py",
             "/usr/share/rpm-bpf/spec-templates/prebuilt.spec.j2", "/etc/rpm-bpf/policy.toml"} <= _list(
         built["python3-rpm-bpf"])
@@ -45,6 +47,11 @@ def test_subpackages_put_each_piece_where_its_host_looks(built):
     provides = subprocess.run(["rpm", "-qp", "--provides", str(built["python3-rpm-bpf"])], capture_output=True,
                               text=True).stdout
     assert "rpm-bpf = " in provides
+    assert _list(built["python3-dnf-plugin-bpf"]) == {"/usr/lib/python3/dist-packages/dnf-plugins/bpf.py",
+                                                      "/etc/dnf/plugins/bpf.conf"}
+    dnf_provides = subprocess.run(["rpm", "-qp", "--provides", str(built["python3-dnf-plugin-bpf"])],
+                                  capture_output=True, text=True).stdout
+    assert "dnf-command(bpf-verify)" in dnf_provides
 
 
 def test_own_packages_scan_clean(built):
@@ -114,6 +121,19 @@ def test_installed_macros_build_and_enforce(installroot):
                          "/opt/inroot/x.o")
     assert bad.returncode != 0
     assert "inroot-bad.x86_64: E: bpf-object-outside-bpfdir /opt/inroot/x.o" in bad.stdout + bad.stderr
+
+
+def test_installed_dnf_plugin(installroot):
+    """dnf finds the plugin where the RPM put it, and bpf-verify sees the root's own rpm database."""
+    proc = debroot.run_in(installroot, "dnf", "bpf-verify", "--help")
+    assert proc.returncode == 0 and "bpf-verify" in proc.stdout, proc.stdout + proc.stderr
+    clean = debroot.run_in(installroot, "dnf", "bpf-verify")
+    assert clean.returncode == 0 and "0 errors" in clean.stdout, clean.stdout + clean.stderr
+    (installroot / "usr/lib64/bpf/dropped.o").write_bytes(b"runtime")
+    dirty = debroot.run_in(installroot, "dnf", "bpf-verify")
+    assert dirty.returncode == 1
+    assert "E: bpf-object-unowned /usr/lib64/bpf/dropped.o" in dirty.stdout
+    (installroot / "usr/lib64/bpf/dropped.o").unlink()
 
 
 def test_installed_rpmlint_check(installroot):
