@@ -89,7 +89,7 @@ def _bpf_packages(index: int, objs: dict[str, Path], bpfdir: str) -> list[tuple[
              [("bpf-endianness-mismatch", path), ("bpf-object-config", path)])]
 
 
-def generate(out: Path, packages: int, bpf_share: float, seed: int) -> dict:
+def generate(out: Path, packages: int, bpf_share: float, seed: int, autodeps: bool = True) -> dict:
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     rpm_dir = out / "rpms"
@@ -122,6 +122,11 @@ def generate(out: Path, packages: int, bpf_share: float, seed: int) -> dict:
         else:
             specs.append(_ordinary(f"pkg{i:05d}", rng, elves, texts))
     specs = specs[:packages]
+    if not autodeps:
+        # Installable by dnf into an empty root: no Requires on the libraries the ELF files link.
+        for spec in specs:
+            spec.autodeps = False
+            spec.requires = [r for r in spec.requires if r != "bpf-filesystem"]
     expected = [e for e in expected if e["package"] in {s.name for s in specs}]
 
     started = time.monotonic()
@@ -146,8 +151,9 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=1000)
     parser.add_argument("--bpf-share", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-autodeps", action="store_true", help="AutoReqProv: no (for install benchmarks)")
     args = parser.parse_args()
-    manifest = generate(args.out, args.packages, args.bpf_share, args.seed)
+    manifest = generate(args.out, args.packages, args.bpf_share, args.seed, autodeps=not args.no_autodeps)
     print(f"corpus: {manifest['packages']} packages ({manifest['bpf_packages']} with BPF) in {args.out}/rpms")
 
 

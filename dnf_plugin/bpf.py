@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
+import time
 import traceback
 
 import dnf
@@ -27,6 +27,7 @@ MSG_INTERNAL_IGNORED = "rpm-bpf: the transaction goes on without the BPF policy 
 MSG_UNREADABLE = "rpm-bpf: {path}: {reason}"
 MSG_AFTER = "rpm-bpf: after the transaction: {line}"
 MSG_BAD_MODE = "rpm-bpf: bpf.conf: mode {mode!r} is not one of enforce, warn, off; using enforce"
+MSG_TIMING = "rpm-bpf: {hook} took {seconds:.4f} s"
 CMD_SUMMARY = "verify installed BPF objects against the rpm database"
 CMD_FAILED = "rpm-bpf: {count} BPF object problem(s) found"
 # Test hook: makes the plugin fail on purpose, to check that a crash cannot break a transaction.
@@ -64,6 +65,7 @@ class BPF(dnf.Plugin):
         super().__init__(base, cli)
         self.settings: _Settings | None = None
         self._policy = None
+        self._bpf_names: set[str] | None = None  # incoming packages with BPF files (None: not checked)
         if cli is not None:
             cli.register_command(BpfVerifyCommand)
 
@@ -84,6 +86,7 @@ class BPF(dnf.Plugin):
 
     def _guarded(self, work) -> None:
         """Run ``work``; an internal error is loud and, by default, not fatal."""
+        started = time.perf_counter()
         try:
             if os.environ.get(CRASH_ENV):
                 raise RuntimeError(f"crash requested through {CRASH_ENV}")
@@ -96,6 +99,9 @@ class BPF(dnf.Plugin):
             if self.settings.fail_on_error:
                 raise dnf.exceptions.Error(MSG_INTERNAL.format(error=exc)) from None
             logger.critical(MSG_INTERNAL_IGNORED)
+        finally:
+            # In dnf.log (debug level): what the plugin costs a transaction.
+            logger.debug(MSG_TIMING.format(hook=work.__name__.lstrip("_"), seconds=time.perf_counter() - started))
 
     # --- hooks -------------------------------------------------------------
 
@@ -111,39 +117,50 @@ class BPF(dnf.Plugin):
 
     def _check_incoming(self) -> None:
         from rpm_bpf import bpfdirs, rpmdb
-        from rpm_bpf.checks import check_package
-        from rpm_bpf.conflicts import find_conflicts
         from rpm_bpf.rpmfile import RpmFileError, open_rpm
-        from rpm_bpf.rules import Severity
 
-        policy = self.policy()
-        incoming = [p for p in self.base.transaction.install_set if p.localPkg()]
-        leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
-        raw, shipped, incoming_nevras = [], [], set()
-        for tsi_pkg in incoming:
+        self._bpf_names = set()
+        relevant = []
+        for tsi_pkg in self.base.transaction.install_set:
+            if not tsi_pkg.localPkg():
+                continue
             try:
                 rpmfile = open_rpm(tsi_pkg.localPkg(), bpfdirs.for_arch)
             except RpmFileError as exc:
                 logger.error(MSG_UNREADABLE.format(path=exc.path, reason=exc.reason))
                 continue
+            if rpmfile.package.files:  # header triage found something BPF-related
+                relevant.append(rpmfile)
+                self._bpf_names.add(rpmfile.package.ref.name)
+        if not relevant:
+            return
+
+        from rpm_bpf.checks import check_package
+        from rpm_bpf.conflicts import find_conflicts
+        from rpm_bpf.rules import Severity
+
+        policy = self.policy()
+        raw, shipped = [], []
+        incoming_nevras = {r.package.ref.nevra for r in relevant}
+        for rpmfile in relevant:
             pkg = rpmfile.package
-            incoming_nevras.add(pkg.ref.nevra)
             checked = check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), policy.owner_provides, rpmfile)
             raw += checked.findings
             shipped += checked.objects
-        if not incoming_nevras:
-            return
-        for pkg in rpmdb.installed(self._root()):
-            evr = f"{pkg.ref.epoch}:{pkg.ref.version}-{pkg.ref.release}" if pkg.ref.epoch else \
-                f"{pkg.ref.version}-{pkg.ref.release}"
-            if (pkg.ref.name, evr, pkg.ref.arch) in leaving or pkg.ref.nevra in incoming_nevras:
-                continue
-            shipped += check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), policy.owner_provides, None).objects
-        raw += find_conflicts(shipped, only_for=incoming_nevras)
-        errors = [f for f in policy.apply(raw) if not f.waived and f.severity == Severity.ERROR]
-        others = [f for f in policy.apply(raw) if not f.waived and f.severity != Severity.ERROR]
-        for finding in others:
-            logger.info(_line(finding))
+        if shipped:
+            leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
+            for pkg in rpmdb.installed(self._root()):
+                ref = pkg.ref
+                evr = f"{ref.epoch}:{ref.version}-{ref.release}" if ref.epoch else f"{ref.version}-{ref.release}"
+                if (ref.name, evr, ref.arch) in leaving or ref.nevra in incoming_nevras:
+                    continue
+                shipped += check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None).objects
+            raw += find_conflicts(shipped, only_for=incoming_nevras)
+        judged = [f for f in policy.apply(raw) if not f.waived]
+        errors = [f for f in judged if f.severity == Severity.ERROR]
+        for finding in judged:
+            if finding.severity != Severity.ERROR:
+                logger.info(_line(finding))
         if not errors:
             return
         detail = "\n".join("  " + _line(f) for f in errors)
@@ -154,9 +171,10 @@ class BPF(dnf.Plugin):
     def _verify_installed(self) -> None:
         from rpm_bpf.verify import verify
 
-        names = sorted({p.name for p in self.base.transaction.install_set})
+        names = sorted(self._bpf_names if self._bpf_names is not None
+                       else {p.name for p in self.base.transaction.install_set})
         if not names:
-            return
+            return  # no package of this transaction ships anything BPF-related
         result = verify(self._root(), self.policy(), names)
         for finding in result.findings:
             if not finding.waived:

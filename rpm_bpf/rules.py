@@ -7,7 +7,6 @@ Descriptions live in a data file, not in code, so that every front end
 from __future__ import annotations
 
 import enum
-import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -47,6 +46,8 @@ class Rule:
 
 @cache
 def registry() -> dict[str, Rule]:
+    import tomllib  # first use only: most runs of a DNF transaction never need it
+
     text = resources.files("rpm_bpf").joinpath("data/rules.toml").read_text(encoding="utf-8")
     rules = {}
     for rule_id, entry in tomllib.loads(text).items():

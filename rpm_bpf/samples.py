@@ -137,6 +137,7 @@ class PkgSpec:
     noarch: bool = False
     requires: list[str] = field(default_factory=list)
     summary: str = ""
+    autodeps: bool = True  # False: AutoReqProv: no (installable without the libraries it links)
 
 
 def _files_section(pkg: PkgSpec) -> str:
@@ -178,6 +179,7 @@ Release: {main.release}
 Summary: {main.summary or 'rpm-bpf sample package ' + main.name}
 License: MIT
 {'BuildArch: noarch' if main.noarch else ''}
+{'' if main.autodeps else 'AutoReqProv: no'}
 {''.join(f'Requires: {r}' + chr(10) for r in main.requires)}
 %description
 Sample package built by rpm-bpf.
@@ -190,6 +192,7 @@ cp -a %{{_sourcedir}}/root/. %{{buildroot}}/
 %package -n {sub.name}
 Summary: {sub.summary or 'rpm-bpf sample subpackage ' + sub.name}
 {'BuildArch: noarch' if sub.noarch else ''}
+{'' if sub.autodeps else 'AutoReqProv: no'}
 {''.join(f'Requires: {r}' + chr(10) for r in sub.requires)}
 %description -n {sub.name}
 Sample subpackage built by rpm-bpf.
