@@ -19,7 +19,7 @@ APT_PACKAGES=(
   clang llvm gcc libc6-dev bpftool libbpf-dev linux-libc-dev
   createrepo-c python3-createrepo-c dnf python3-dnf python3-libdnf python3-hawkey
   rpmlint python3-pyelftools python3-jinja2
-  file cpio zstd xz-utils bzip2 debootstrap
+  file cpio zstd xz-utils bzip2 debootstrap git util-linux
 )
 
 run_demo=1
@@ -40,7 +40,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ] || ! grep -q "include-system-site-packages = true" .venv/pyvenv.cfg; then

@@ -3,6 +3,7 @@ fresh Debian root, and the installed rpm-bpf, macros and rpmlint check run from 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -144,3 +145,47 @@ def test_installed_rpmlint_check(installroot):
     proc = debroot.run_in(installroot, "rpmlint", f"/{pkg.relative_to(installroot)}")
     assert "/etc/xdg/rpmlint/bpf.toml" in proc.stdout
     assert "E: bpf-object-outside-bpfdir /opt/lint/x.o" in proc.stdout, proc.stdout + proc.stderr
+
+
+# --- the same build with a newer rpm (Debian sid: rpm 6.x) --------------------
+
+SID_PACKAGES = ["python3", "python3-rpm", "rpm", "python3-pyelftools", "python3-jinja2", "binutils", "file",
+                "cpio", "zstd", "debugedit"]
+
+
+@pytest.fixture(scope="module")
+def sid_root(built, tmp_path_factory, objects) -> Path:
+    try:
+        base = debroot.base_tree("sid-rpm", "sid", SID_PACKAGES)
+    except debroot.RootUnavailable as exc:
+        pytest.skip(f"no Debian sid root for the newer-rpm build: {exc}")
+    root = debroot.fresh_copy(base, tmp_path_factory.mktemp("sidroot"))
+    if debroot.run_in(root, "sh", "-c", "command -v rpmbuild").returncode != 0:
+        pytest.skip("Debian sid's rpm packages ship no rpmbuild in this root")
+    drop = root / "tmp" / "rpms"
+    drop.mkdir(parents=True)
+    for name in ("python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros"):
+        shutil.copy(built[name], drop)
+    proc = debroot.run_in(root, "sh", "-c", "rpm -i --nodeps /tmp/rpms/*.rpm")
+    assert proc.returncode == 0, proc.stderr
+    shutil.copy(objects.full, root / "tmp" / "counter.bpf.o")
+    return root
+
+
+def test_newer_rpm_builds_with_the_macros(sid_root, objects):
+    version = debroot.run_in(sid_root, "rpm", "--version").stdout.split()[-1]
+    assert tuple(int(x) for x in version.split(".")[:2]) >= (4, 20), version
+    good = _build_in_root(sid_root, "sid-good", "%bpf_install -d sid %{SOURCE0}",
+                          "%dir %{_bpfdir}/sid\n%{_bpfdir}/sid/counter.bpf.o")
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-3000:]
+    (pkg,) = (sid_root / "tmp" / "sid-good" / "RPMS").rglob("*.rpm")
+    inside = f"/{pkg.relative_to(sid_root)}"
+    # rpm >= 4.20 runs the generator with the multifile protocol.
+    assert "bpf(sid/counter.bpf.o)" in debroot.run_in(sid_root, "rpm", "-qp", "--provides", inside).stdout
+    extracted = debroot.run_in(sid_root, "sh", "-c", f"rpm2cpio {inside} | cpio -i --to-stdout "
+                                                     "./usr/lib64/bpf/sid/counter.bpf.o | sha256sum")
+    assert extracted.stdout.split()[0] == hashlib.sha256(objects.full.read_bytes()).hexdigest()
+    bad = _build_in_root(sid_root, "sid-bad", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/sid/x.o",
+                         "/opt/sid/x.o")
+    assert bad.returncode != 0
+    assert "E: bpf-object-outside-bpfdir /opt/sid/x.o" in bad.stdout + bad.stderr
