@@ -133,17 +133,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if done.returncode != 0:
             print(f"rpm-bpf: error: dnf reinstall failed ({done.returncode})", file=sys.stderr)
             return EXIT_USAGE
-        after = verify(args.root, policy, nevras_to_names(nevras, result))
+        after = verify(args.root, policy, result.names_of(nevras))
         left = [f for f in after.findings if f.rule in ("bpf-object-modified", "bpf-object-missing",
                                                         "bpf-object-attrs-changed") and not f.waived]
         print(f"rpm-bpf: repaired {len(nevras)} package(s); {len(left)} finding(s) left", file=sys.stderr)
         return EXIT_FINDINGS if left or unowned else EXIT_OK
     return status
-
-
-def nevras_to_names(nevras: list[str], result) -> list[str]:
-    wanted = set(nevras)
-    return sorted({p.name for p in result.packages if p.nevra in wanted})
 
 
 def _inspect_one(path: str) -> tuple[dict | None, str | None]:

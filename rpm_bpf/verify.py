@@ -39,6 +39,10 @@ class VerifyResult:
         return sorted({f.package.nevra for f in self.findings
                        if f.rule in rules and f.package is not None and not f.waived})
 
+    def names_of(self, nevras: list[str]) -> list[str]:
+        wanted = set(nevras)
+        return sorted({p.name for p in self.packages if p.nevra in wanted})
+
 
 class _Names:
     """uid/gid to names as the verified root's own passwd/group files say."""

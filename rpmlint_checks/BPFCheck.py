@@ -17,6 +17,7 @@ from rpm_bpf import bpfdirs, rules
 from rpm_bpf.checks import ShippedObject, check_package
 from rpm_bpf.conflicts import find_conflicts
 from rpm_bpf.diskfiles import DiskReader
+from rpm_bpf.findings import Finding
 from rpm_bpf.policy import SYSTEM_POLICY, Policy, PolicyError
 from rpm_bpf.rpmfile import package_from_header
 from rpm_bpf.specfile import check_spec_text
@@ -42,19 +43,20 @@ class BPFCheck(AbstractCheck):
         # are judged in after_checks() over every package of the run.
         self._shipped: list[tuple[ShippedObject, object]] = []
 
-    def _report(self, pkg, findings) -> None:
+    def _report(self, findings, pkg_of) -> None:
+        """Findings as the policy has them, in rpmlint's words; ``pkg_of(finding)`` names the package."""
         for finding in self.policy.apply(findings):
             if finding.waived:
                 continue
             details = [d for d in (finding.path, finding.detail) if d]
-            self.output.add_info(finding.severity.letter, pkg, finding.rule, *details)
+            self.output.add_info(finding.severity.letter, pkg_of(finding), finding.rule, *details)
 
     def check_binary(self, pkg) -> None:
         package = package_from_header(pkg.header, bpfdirs.for_arch, origin=str(pkg.filename))
         dirs = bpfdirs.for_arch(package.ref.arch)
         result = check_package(package, dirs, self.policy.owner_provides, DiskReader(pkg.dir_name()))
         self.checked_files += len(package.files)
-        self._report(pkg, result.findings)
+        self._report(result.findings, lambda _: pkg)
         self._shipped.extend((obj, pkg) for obj in result.objects)
 
     def check_source(self, pkg) -> None:
@@ -71,25 +73,17 @@ class BPFCheck(AbstractCheck):
         except OSError:
             return  # rpmlint's SpecCheck reports unreadable spec files
         self.checked_files += 1
-        for finding in check_spec_text(text):
-            rule = rules.get(finding.rule)
-            severity = self.policy.severity(rule.id)
-            if severity is None:
-                continue
-            pkg.current_linenum = finding.line
+        for spec_finding in check_spec_text(text):
+            # Through the policy like every finding: severities and waivers apply.
+            finding = Finding.of(spec_finding.rule, None, None, spec_finding.text)
+            pkg.current_linenum = spec_finding.line
             try:
-                self.output.add_info(severity.letter, pkg, rule.id, finding.text)
+                self._report([finding], lambda _: pkg)
             finally:
                 pkg.current_linenum = None
 
     def after_checks(self) -> None:
         """Name conflicts among all packages of this rpmlint run."""
         by_nevra = {obj.package.ref.nevra: pkg for obj, pkg in self._shipped}
-        self._report_conflicts(find_conflicts([obj for obj, _ in self._shipped]), by_nevra)
-
-    def _report_conflicts(self, findings, by_nevra) -> None:
-        for finding in self.policy.apply(findings):
-            if finding.waived:
-                continue
-            pkg = by_nevra[finding.package.nevra]
-            self.output.add_info(finding.severity.letter, pkg, finding.rule, finding.path, finding.detail)
+        conflicts = find_conflicts([obj for obj, _ in self._shipped])
+        self._report(conflicts, lambda finding: by_nevra[finding.package.nevra])

@@ -96,6 +96,42 @@ class CliResult:
         return json.loads(self.stdout)
 
 
+@pytest.fixture(scope="session")
+def as_nobody(tmp_path_factory):
+    """Run rpm-bpf as an ordinary user (uid/gid 65534) through setpriv.
+
+    The engine is copied to a world-readable folder (the checkout may not be
+    readable by others) and run with Debian's python3, which has the rpm bindings.
+    """
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot drop to an ordinary user")
+    import tempfile
+
+    code = Path(tempfile.mkdtemp(prefix="rpm-bpf-nobody-"))
+    code.chmod(0o755)
+    shutil.copytree(REPO / "rpm_bpf", code / "rpm_bpf", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in code.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    def run(*args: str) -> CliResult:
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+                               "-m", "rpm_bpf", *map(str, args)], capture_output=True, text=True, cwd="/",
+                              env=dict(os.environ, PYTHONPATH=str(code)), timeout=600)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    yield run
+    shutil.rmtree(code, ignore_errors=True)
+
+
+def open_to_others(path: Path) -> None:
+    """Let an ordinary user reach ``path`` (pytest's temporary folders are 0700)."""
+    path.chmod(path.stat().st_mode | 0o055)
+    for parent in path.parents:
+        if parent == parent.parent:
+            break
+        parent.chmod(parent.stat().st_mode | 0o005)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     """The real command line, in a child process."""
     env = dict(os.environ, PYTHONPATH=str(REPO))

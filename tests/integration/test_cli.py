@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import xml.etree.ElementTree as ET
 from importlib import resources
 
@@ -14,7 +13,7 @@ import jsonschema
 import pytest
 
 from rpm_bpf.samples import PkgFile, PkgSpec
-from tests.conftest import good_package, run_cli
+from tests.conftest import good_package, open_to_others, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -162,15 +161,9 @@ def test_missing_paths_broken_symlinks_and_corrupt_payload(rpms, objects, bpfdir
     assert "exit-bad.x86_64: E: bpf-object-outside-bpfdir /opt/bad.o" in result.stdout
 
 
-def test_unreadable_rpm_as_ordinary_user(rpms, objects, bpfdir, tmp_path_factory):
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed: cannot drop to an ordinary user")
+def test_unreadable_rpm_as_ordinary_user(rpms, objects, bpfdir, tmp_path_factory, as_nobody):
     d = tmp_path_factory.mktemp("unreadable")
-    os.chmod(d, 0o755)
-    for parent in d.parents:
-        if parent == parent.parent:
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    open_to_others(d)
     good = shutil.copy(rpms.build(good_package(objects, bpfdir, name="readable")), d)
     bad = shutil.copy(rpms.build(PkgSpec("exit-bad", files=[PkgFile("/opt/bad.o", objects.full)])), d)
     secret = d / "secret-1-1.x86_64.rpm"
@@ -178,12 +171,7 @@ def test_unreadable_rpm_as_ordinary_user(rpms, objects, bpfdir, tmp_path_factory
     os.chmod(secret, 0o000)
     os.chmod(bad, 0o644)
     os.chmod(good, 0o644)
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           os.path.join(repo, ".venv", "bin", "python") if os.path.exists(
-                               os.path.join(repo, ".venv", "bin", "python")) else "python3",
-                           "-m", "rpm_bpf", "scan", str(d)],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=repo), cwd="/")
+    proc = as_nobody("scan", d)
     assert proc.returncode == 2, proc.stderr
     assert f"rpm-bpf: error: {secret}: Permission denied" in proc.stderr
     assert "exit-bad.x86_64: E: bpf-object-outside-bpfdir /opt/bad.o" in proc.stdout

@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from rpm_bpf.samples import PkgFile, PkgSpec
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, open_to_others, run_cli
 
 pytestmark = pytest.mark.integration
 BPFDIR = "/usr/lib64/bpf"
@@ -231,23 +231,14 @@ def test_repair_reinstalls_through_dnf(dnf):
     assert run_cli("verify", "--root", dnf.root, "--no-system-policy").returncode == 0
 
 
-def test_unreadable_object_as_ordinary_user(dnf):
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed: cannot drop to an ordinary user")
+def test_unreadable_object_as_ordinary_user(dnf, as_nobody):
     assert dnf("install", "xdp-good-1.0").returncode == 0
-    os.chmod(dnf.root.parent, 0o755)
-    for parent in dnf.root.parents:
-        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    open_to_others(dnf.root)
     obj = dnf.root / GOOD_OBJ.lstrip("/")
-    python = REPO / ".venv" / "bin" / "python"
-    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-           str(python if python.exists() else "python3"), "-m", "rpm_bpf", "verify", "--root", str(dnf.root),
-           "--no-system-policy"]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    readable = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+    readable = as_nobody("verify", "--root", dnf.root, "--no-system-policy")
     assert readable.returncode == 0, readable.stdout + readable.stderr
     obj.chmod(0o600)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+    proc = as_nobody("verify", "--root", dnf.root, "--no-system-policy")
     assert proc.returncode == 2
     assert f"{obj}: cannot verify: Permission denied" in proc.stderr
     # Unreadable is not "modified"; the mode change is what differs from the package.
