@@ -49,7 +49,7 @@ if [ ! -x .venv/bin/python ] || ! grep -q "include-system-site-packages = true" 
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 stamp=.venv/.rpm-bpf-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   echo "setup: installing rpm-bpf (editable) into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
   touch "$stamp"

@@ -94,7 +94,39 @@ def cmd_rpm_deps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_rpmlint_enable(args: argparse.Namespace) -> int:
+    """Write rpmlint's drop-in that adds BPFCheck to Checks (for pip installs; the RPM ships it)."""
+    from pathlib import Path
+
+    if args.user:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    else:
+        base = Path("/etc/xdg")
+    target = base / "rpmlint" / "bpf.toml"
+    text = '# Written by rpm-bpf rpmlint-enable: run BPFCheck in every rpmlint invocation.\nChecks = ["BPFCheck"]\n'
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError as exc:
+        print(f"rpm-bpf: error: {target}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        import rpmlint.checks.BPFCheck  # noqa: F401  (where rpmlint will look for it)
+    except ImportError as exc:
+        print(f"rpm-bpf: warning: wrote {target}, but this Python's rpmlint cannot import BPFCheck ({exc})",
+              file=sys.stderr)
+        return EXIT_FAIL
+    print(target)
+    return EXIT_OK
+
+
 def add_parsers(sub) -> None:
+    enable = sub.add_parser("rpmlint-enable", help="enable BPFCheck in rpmlint (writes the rpmlint drop-in)",
+                            description="Write rpmlint/bpf.toml (Checks = [\"BPFCheck\"]) into /etc/xdg, or with "
+                                        "--user into $XDG_CONFIG_HOME; rpmlint merges it into its Checks list.")
+    enable.add_argument("--user", action="store_true", help="only for this user")
+    enable.set_defaults(func=cmd_rpmlint_enable)
+
     install = sub.add_parser(
         "install-objects", help="install BPF objects into the buildroot (behind %%bpf_install)",
         description="Validate BPF objects with the ELF inspection and install them with MODE into DEST[/SUBDIR]. "

@@ -238,8 +238,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .samples import SampleBuildError
 
-    return run_demo(Path(args.dir), args.format)
+    try:
+        return run_demo(Path(args.dir), args.format)
+    except SampleBuildError as exc:
+        print(f"rpm-bpf: error: building the demo packages failed: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -104,6 +104,7 @@ def compile_bpf(source: str, out: Path, target: str = "bpf", btf: bool = True) -
 
 def build_skeleton_loader(bpf_object: Path, out: Path) -> Path:
     """Build an executable embedding ``bpf_object`` via ``bpftool gen skeleton``."""
+    out = out.resolve()
     work = out.parent
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(bpf_object, work / "prog.bpf.o")
@@ -207,10 +208,12 @@ def build_rpms(main: PkgSpec, workdir: Path, subpackages: list[PkgSpec] = (), ta
                payload: str | None = None, defines: dict[str, str] | None = None) -> list[Path]:
     """Build ``main`` (and subpackages) with rpmbuild; return the binary RPMs.
 
+    (``workdir`` may be relative: rpm macros get absolute paths.)
+
     rpm 4.18's brp-strip breaks on eBPF objects unless the rpm-bpf macros
     (their strip wrapper) are installed, which ./setup.sh does.
     """
-    top = workdir / f"{main.name}-{main.version}-{main.release}{'-' + target if target else ''}"
+    top = workdir.resolve() / f"{main.name}-{main.version}-{main.release}{'-' + target if target else ''}"
     if top.exists():
         shutil.rmtree(top)
     sources = top / "SOURCES"

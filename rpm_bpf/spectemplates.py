@@ -17,9 +17,11 @@ _SOURCE_NAMES = {"example.bpf.c": "{name}.bpf.c", "example-lib.c": "{name}-lib.c
 
 
 def template_dir() -> Path:
-    """$RPM_BPF_TEMPLATES, the installed copy, or the source tree's spec-templates/."""
-    candidates = [os.environ.get("RPM_BPF_TEMPLATES", ""), "/usr/share/rpm-bpf/spec-templates",
-                  str(Path(__file__).resolve().parent.parent / "spec-templates")]
+    """$RPM_BPF_TEMPLATES, the source tree's spec-templates/, or an installed copy (RPM or pip)."""
+    candidates = [os.environ.get("RPM_BPF_TEMPLATES", ""),
+                  str(Path(__file__).resolve().parent.parent / "spec-templates"),
+                  "/usr/share/rpm-bpf/spec-templates",
+                  os.path.join(sys.prefix, "share", "rpm-bpf", "spec-templates")]
     for candidate in candidates:
         if candidate and (Path(candidate) / "prebuilt.spec.j2").is_file():
             return Path(candidate)

@@ -240,3 +240,14 @@ def test_rules_and_explain():
     assert explained.returncode == 0 and "%config" in explained.stdout
     unknown = run_cli("explain", "no-such-rule")
     assert unknown.returncode == 2 and "unknown rule id 'no-such-rule'" in unknown.stderr
+
+
+def test_demo_builds_and_scans(tmp_path):
+    result = run_cli("demo", "--dir", tmp_path / "demo")
+    _no_traceback(result)
+    assert result.returncode == 0
+    assert "legacy-tracer.x86_64: E: bpf-object-outside-bpfdir /usr/share/legacy-tracer/xdp_drop.o" in result.stdout
+    assert "xdp-loader.x86_64: I: bpf-object-embedded /usr/bin/xdp-loader" in result.stdout
+    assert "bpf-name-conflict" in result.stdout
+    assert "truncated-1.0-1.x86_64.rpm: truncated RPM" in result.stderr
+    assert result.stdout.rstrip().endswith("4 packages checked; 5 errors, 3 warnings, 1 info; 1 inputs could not be read.")
