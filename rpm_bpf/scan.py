@@ -29,11 +29,17 @@ def expand_inputs(paths: Iterable[str]) -> Iterator[str | InputError]:
     """
     for path in paths:
         if os.path.isdir(path):
-            found = []
-            for top, dirs, files in os.walk(path, onerror=None):
+            found: list[str] = []
+            unreadable: list[InputError] = []
+
+            def note(exc: OSError) -> None:
+                unreadable.append(InputError(exc.filename or path, f"cannot list directory: {exc.strerror}"))
+
+            for top, dirs, files in os.walk(path, onerror=note):
                 dirs.sort()
                 found.extend(os.path.join(top, f) for f in files if f.endswith(".rpm"))
-            if not found:
+            yield from unreadable
+            if not found and not unreadable:
                 yield InputError(path, "directory contains no .rpm files")
             yield from sorted(found)
         elif os.path.lexists(path) and not os.path.exists(path):

@@ -171,9 +171,13 @@ def test_unreadable_rpm_as_ordinary_user(rpms, objects, bpfdir, tmp_path_factory
     os.chmod(secret, 0o000)
     os.chmod(bad, 0o644)
     os.chmod(good, 0o644)
+    locked = d / "locked"
+    locked.mkdir(mode=0o700)
+    shutil.copy(good, locked)
     proc = as_nobody("scan", d)
     assert proc.returncode == 2, proc.stderr
     assert f"rpm-bpf: error: {secret}: Permission denied" in proc.stderr
+    assert f"rpm-bpf: error: {locked}: cannot list directory: Permission denied" in proc.stderr
     assert "exit-bad.x86_64: E: bpf-object-outside-bpfdir /opt/bad.o" in proc.stdout
     assert "Traceback" not in proc.stderr
 
