@@ -40,14 +40,13 @@ def _progress(enabled: bool):
         return None
     def show(done: int, total: int) -> None:
         if total < 50:
-            return
-        if done == total or done % 25 == 0:
-            width = 30
-            filled = width * done // total
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} packages")
-            if done == total:
-                sys.stderr.write("\r" + " " * (width + 30) + "\r")
-            sys.stderr.flush()
+            return  # short scans finish before a bar would help
+        width = 30
+        filled = width * done // total
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} packages")
+        if done == total:
+            sys.stderr.write("\r" + " " * (width + 30) + "\r")
+        sys.stderr.flush()
     return show
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import xml.etree.ElementTree as ET
 from importlib import resources
 
@@ -13,7 +14,7 @@ import jsonschema
 import pytest
 
 from rpm_bpf.samples import PkgFile, PkgSpec
-from tests.conftest import good_package, open_to_others, run_cli
+from tests.conftest import REPO, good_package, open_to_others, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +256,21 @@ def test_demo_builds_and_scans(tmp_path):
     assert "bpf-name-conflict" in result.stdout
     assert "truncated-1.0-1.x86_64.rpm: truncated RPM" in result.stderr
     assert result.stdout.rstrip().endswith("4 packages checked; 5 errors, 3 warnings, 1 info; 1 inputs could not be read.")
+
+
+def test_progress_bar_only_on_a_terminal(rpms, objects, bpfdir, tmp_path):
+    if shutil.which("script") is None:
+        pytest.skip("script (util-linux) is not installed: no pseudo-terminal to test with")
+    many = tmp_path / "many"
+    many.mkdir()
+    good = rpms.build(good_package(objects, bpfdir, name="progress"))
+    for i in range(130):
+        (many / f"copy{i:03d}.rpm").symlink_to(good)
+    cmd = f"{REPO}/.venv/bin/python -m rpm_bpf scan -j 1 -o {tmp_path}/report.txt {many}"
+    tty = subprocess.run(["script", "-q", "-e", "-c", cmd, str(tmp_path / "typescript")], capture_output=True,
+                         text=True, cwd=REPO)
+    assert tty.returncode == 0, tty.stdout + tty.stderr
+    screen = (tmp_path / "typescript").read_text(errors="replace")
+    assert "] 64/130 packages" in screen and "] 130/130 packages" in screen
+    piped = run_cli("scan", "-j", "1", many)
+    assert piped.returncode == 0 and "packages\r" not in piped.stderr and "/130" not in piped.stderr
