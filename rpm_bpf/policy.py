@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
@@ -58,6 +56,8 @@ class Policy:
 
     @classmethod
     def load(cls, paths: Iterable[Path | str] = (), system: Path | None = SYSTEM_POLICY) -> "Policy":
+        from importlib import resources  # on first use: keeps DNF's start-up cheap
+
         policy = cls()
         default = resources.files("rpm_bpf").joinpath("data/policy.toml")
         policy._merge(default.read_text(encoding="utf-8"), "built-in default policy")
@@ -71,6 +71,8 @@ class Policy:
         return policy
 
     def _merge(self, text: str, origin: str) -> None:
+        import tomllib
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 
 class Severity(enum.IntEnum):
@@ -46,7 +45,9 @@ class Rule:
 
 @cache
 def registry() -> dict[str, Rule]:
-    import tomllib  # first use only: most runs of a DNF transaction never need it
+    # Imported on first use only: most DNF transactions never need the registry.
+    import tomllib
+    from importlib import resources
 
     text = resources.files("rpm_bpf").joinpath("data/rules.toml").read_text(encoding="utf-8")
     rules = {}
