@@ -13,6 +13,7 @@ from . import elf
 from .bpfdirs import RUNTIME_DIRS, BpfDirs, is_big_endian, relative_name, under
 from .findings import Finding
 from .package import ContentError, ContentReader, FileEntry, Package
+from .specfile import check_spec_text
 
 
 @dataclass
@@ -41,7 +42,10 @@ def check_package(pkg: Package, dirs: BpfDirs, owner_provides: tuple[str, ...],
                   reader: ContentReader | None) -> PackageResult:
     """Run every per-package rule; ``reader=None`` judges from the header alone."""
     result = PackageResult(pkg)
-    if pkg.is_source or not pkg.files:
+    if pkg.is_source:
+        _check_source(pkg, reader, result)
+        return result
+    if not pkg.files:
         return result
     contents = _read_needed(pkg, dirs, reader, result)
     checker = _PackageChecker(pkg, dirs, result)
@@ -69,6 +73,24 @@ def location_finding(pkg: Package, entry: FileEntry, dirs: BpfDirs) -> Finding |
     else:
         detail = f"expected under {target}"
     return Finding.of("bpf-object-outside-bpfdir", pkg.ref, path, detail)
+
+
+def _check_source(pkg: Package, reader: ContentReader | None, result: PackageResult) -> None:
+    """A source package: the spec file rules on its spec."""
+    specs = {e.path for e in pkg.files if e.path.endswith(".spec") and e.is_regular}
+    if reader is None or not specs:
+        return
+    try:
+        contents = reader.read(specs)
+    except ContentError as exc:
+        result.content_error = str(exc)
+        return
+    for path in sorted(specs):
+        data = contents.get(path)
+        if not isinstance(data, bytes):
+            continue
+        for found in check_spec_text(data.decode("utf-8", "replace")):
+            result.findings.append(Finding.of(found.rule, pkg.ref, path, f"line {found.line}: {found.text}"))
 
 
 def _needs_content(pkg: Package, entry: FileEntry, roots: tuple[str, ...]) -> bool:

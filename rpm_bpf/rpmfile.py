@@ -153,6 +153,15 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
     pkg = Package(ref=ref, sourcerpm=hdr[rpm.RPMTAG_SOURCERPM] or "", requires=requires,
                   digest_algo=hdr[rpm.RPMTAG_FILEDIGESTALGO] or 1, is_source=is_source, deep=deep)
     if is_source:
+        # The spec file is what the spec rules judge; nothing else in a source package.
+        names = hdr[rpm.RPMTAG_FILENAMES]
+        for i, path in enumerate(names):
+            if path.endswith(".spec"):
+                pkg.files.append(FileEntry(path=path, mode=hdr[rpm.RPMTAG_FILEMODES][i] & 0xFFFF,
+                                           size=(hdr[rpm.RPMTAG_LONGFILESIZES] or hdr[rpm.RPMTAG_FILESIZES])[i],
+                                           user=hdr[rpm.RPMTAG_FILEUSERNAME][i],
+                                           group=hdr[rpm.RPMTAG_FILEGROUPNAME][i], flags=hdr[rpm.RPMTAG_FILEFLAGS][i],
+                                           fileclass="", digest=hdr[rpm.RPMTAG_FILEDIGESTS][i]))
         return pkg
     roots = dirs_for(arch).roots
     classes = hdr[rpm.RPMTAG_CLASSDICT]

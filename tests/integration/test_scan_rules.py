@@ -215,3 +215,36 @@ def test_every_payload_compressor(rpms, objects, payload):
     pkg = rpms.build(PkgSpec("compressed", requires=["bpf-filesystem"], files=[
         PkgFile("/usr/share/compressed/bare.o", objects.no_license)]), payload=payload)
     assert rules_of(pkg) == {"bpf-object-outside-bpfdir", "bpf-object-no-btf", "bpf-object-no-license"}
+
+
+def test_source_package_spec_rules(tmp_path):
+    """scan judges the spec inside a source RPM with the same rules as rpmlint's BPFCheck."""
+    import subprocess
+
+    spec = tmp_path / "handmade.spec"
+    spec.write_text("""Name: handmade
+Version: 1
+Release: 1
+Summary: Hand-installed BPF object
+License: MIT
+Source0: prog.o
+
+%description
+Test.
+
+%install
+install -D -m 0644 %{SOURCE0} %{buildroot}/usr/lib64/bpf/prog.o
+
+%files
+%config %{_bpfdir}/prog.o
+""")
+    (tmp_path / "prog.o").write_bytes(b"placeholder")
+    proc = subprocess.run(["rpmbuild", "-bs", "--define", f"_topdir {tmp_path}/top", "--define",
+                           f"_sourcedir {tmp_path}", str(spec)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (srpm,) = (tmp_path / "top" / "SRPMS").glob("*.src.rpm")
+    result = scan([str(srpm)], Policy.load(system=None))
+    found = {(f.rule, f.path, f.detail.split(":")[0]) for f in result.findings}
+    assert found == {("bpf-hardcoded-bpfdir", "handmade.spec", "line 12"),
+                     ("bpf-install-by-hand", "handmade.spec", "line 12"),
+                     ("bpf-object-config", "handmade.spec", "line 15")}
