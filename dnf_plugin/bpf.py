@@ -169,12 +169,12 @@ class BPF(dnf.Plugin):
         logger.warning(f"{MSG_WARNING}:\n{detail}")
 
     def _verify_installed(self) -> None:
-        from rpm_bpf.verify import verify
-
         names = sorted(self._bpf_names if self._bpf_names is not None
                        else {p.name for p in self.base.transaction.install_set})
         if not names:
             return  # no package of this transaction ships anything BPF-related
+        from rpm_bpf.verify import verify
+
         result = verify(self._root(), self.policy(), names)
         for finding in result.findings:
             if not finding.waived:
