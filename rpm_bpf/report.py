@@ -7,7 +7,6 @@ described in docs/json-report.md and in ``data/report.schema.json``.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -112,6 +111,8 @@ def render_json(report: Report, show_waived: bool = True) -> str:
 
 def render_junit(report: Report, show_waived: bool = False) -> str:
     """One test case per package (and per unreadable input); errors fail it."""
+    import xml.etree.ElementTree as ET  # only this format needs it
+
     suites = ET.Element("testsuites", name=f"rpm-bpf {report.command}")
     suite = ET.SubElement(suites, "testsuite", name=f"rpm-bpf.{report.command}")
     by_pkg: dict[str, list[Finding]] = {}
