@@ -71,13 +71,6 @@ class Package:
     deep: bool = False  # no triage: every file kept and read (slow; proves triage loses nothing)
 
     @property
-    def source_name(self) -> str:
-        """Name of the source package ("xdp-tools" of "xdp-tools-1.4-1.src.rpm")."""
-        if not self.sourcerpm:
-            return self.ref.name
-        return self.sourcerpm.rsplit("-", 2)[0]
-
-    @property
     def is_noarch(self) -> bool:
         return self.ref.arch == "noarch"
 

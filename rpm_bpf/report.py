@@ -29,9 +29,6 @@ class Report:
         return sorted(self.findings, key=lambda f: (f.package.nevra if f.package else "", f.path or "",
                                                     -f.severity, f.rule))
 
-    def active(self) -> list[Finding]:
-        return [f for f in self._sorted() if not f.waived]
-
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity == severity and not f.waived)
 

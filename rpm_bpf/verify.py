@@ -65,21 +65,20 @@ class _Names:
             pass
         return table
 
-    def user(self, uid: int) -> str:
-        if uid in self.users:
-            return self.users[uid]
+    def _name(self, table: dict[int, str], ident: int, host_lookup) -> str:
+        """The root's own name for an id; the host's database only when the root is ``/``."""
+        if ident in table:
+            return table[ident]
         try:
-            return pwd.getpwuid(uid).pw_name if self.host else str(uid)
+            return host_lookup(ident)[0] if self.host else str(ident)
         except KeyError:
-            return str(uid)
+            return str(ident)
+
+    def user(self, uid: int) -> str:
+        return self._name(self.users, uid, pwd.getpwuid)
 
     def group(self, gid: int) -> str:
-        if gid in self.groups:
-            return self.groups[gid]
-        try:
-            return grp.getgrgid(gid).gr_name if self.host else str(gid)
-        except KeyError:
-            return str(gid)
+        return self._name(self.groups, gid, grp.getgrgid)
 
 
 def _describe_type(mode: int) -> str:

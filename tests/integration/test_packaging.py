@@ -61,6 +61,16 @@ def test_own_packages_scan_clean(built):
     assert proc.returncode == 0 and "0 errors, 0 warnings" in proc.stdout, proc.stdout
 
 
+def _install_into(root: Path, rpms: list[Path]) -> None:
+    drop = root / "tmp" / "rpms"
+    drop.mkdir(parents=True)
+    for path in rpms:
+        shutil.copy(path, drop)
+    # --nodeps: python3-rpm & co. are dpkg packages there, unknown to its rpm database.
+    proc = debroot.run_in(root, "sh", "-c", "rpm -i --nodeps /tmp/rpms/*.rpm")
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.fixture(scope="module")
 def installroot(built, tmp_path_factory, objects) -> Path:
     try:
@@ -68,13 +78,7 @@ def installroot(built, tmp_path_factory, objects) -> Path:
     except debroot.RootUnavailable as exc:
         pytest.skip(f"no fresh Debian root for an install test: {exc}")
     root = debroot.fresh_copy(base, tmp_path_factory.mktemp("root"))
-    drop = root / "tmp" / "rpms"
-    drop.mkdir(parents=True)
-    for path in built.values():
-        shutil.copy(path, drop)
-    # --nodeps: python3-rpm & co. are dpkg packages there, unknown to its rpm database.
-    proc = debroot.run_in(root, "sh", "-c", "rpm -i --nodeps /tmp/rpms/*.rpm")
-    assert proc.returncode == 0, proc.stderr
+    _install_into(root, list(built.values()))
     shutil.copy(objects.full, root / "tmp" / "counter.bpf.o")
     return root
 
@@ -162,12 +166,7 @@ def sid_root(built, tmp_path_factory, objects) -> Path:
     root = debroot.fresh_copy(base, tmp_path_factory.mktemp("sidroot"))
     if debroot.run_in(root, "sh", "-c", "command -v rpmbuild").returncode != 0:
         pytest.skip("Debian sid's rpm packages ship no rpmbuild in this root")
-    drop = root / "tmp" / "rpms"
-    drop.mkdir(parents=True)
-    for name in ("python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros"):
-        shutil.copy(built[name], drop)
-    proc = debroot.run_in(root, "sh", "-c", "rpm -i --nodeps /tmp/rpms/*.rpm")
-    assert proc.returncode == 0, proc.stderr
+    _install_into(root, [built[name] for name in ("python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros")])
     shutil.copy(objects.full, root / "tmp" / "counter.bpf.o")
     return root
 
