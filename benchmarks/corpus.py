@@ -61,6 +61,28 @@ def _ordinary(name: str, rng: random.Random, elves: list[Path], texts: list[Path
     return PkgSpec(name, files=files)
 
 
+def build_objects(objs_dir: Path) -> dict[str, Path]:
+    """The clang-built objects the planted packages carry."""
+    full = samples.compile_bpf(samples.XDP_COUNTER_C, objs_dir / "full.bpf.o")
+    return {
+        "full": full,
+        "bare": samples.compile_bpf(samples.NO_LICENSE_C, objs_dir / "bare.bpf.o", btf=False),
+        "big": samples.compile_bpf(samples.XDP_COUNTER_C, objs_dir / "big.bpfeb.o", target="bpfeb"),
+        "loader": samples.build_skeleton_loader(full, objs_dir / "skel" / "loader"),
+    }
+
+
+def planted_packages(count: int, objs: dict[str, Path], bpfdir: str) -> tuple[list[PkgSpec], list[dict]]:
+    """``count`` planted BPF packages (every kind in turn) and the findings they must give."""
+    specs: list[PkgSpec] = []
+    expected: list[dict] = []
+    for index in range(count):
+        for spec, findings in _bpf_packages(index, objs, bpfdir):
+            specs.append(spec)
+            expected += [{"package": spec.name, "rule": r, "path": p} for r, p in findings]
+    return specs, expected
+
+
 def _bpf_packages(index: int, objs: dict[str, Path], bpfdir: str) -> list[tuple[PkgSpec, list[tuple[str, str]]]]:
     """Planted BPF packages and the (rule, path) findings each must give."""
     kind = index % 6
@@ -95,14 +117,7 @@ def generate(out: Path, packages: int, bpf_share: float, seed: int, autodeps: bo
     rpm_dir = out / "rpms"
     rpm_dir.mkdir(exist_ok=True)
     build = out / "build"
-    objs_dir = out / "objects"
-    full = samples.compile_bpf(samples.XDP_COUNTER_C, objs_dir / "full.bpf.o")
-    objs = {
-        "full": full,
-        "bare": samples.compile_bpf(samples.NO_LICENSE_C, objs_dir / "bare.bpf.o", btf=False),
-        "big": samples.compile_bpf(samples.XDP_COUNTER_C, objs_dir / "big.bpfeb.o", target="bpfeb"),
-        "loader": samples.build_skeleton_loader(full, objs_dir / "skel" / "loader"),
-    }
+    objs = build_objects(out / "objects")
     bpfdir = bpfdirs.for_arch(bpfdirs.host_arch()).arch_dir
     elves, texts = _system_pool(rng)
 

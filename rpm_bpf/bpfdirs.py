@@ -6,11 +6,13 @@ otherwise ``%{_libdir}/bpf`` and ``%{_prefix}/lib/bpf`` as the convention says.
 
 from __future__ import annotations
 
-import subprocess
-from dataclasses import dataclass
+from collections import namedtuple
 from functools import cache
 
 import rpm
+
+from .findings import Finding
+from .package import FileEntry, Package
 
 # Where applications put objects they build at run time: %ghost only.
 RUNTIME_DIRS = ("/var/cache/bpf", "/run")
@@ -26,10 +28,12 @@ _BIG_ENDIAN = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class BpfDirs:
-    arch_dir: str  # %{_libdir}/bpf for the architecture
-    noarch_dir: str  # %{_prefix}/lib/bpf
+class BpfDirs(namedtuple("BpfDirs", ("arch_dir", "noarch_dir"))):
+    """%{_libdir}/bpf of an architecture, and %{_prefix}/lib/bpf."""
+
+    __slots__ = ()
+    arch_dir: str
+    noarch_dir: str
 
     def allowed(self, noarch: bool) -> tuple[str, ...]:
         """Directories a package may ship objects in (subdirectories included)."""
@@ -52,6 +56,8 @@ def for_arch(arch: str) -> BpfDirs:
     noarch_dir = rpm.expandMacro(_NOARCH_EXPR)
     if arch in ("noarch", "src", "nosrc") or arch == host_arch():
         return BpfDirs(rpm.expandMacro(_ARCH_EXPR), noarch_dir)
+    import subprocess  # only for foreign architectures
+
     try:
         # --target loads the platform macros of another architecture without
         # touching this process's macro context (which dnf may have set up).
@@ -76,3 +82,22 @@ def relative_name(path: str, roots: tuple[str, ...]) -> str | None:
         if path.startswith(root + "/"):
             return path[len(root) + 1:]
     return None
+
+
+def location_finding(pkg: Package, entry: FileEntry, dirs: BpfDirs) -> Finding | None:
+    """``bpf-object-outside-bpfdir`` for a BPF object, or None where it belongs.
+
+    Shared by package checks and the verification of installed systems.
+    """
+    allowed = dirs.allowed(pkg.is_noarch)
+    path = entry.path
+    if any(under(path, d) for d in allowed):
+        return None
+    target = allowed[0]
+    if any(under(path, d) for d in RUNTIME_DIRS):
+        detail = f"runtime locations may only hold %ghost entries; ship it in {target}"
+    elif pkg.is_noarch and any(under(path, r) for r in dirs.roots):
+        detail = f"noarch packages ship BPF objects in {target}"
+    else:
+        detail = f"expected under {target}"
+    return Finding.of("bpf-object-outside-bpfdir", pkg.ref, path, detail)

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 
-from . import elf
 from .bpfdirs import relative_name
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -30,6 +29,8 @@ def cmd_install_objects(args: argparse.Namespace) -> int:
     if args.subdir and (os.path.isabs(args.subdir) or ".." in args.subdir.split("/")):
         _fail(f"-d {args.subdir}: must be a relative path inside the BPF directory")
         return EXIT_USAGE
+    from . import elf
+
     payloads: list[tuple[str, bytes]] = []
     status = EXIT_OK
     for path in args.files:
@@ -120,24 +121,24 @@ def cmd_rpmlint_enable(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parsers(sub) -> None:
-    enable = sub.add_parser("rpmlint-enable", help="enable BPFCheck in rpmlint (writes the rpmlint drop-in)",
-                            description="Write rpmlint/bpf.toml (Checks = [\"BPFCheck\"]) into /etc/xdg, or with "
-                                        "--user into $XDG_CONFIG_HOME; rpmlint merges it into its Checks list.")
+def configure_rpmlint_enable(enable: argparse.ArgumentParser) -> None:
+    enable.description = ("Write rpmlint/bpf.toml (Checks = [\"BPFCheck\"]) into /etc/xdg, or with "
+                          "--user into $XDG_CONFIG_HOME; rpmlint merges it into its Checks list.")
     enable.add_argument("--user", action="store_true", help="only for this user")
     enable.set_defaults(func=cmd_rpmlint_enable)
 
-    install = sub.add_parser(
-        "install-objects", help="install BPF objects into the buildroot (behind %%bpf_install)",
-        description="Validate BPF objects with the ELF inspection and install them with MODE into DEST[/SUBDIR]. "
-                    "Nothing is installed when any file is not a valid BPF object.")
+
+def configure_install_objects(install: argparse.ArgumentParser) -> None:
+    install.description = ("Validate BPF objects with the ELF inspection and install them with MODE into "
+                           "DEST[/SUBDIR]. Nothing is installed when any file is not a valid BPF object.")
     install.add_argument("--dest", required=True, help="%%{buildroot}%%{_bpfdir} (or the noarch directory)")
     install.add_argument("--subdir", default="", help="subdirectory of the BPF directory")
     install.add_argument("--mode", default="0644", help="file mode (default 0644)")
     install.add_argument("files", nargs="+", metavar="FILE")
     install.set_defaults(func=cmd_install_objects)
 
-    deps = sub.add_parser("rpm-deps", help="rpm dependency generator for BPF objects (behind bpf.attr)")
+
+def configure_rpm_deps(deps: argparse.ArgumentParser) -> None:
     kinds = deps.add_mutually_exclusive_group(required=True)
     for kind in ("provides", "requires", "conflicts"):
         kinds.add_argument(f"--{kind}", dest="kind", action="store_const", const=kind)

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import elf
-from .bpfdirs import RUNTIME_DIRS, BpfDirs, is_big_endian, relative_name, under
+from .bpfdirs import BpfDirs, is_big_endian, location_finding, relative_name, under
 from .findings import Finding
 from .package import ContentError, ContentReader, FileEntry, Package
 from .specfile import check_spec_text
@@ -54,25 +54,6 @@ def check_package(pkg: Package, dirs: BpfDirs, owner_provides: tuple[str, ...],
     checker.check_noarch_endianness()
     checker.check_ownership(owner_provides)
     return result
-
-
-def location_finding(pkg: Package, entry: FileEntry, dirs: BpfDirs) -> Finding | None:
-    """``bpf-object-outside-bpfdir`` for a BPF object, or None where it belongs.
-
-    Shared by package checks and the verification of installed systems.
-    """
-    allowed = dirs.allowed(pkg.is_noarch)
-    path = entry.path
-    if any(under(path, d) for d in allowed):
-        return None
-    target = allowed[0]
-    if any(under(path, d) for d in RUNTIME_DIRS):
-        detail = f"runtime locations may only hold %ghost entries; ship it in {target}"
-    elif pkg.is_noarch and any(under(path, r) for r in dirs.roots):
-        detail = f"noarch packages ship BPF objects in {target}"
-    else:
-        detail = f"expected under {target}"
-    return Finding.of("bpf-object-outside-bpfdir", pkg.ref, path, detail)
 
 
 def _check_source(pkg: Package, reader: ContentReader | None, result: PackageResult) -> None:

@@ -11,9 +11,8 @@ import json
 import os
 import sys
 import textwrap
-from pathlib import Path
 
-from . import __version__, elf, rules
+from . import __version__, rules
 from .policy import SYSTEM_POLICY, Policy, PolicyError
 from .report import FORMATS, RENDERERS, Report
 
@@ -64,7 +63,8 @@ def _emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         return
     try:
-        Path(output).write_text(text, encoding="utf-8")
+        with open(output, "w", encoding="utf-8") as stream:
+            stream.write(text)
     except OSError as exc:
         raise OutputError(f"{output}: cannot write report: {exc.strerror}") from None
 
@@ -90,8 +90,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import subprocess
-
     from .rpmdb import RpmdbError
     from .verify import repair_command, verify
 
@@ -124,6 +122,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print("rpm-bpf: to restore the packaged objects, run:\n  " + " ".join(command), file=sys.stderr)
             return status
         print("rpm-bpf: running: " + " ".join(command), file=sys.stderr)
+        import subprocess
+
         try:
             done = subprocess.run(command)
         except OSError as exc:
@@ -142,6 +142,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _inspect_one(path: str) -> tuple[dict | None, str | None]:
     """(description, error) for one object file, never following symlinks."""
+    from . import elf
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
@@ -236,6 +238,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .demo import run_demo
     from .samples import SampleBuildError
 
@@ -246,16 +250,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rpm-bpf", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"rpm-bpf {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    scan = sub.add_parser("scan", help="check RPM files (and directories of them) against the BPF policy",
-                          description="Check RPM files against the BPF policy, and for object name conflicts "
-                                      "across all packages given.", epilog=EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+def _configure_scan(scan: argparse.ArgumentParser) -> None:
+    scan.description = "Check RPM files against the BPF policy, and for object name conflicts across all packages given."
     scan.add_argument("paths", nargs="+", metavar="PATH", help="RPM file, or directory searched for *.rpm")
     scan.add_argument("-f", "--format", choices=FORMATS, default="text", help="report format (default: text)")
     scan.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
@@ -273,12 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(func=cmd_scan)
 
-    verify = sub.add_parser("verify", help="check installed BPF objects against the rpm database",
-                            description="Compare the installed BPF objects (and everything in the BPF directories) "
-                                        "with what the rpm database recorded: digest, size, mode, owner, type. "
-                                        "Files in the BPF directories that no package owns are reported too "
-                                        "(when no PACKAGE is named).", epilog=EPILOG,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def _configure_verify(verify: argparse.ArgumentParser) -> None:
+    verify.description = ("Compare the installed BPF objects (and everything in the BPF directories) with what "
+                          "the rpm database recorded: digest, size, mode, owner, type. Files in the BPF "
+                          "directories that no package owns are reported too (when no PACKAGE is named).")
     verify.add_argument("packages", nargs="*", metavar="PACKAGE", help="package names (default: all installed)")
     verify.add_argument("--root", default="/", metavar="DIR", help="verify the system installed in DIR")
     verify.add_argument("-f", "--format", choices=FORMATS, default="text")
@@ -293,35 +288,75 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra argument for the dnf reinstall of --repair (repeatable), e.g. --dnf-arg=--repo=x")
     verify.set_defaults(func=cmd_verify)
 
-    inspect = sub.add_parser("inspect", help="describe BPF object files (or ELF files embedding them)")
+
+def _configure_inspect(inspect: argparse.ArgumentParser) -> None:
     inspect.add_argument("files", nargs="+", metavar="FILE")
     inspect.add_argument("-f", "--format", choices=("text", "json"), default="text")
     inspect.set_defaults(func=cmd_inspect)
 
-    rules_p = sub.add_parser("rules", help="list the rules, their ids and severities")
+
+def _configure_rules(rules_p: argparse.ArgumentParser) -> None:
     rules_p.add_argument("-f", "--format", choices=("text", "json"), default="text")
     rules_p.set_defaults(func=cmd_rules)
 
-    explain = sub.add_parser("explain", help="explain rule ids (like rpmlint -e)")
+
+def _configure_explain(explain: argparse.ArgumentParser) -> None:
     explain.add_argument("rules", nargs="+", metavar="RULE")
     explain.set_defaults(func=cmd_explain)
 
-    from .buildhelpers import add_parsers as add_build_parsers
 
-    add_build_parsers(sub)
-    from .spectemplates import add_parsers as add_spec_parsers
-
-    add_spec_parsers(sub)
-
-    demo = sub.add_parser("demo", help="build sample good and bad packages with clang and rpmbuild, and scan them")
+def _configure_demo(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--dir", default="demo-out", help="where to build (default: ./demo-out)")
     demo.add_argument("-f", "--format", choices=FORMATS, default="text")
     demo.set_defaults(func=cmd_demo)
+
+
+# name, one-line help, where its options are defined ("module:function"; "" = here).
+# Only the command being run has its options built: start-up stays cheap.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("scan", "check RPM files (and directories of them) against the BPF policy", ":_configure_scan"),
+    ("verify", "check installed BPF objects against the rpm database", ":_configure_verify"),
+    ("inspect", "describe BPF object files (or ELF files embedding them)", ":_configure_inspect"),
+    ("rules", "list the rules, their ids and severities", ":_configure_rules"),
+    ("explain", "explain rule ids (like rpmlint -e)", ":_configure_explain"),
+    ("rpmlint-enable", "enable BPFCheck in rpmlint (writes the rpmlint drop-in)",
+     "buildhelpers:configure_rpmlint_enable"),
+    ("install-objects", "install BPF objects into the buildroot (behind %%bpf_install)",
+     "buildhelpers:configure_install_objects"),
+    ("rpm-deps", "rpm dependency generator for BPF objects (behind bpf.attr)", "buildhelpers:configure_rpm_deps"),
+    ("spec", "spec file templates for BPF packages", "spectemplates:configure_spec"),
+    ("demo", "build sample good and bad packages with clang and rpmbuild, and scan them", ":_configure_demo"),
+)
+
+
+def _configurer(where: str):
+    module, _, function = where.partition(":")
+    if not module:
+        return globals()[function]
+    from importlib import import_module
+
+    return getattr(import_module(f"{__package__}.{module}"), function)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``command`` given) one with only that command's options."""
+    parser = argparse.ArgumentParser(prog="rpm-bpf", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rpm-bpf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text, where in COMMANDS:
+        if command is None or command == name:
+            # Each sub-parser costs argparse a gettext look-up on disk: only the one run is built.
+            sub_parser = sub.add_parser(name, help=help_text, epilog=EPILOG,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+            _configurer(where)(sub_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in {c[0] for c in COMMANDS} else None)
     args = parser.parse_args(argv)
     from .rpmfile import quiet_rpm_log
 

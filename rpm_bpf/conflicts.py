@@ -7,7 +7,7 @@ against installed) and repository gating (a new build against a repo).
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from .checks import ShippedObject
 from .findings import Finding

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections import namedtuple
 
 from . import rules
 from .rules import Severity
 
+# Records are named tuples, not dataclasses: immutable and hashable all the
+# same, and importing dataclasses would cost a short command (rpm-bpf verify,
+# the DNF plugin) a fifth of its run time.
 
-@dataclass(frozen=True)
-class PackageRef:
-    """Enough of a package to name it in a report."""
 
+class PackageRef(namedtuple("PackageRef", ("name", "epoch", "version", "release", "arch", "source"),
+                            defaults=("",))):
+    """Enough of a package to name it in a report.
+
+    ``epoch`` is an int or None; ``source`` is the RPM file or "rpmdb".
+    """
+
+    __slots__ = ()
     name: str
     epoch: int | None
     version: str
     release: str
     arch: str
-    source: str = ""  # the RPM file or "rpmdb"
+    source: str
 
     @property
     def nevra(self) -> str:
@@ -30,15 +38,19 @@ class PackageRef:
         return f"{self.name}.{self.arch}"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(namedtuple("Finding", ("rule", "severity", "package", "path", "detail", "waiver", "related"),
+                         defaults=("", None, ()))):
+    """What a rule found. ``waiver`` is the reason of the waiver that silences
+    it (None: not waived); ``related`` names the other packages involved (conflicts)."""
+
+    __slots__ = ()
     rule: str
     severity: Severity
     package: PackageRef | None
     path: str | None
-    detail: str = ""
-    waiver: str | None = None  # reason of the waiver that silences it
-    related: tuple[str, ...] = field(default=())  # other packages involved (conflicts)
+    detail: str
+    waiver: str | None
+    related: tuple[str, ...]
 
     @classmethod
     def of(cls, rule_id: str, package: PackageRef | None, path: str | None, detail: str = "",
@@ -56,18 +68,18 @@ class Finding:
         return f"{summary}: {self.detail}" if self.detail else summary
 
     def with_severity(self, severity: Severity) -> "Finding":
-        return replace(self, severity=severity)
+        return self._replace(severity=severity)
 
     def with_detail_note(self, note: str) -> "Finding":
-        return replace(self, detail=f"{self.detail} ({note})" if self.detail else f"({note})")
+        return self._replace(detail=f"{self.detail} ({note})" if self.detail else f"({note})")
 
     def with_waiver(self, reason: str) -> "Finding":
-        return replace(self, waiver=reason)
+        return self._replace(waiver=reason)
 
 
-@dataclass(frozen=True)
-class InputError:
+class InputError(namedtuple("InputError", ("input", "message"))):
     """An input that could not be read at all (exit code 2)."""
 
+    __slots__ = ()
     input: str
     message: str

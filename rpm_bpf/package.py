@@ -7,8 +7,7 @@ is what keeps scanning thousands of packages cheap.
 from __future__ import annotations
 
 import stat
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections import namedtuple
 
 from .findings import PackageRef
 
@@ -17,8 +16,11 @@ RPMFILE_CONFIG = 1 << 0
 RPMFILE_GHOST = 1 << 6
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(namedtuple("FileEntry", ("path", "mode", "size", "user", "group", "flags", "fileclass", "digest",
+                                         "linkto"), defaults=("",))):
+    """One file as the package header records it (an immutable record, see findings.py)."""
+
+    __slots__ = ()
     path: str
     mode: int
     size: int
@@ -59,16 +61,25 @@ class FileEntry:
         return self.fileclass.startswith("ELF")
 
 
-@dataclass
 class Package:
-    ref: PackageRef
-    sourcerpm: str
-    requires: tuple[str, ...]
-    files: list[FileEntry] = field(default_factory=list)  # BPF-relevant files only
-    digest_algo: int = 8  # PGPHASHALGO_SHA256
-    is_source: bool = False
-    wants_embedded_scan: bool = False  # links a BPF loader: look inside its ELF files
-    deep: bool = False  # no triage: every file kept and read (slow; proves triage loses nothing)
+    """A package and its BPF-relevant files (all files when ``deep``)."""
+
+    __slots__ = ("ref", "sourcerpm", "requires", "files", "digest_algo", "is_source", "wants_embedded_scan", "deep")
+
+    def __init__(self, ref: PackageRef, sourcerpm: str, requires: tuple[str, ...],
+                 files: list[FileEntry] | None = None, digest_algo: int = 8, is_source: bool = False,
+                 wants_embedded_scan: bool = False, deep: bool = False) -> None:
+        self.ref = ref
+        self.sourcerpm = sourcerpm
+        self.requires = requires
+        self.files: list[FileEntry] = files if files is not None else []
+        self.digest_algo = digest_algo  # rpm's PGPHASHALGO_*; 8 is SHA-256
+        self.is_source = is_source
+        self.wants_embedded_scan = wants_embedded_scan  # links a BPF loader: look inside its ELF files
+        self.deep = deep  # no triage: every file kept and read (slow; proves triage loses nothing)
+
+    def __repr__(self) -> str:
+        return f"Package({self.ref.nevra}, {len(self.files)} files)"
 
     @property
     def is_noarch(self) -> bool:
@@ -79,11 +90,12 @@ class ContentError(Exception):
     """The package's content as a whole cannot be read (corrupt payload...)."""
 
 
-class ContentReader(Protocol):
+class ContentReader:
     """Gives file contents for a package's paths, reading nothing else.
 
     A file that cannot be read maps to its OSError; a source that cannot be
-    read at all raises ``ContentError``.
+    read at all raises ``ContentError``. A protocol in spirit: readers need
+    not inherit from it (typing.Protocol would cost every command start-up time).
     """
 
     def read(self, paths: set[str]) -> dict[str, bytes | OSError]:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable
+import os
+from collections import namedtuple
+from collections.abc import Iterable
 
-from . import rules
+from . import data_text, rules
 from .findings import Finding
 from .rules import Severity
 
-SYSTEM_POLICY = Path("/etc/rpm-bpf/policy.toml")
+SYSTEM_POLICY = "/etc/rpm-bpf/policy.toml"
 DEFAULT_OWNER_PROVIDES = ("bpf-filesystem",)
 
 
@@ -25,14 +25,18 @@ class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the file."""
 
 
-@dataclass(frozen=True)
-class Waiver:
-    rule: str  # rule id or glob
-    package: str = "*"  # glob on the package name or NEVRA
-    path: str = "*"  # glob on the file path
-    reason: str = ""
-    expires: dt.date | None = None
-    origin: str = ""  # the policy file it came from
+class Waiver(namedtuple("Waiver", ("rule", "package", "path", "reason", "expires", "origin"),
+                        defaults=("*", "*", "", None, ""))):
+    """``rule``, ``package`` (name or NEVRA) and ``path`` are globs; ``origin``
+    is the policy file it came from."""
+
+    __slots__ = ()
+    rule: str
+    package: str
+    path: str
+    reason: str
+    expires: dt.date | None
+    origin: str
 
     def matches(self, finding: Finding) -> bool:
         if not fnmatch.fnmatchcase(finding.rule, self.rule):
@@ -47,24 +51,25 @@ class Waiver:
         return self.expires is not None and today > self.expires
 
 
-@dataclass
 class Policy:
-    severities: dict[str, Severity | None] = field(default_factory=dict)  # None: rule off
-    waivers: list[Waiver] = field(default_factory=list)
-    owner_provides: tuple[str, ...] = DEFAULT_OWNER_PROVIDES
-    sources: list[str] = field(default_factory=list)
+    """Severity changes and waivers in force, and where they came from."""
+
+    def __init__(self) -> None:
+        self.severities: dict[str, Severity | None] = {}  # None: rule off
+        self.waivers: list[Waiver] = []
+        self.owner_provides: tuple[str, ...] = DEFAULT_OWNER_PROVIDES
+        self.sources: list[str] = []
 
     @classmethod
-    def load(cls, paths: Iterable[Path | str] = (), system: Path | None = SYSTEM_POLICY) -> "Policy":
-        from importlib import resources  # on first use: keeps DNF's start-up cheap
-
+    def load(cls, paths: Iterable[os.PathLike | str] = (), system: os.PathLike | str | None = SYSTEM_POLICY
+             ) -> "Policy":
         policy = cls()
-        default = resources.files("rpm_bpf").joinpath("data/policy.toml")
-        policy._merge(default.read_text(encoding="utf-8"), "built-in default policy")
-        candidates = ([system] if system is not None and system.exists() else []) + [Path(p) for p in paths]
+        policy._merge(data_text("policy.toml"), "built-in default policy")
+        candidates = ([system] if system is not None and os.path.exists(system) else []) + list(paths)
         for path in candidates:
             try:
-                text = path.read_text(encoding="utf-8")
+                with open(path, encoding="utf-8") as stream:
+                    text = stream.read()
             except (OSError, UnicodeDecodeError) as exc:
                 raise PolicyError(f"{path}: cannot read policy file: {getattr(exc, 'strerror', None) or exc}") from None
             policy._merge(text, str(path))

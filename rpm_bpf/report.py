@@ -6,9 +6,7 @@ described in docs/json-report.md and in ``data/report.schema.json``.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from . import __version__, rules
 from .findings import Finding, InputError, PackageRef
@@ -18,12 +16,13 @@ SCHEMA = "rpm-bpf/report/v1"
 FORMATS = ("text", "json", "junit", "sarif")
 
 
-@dataclass
 class Report:
-    command: str  # "scan" or "verify"
-    packages: list[PackageRef]
-    findings: list[Finding]
-    errors: list[InputError] = field(default_factory=list)
+    def __init__(self, command: str, packages: list[PackageRef], findings: list[Finding],
+                 errors: list[InputError] | None = None) -> None:
+        self.command = command  # "scan" or "verify"
+        self.packages = packages
+        self.findings = findings
+        self.errors: list[InputError] = errors if errors is not None else []
 
     def _sorted(self) -> list[Finding]:
         return sorted(self.findings, key=lambda f: (f.package.nevra if f.package else "", f.path or "",
@@ -103,6 +102,8 @@ def render_json(report: Report, show_waived: bool = True) -> str:
         "summary": report.summary(),
         "exit_code": report.exit_code,
     }
+    import json
+
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -197,6 +198,8 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
             "results": results,
         }],
     }
+    import json
+
     return json.dumps(doc, indent=2) + "\n"
 
 

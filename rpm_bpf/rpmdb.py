@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import rpm
 
@@ -18,7 +18,8 @@ class RpmdbError(Exception):
 def _transaction_set(root: str) -> rpm.TransactionSet:
     ts = rpm.TransactionSet(root)
     # Headers in the database were checked when installed; re-checking every one is slow.
-    ts.setVSFlags(getattr(rpm, "_RPMVSF_NOSIGNATURES", 0) | getattr(rpm, "_RPMVSF_NODIGESTS", 0))
+    ts.setVSFlags(getattr(rpm, "_RPMVSF_NOSIGNATURES", 0) | getattr(rpm, "_RPMVSF_NODIGESTS", 0)
+                  | getattr(rpm, "RPMVSF_NOHDRCHK", 0))
     return ts
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
 import rpm
 
-from .bpfdirs import BpfDirs, under
+from .bpfdirs import under
 from .findings import PackageRef
 from .package import ContentError, FileEntry, Package
 
@@ -45,14 +44,14 @@ def quiet_rpm_log() -> None:
     rpm.setVerbosity(rpm.RPMLOG_CRIT)
 
 
-@dataclass
 class RpmFile:
     """An opened RPM file: its header, the triaged package, and a payload reader."""
 
-    path: str
-    header: rpm.hdr
-    package: Package
-    payload_offset: int
+    def __init__(self, path: str, header: rpm.hdr, package: Package, payload_offset: int) -> None:
+        self.path = path
+        self.header = header
+        self.package = package
+        self.payload_offset = payload_offset
 
     def read(self, paths: set[str]) -> dict[str, bytes | OSError]:
         """Contents of ``paths`` from the payload (decompressing it once)."""

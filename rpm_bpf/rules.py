@@ -7,7 +7,7 @@ Descriptions live in a data file, not in code, so that every front end
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections import namedtuple
 from functools import cache
 
 
@@ -34,8 +34,10 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r} (expected error, warning or info)") from None
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(namedtuple("Rule", ("id", "severity", "scope", "summary", "description"))):
+    """One registry entry (an immutable record, see findings.py)."""
+
+    __slots__ = ()
     id: str
     severity: Severity
     scope: str
@@ -47,9 +49,10 @@ class Rule:
 def registry() -> dict[str, Rule]:
     # Imported on first use only: most DNF transactions never need the registry.
     import tomllib
-    from importlib import resources
 
-    text = resources.files("rpm_bpf").joinpath("data/rules.toml").read_text(encoding="utf-8")
+    from . import data_text
+
+    text = data_text("rules.toml")
     rules = {}
     for rule_id, entry in tomllib.loads(text).items():
         rules[rule_id] = Rule(

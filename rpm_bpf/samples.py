@@ -127,6 +127,7 @@ class PkgFile:
     config: bool = False
     ghost: bool = False
     directory: bool = False
+    linkto: str | None = None  # a symbolic link to this target
 
 
 @dataclass
@@ -151,7 +152,8 @@ def _files_section(pkg: PkgSpec) -> str:
             prefix += "%ghost "
         if f.config:
             prefix += "%config "
-        attr = f"%attr({f.mode:04o},{f.user},{f.group}) "
+        mode = "-" if f.linkto is not None else f"{f.mode:04o}"  # a link's mode is not settable
+        attr = f"%attr({mode},{f.user},{f.group}) "
         lines.append(f"{attr}{prefix}{f.path}")
     return "\n".join(lines)
 
@@ -165,6 +167,9 @@ def _stage(pkg: PkgSpec, root: Path) -> None:
         if f.ghost:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        if f.linkto is not None:
+            target.symlink_to(f.linkto)
+            continue
         if f.source is not None:
             shutil.copyfile(f.source, target)
         else:

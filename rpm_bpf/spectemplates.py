@@ -70,8 +70,7 @@ def cmd_spec_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:
-    spec = sub.add_parser("spec", help="spec file templates for BPF packages")
+def configure_spec(spec: argparse.ArgumentParser) -> None:
     spec_sub = spec.add_subparsers(dest="spec_command", metavar="COMMAND", required=True)
     new = spec_sub.add_parser("new", help="write NAME.spec (and example sources) that build as they are",
                               description="Write NAME.spec and its example sources into DIR. prebuilt: one package "

@@ -12,12 +12,10 @@ import os
 import pwd
 import grp
 import stat
-from dataclasses import dataclass, field
-from typing import Iterable
+from collections.abc import Iterable
 
 from . import bpfdirs, rpmdb
-from .bpfdirs import relative_name, under
-from .checks import location_finding
+from .bpfdirs import location_finding, relative_name
 from .findings import Finding, InputError, PackageRef
 from .package import FileEntry, Package
 from .policy import Policy
@@ -27,11 +25,11 @@ DIGEST_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11:
 _READ_CHUNK = 1 << 20
 
 
-@dataclass
 class VerifyResult:
-    packages: list[PackageRef] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[InputError] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.packages: list[PackageRef] = []
+        self.findings: list[Finding] = []
+        self.errors: list[InputError] = []
 
     def to_repair(self) -> list[str]:
         """NEVRAs whose reinstallation restores what was found changed or missing."""
