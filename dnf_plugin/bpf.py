@@ -149,7 +149,12 @@ class BPF(dnf.Plugin):
             shipped += checked.objects
         if shipped:
             leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
-            for pkg in rpmdb.installed(self._root()):
+            # Installed packages that own a file where an incoming object's name would clash:
+            # index look-ups, not a read of every installed header.
+            roots = {r for arch in {bpfdirs.host_arch()} | {o.package.ref.arch for o in shipped}
+                     for r in bpfdirs.for_arch(arch).roots}
+            paths = {f"{r}/{o.relname}" if o.relname is not None else o.entry.path for o in shipped for r in roots}
+            for pkg in rpmdb.owners(self._root(), paths):
                 ref = pkg.ref
                 evr = f"{ref.epoch}:{ref.version}-{ref.release}" if ref.epoch else f"{ref.version}-{ref.release}"
                 if (ref.name, evr, ref.arch) in leaving or ref.nevra in incoming_nevras:

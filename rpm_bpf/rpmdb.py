@@ -40,6 +40,29 @@ def installed(root: str = "/", names: Iterable[str] = ()) -> Iterator[Package]:
         ts.closeDB()
 
 
+def owners(root: str, paths: Iterable[str]) -> Iterator[Package]:
+    """Installed packages owning any of ``paths``, each once.
+
+    An index look-up per path (rpm's file index, as ``rpm -qf``): what the
+    DNF plugin needs to know about the installed side of a name conflict,
+    without reading every installed header.
+    """
+    ts = _transaction_set(root)
+    seen: set[int] = set()
+    try:
+        for path in sorted(set(paths)):
+            matches = ts.dbMatch("basenames", path)
+            for hdr in matches:
+                if matches.instance() in seen:
+                    continue
+                seen.add(matches.instance())
+                yield package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb")
+    except rpm.error as exc:
+        raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
+    finally:
+        ts.closeDB()
+
+
 def missing_names(root: str, names: Iterable[str]) -> list[str]:
     """Which of ``names`` are not installed (so a front end can say so)."""
     ts = _transaction_set(root)
