@@ -247,6 +247,23 @@ def test_rules_and_explain():
     assert unknown.returncode == 2 and "unknown rule id 'no-such-rule'" in unknown.stderr
 
 
+def test_help_lists_every_command_and_each_has_its_own_help():
+    """Sub-parsers are built lazily (only the command run): every one must still be reachable."""
+    from rpm_bpf.cli import COMMANDS
+
+    top = run_cli("--help")
+    assert top.returncode == 0
+    for name, summary, _ in COMMANDS:
+        assert name in top.stdout
+        own = run_cli(name, "--help")
+        assert own.returncode == 0, own.stderr
+        assert own.stdout.startswith(f"usage: rpm-bpf {name}"), own.stdout
+    wrong = run_cli("no-such-command")
+    assert wrong.returncode == 2 and "invalid choice: 'no-such-command'" in wrong.stderr
+    missing = run_cli("verify", "--no-such-option")
+    assert missing.returncode == 2 and "unrecognized arguments: --no-such-option" in missing.stderr
+
+
 def test_demo_builds_and_scans(tmp_path):
     result = run_cli("demo", "--dir", tmp_path / "demo")
     _no_traceback(result)

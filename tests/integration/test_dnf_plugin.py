@@ -123,6 +123,20 @@ def test_two_packages_shipping_one_name_are_refused(dnf, clash, path):
     assert not dnf.installed(clash)
 
 
+def test_owners_of_paths_come_from_the_file_index(dnf):
+    """The plugin's installed side of a conflict: owners of exact paths, each package once."""
+    from rpm_bpf import rpmdb
+
+    dnf.configure(mode="warn")  # enforce would (rightly) refuse "misplaced"
+    assert dnf("install", "xdp-good-1.0", "misplaced").returncode == 0
+    owners = list(rpmdb.owners(str(dnf.root), [GOOD_OBJ, f"{BPFDIR}/xdp-good", f"{BPFDIR}/absent.o",
+                                               "/usr/share/misplaced/prog.o"]))
+    assert sorted(p.ref.nevra for p in owners) == ["misplaced-1.0-1.x86_64", "xdp-good-1.0-1.x86_64"]
+    good = next(p for p in owners if p.ref.name == "xdp-good")
+    assert GOOD_OBJ in {f.path for f in good.files}
+    assert list(rpmdb.owners(str(dnf.root), [f"{BPFDIR}/absent.o"])) == []
+
+
 def test_upgrade_keeping_the_name_is_not_a_conflict(dnf):
     assert dnf("install", "xdp-good-1.0").returncode == 0
     proc = dnf("upgrade", "xdp-good")
