@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import rpm
 
@@ -23,21 +23,27 @@ def _transaction_set(root: str) -> rpm.TransactionSet:
     return ts
 
 
-def installed(root: str = "/", names: Iterable[str] = ()) -> Iterator[Package]:
-    """Installed packages (all, or those named), with their BPF-relevant files only."""
+def _read(root: str, lookups: Callable[[rpm.TransactionSet], Iterable[rpm.mi]]) -> Iterator[Package]:
+    """The packages the match iterators of ``lookups`` give, each once."""
     ts = _transaction_set(root)
+    seen: set[int] = set()
     try:
-        names = list(names)
-        matches = [ts.dbMatch("name", name) for name in names] if names else [ts.dbMatch()]
-        for mi in matches:
-            for hdr in mi:
-                if hdr[rpm.RPMTAG_NAME] == "gpg-pubkey":
+        for matches in lookups(ts):
+            for hdr in matches:
+                if matches.instance() in seen or hdr[rpm.RPMTAG_NAME] == "gpg-pubkey":
                     continue
+                seen.add(matches.instance())
                 yield package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb")
     except rpm.error as exc:
         raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
     finally:
         ts.closeDB()
+
+
+def installed(root: str = "/", names: Iterable[str] = ()) -> Iterator[Package]:
+    """Installed packages (all, or those named), with their BPF-relevant files only."""
+    names = list(names)
+    return _read(root, lambda ts: (ts.dbMatch("name", name) for name in names) if names else [ts.dbMatch()])
 
 
 def owners(root: str, paths: Iterable[str]) -> Iterator[Package]:
@@ -47,20 +53,8 @@ def owners(root: str, paths: Iterable[str]) -> Iterator[Package]:
     DNF plugin needs to know about the installed side of a name conflict,
     without reading every installed header.
     """
-    ts = _transaction_set(root)
-    seen: set[int] = set()
-    try:
-        for path in sorted(set(paths)):
-            matches = ts.dbMatch("basenames", path)
-            for hdr in matches:
-                if matches.instance() in seen:
-                    continue
-                seen.add(matches.instance())
-                yield package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb")
-    except rpm.error as exc:
-        raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
-    finally:
-        ts.closeDB()
+    paths = sorted(set(paths))
+    return _read(root, lambda ts: (ts.dbMatch("basenames", path) for path in paths))
 
 
 def missing_names(root: str, names: Iterable[str]) -> list[str]:
