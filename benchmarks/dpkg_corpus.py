@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -128,7 +129,7 @@ def generate(out: Path, packages: int, bpf_packages: int, seed: int) -> dict:
         for built in samples.build_rpms(main, build, subpackages=group, payload=PAYLOAD, defines=BUILD_DEFINES):
             if not built.name.startswith("repack"):
                 built.rename(rpm_dir / built.name)
-        samples.shutil.rmtree(build, ignore_errors=True)  # the staged copies: as big as the corpus
+        shutil.rmtree(build, ignore_errors=True)  # the staged copies: as big as the corpus
         print(f"dpkg corpus: {number + 1}/{len(groups)} specs built", file=sys.stderr)
     size = sum(p.stat().st_size for p in rpm_dir.glob("*.rpm"))
     manifest = {"packages": len(specs), "bpf_packages": len(planted), "seed": seed,

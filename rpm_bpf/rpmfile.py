@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 import rpm
 
@@ -153,14 +154,7 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
                   digest_algo=hdr[rpm.RPMTAG_FILEDIGESTALGO] or 1, is_source=is_source, deep=deep)
     if is_source:
         # The spec file is what the spec rules judge; nothing else in a source package.
-        names = hdr[rpm.RPMTAG_FILENAMES]
-        for i, path in enumerate(names):
-            if path.endswith(".spec"):
-                pkg.files.append(FileEntry(path=path, mode=hdr[rpm.RPMTAG_FILEMODES][i] & 0xFFFF,
-                                           size=(hdr[rpm.RPMTAG_LONGFILESIZES] or hdr[rpm.RPMTAG_FILESIZES])[i],
-                                           user=hdr[rpm.RPMTAG_FILEUSERNAME][i],
-                                           group=hdr[rpm.RPMTAG_FILEGROUPNAME][i], flags=hdr[rpm.RPMTAG_FILEFLAGS][i],
-                                           fileclass="", digest=hdr[rpm.RPMTAG_FILEDIGESTS][i]))
+        pkg.files = _file_entries(hdr, lambda path, fclass: path.endswith(".spec"))
         return pkg
     roots = dirs_for(arch).roots
     classes = hdr[rpm.RPMTAG_CLASSDICT]
@@ -173,8 +167,25 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
                                        and _links_loader(requires))
     if not (deep or has_bpf_class or in_bpfdir or no_classes or pkg.wants_embedded_scan):
         return pkg
+    embedded = pkg.wants_embedded_scan
+
+    def wanted(path: str, fclass: str) -> bool:
+        return (deep or any(under(path, root) for root in roots)
+                or "eBPF" in fclass or "arch 0xf7" in fclass
+                or (no_classes and path.endswith(".o"))
+                or (embedded and fclass.startswith("ELF")))
+
+    pkg.files = _file_entries(hdr, wanted)
+    return pkg
+
+
+def _file_entries(hdr: rpm.hdr, wanted: Callable[[str, str], bool]) -> list[FileEntry]:
+    """The header's files for which ``wanted(path, fileclass)`` holds."""
     names = hdr[rpm.RPMTAG_FILENAMES]
     fclasses = hdr[rpm.RPMTAG_FILECLASS] or [""] * len(names)
+    picked = [i for i, path in enumerate(names) if wanted(path, fclasses[i])]
+    if not picked:
+        return []
     modes = hdr[rpm.RPMTAG_FILEMODES]
     sizes = hdr[rpm.RPMTAG_LONGFILESIZES] or hdr[rpm.RPMTAG_FILESIZES]
     users = hdr[rpm.RPMTAG_FILEUSERNAME]
@@ -182,14 +193,5 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
     flags = hdr[rpm.RPMTAG_FILEFLAGS]
     digests = hdr[rpm.RPMTAG_FILEDIGESTS]
     links = hdr[rpm.RPMTAG_FILELINKTOS]
-    for i, path in enumerate(names):
-        fclass = fclasses[i]
-        wanted = (deep or any(under(path, root) for root in roots)
-                  or "eBPF" in fclass or "arch 0xf7" in fclass
-                  or (no_classes and path.endswith(".o"))
-                  or (pkg.wants_embedded_scan and fclass.startswith("ELF")))
-        if wanted:
-            pkg.files.append(FileEntry(path=path, mode=modes[i] & 0xFFFF, size=sizes[i], user=users[i],
-                                       group=groups[i], flags=flags[i], fileclass=fclass,
-                                       digest=digests[i], linkto=links[i]))
-    return pkg
+    return [FileEntry(path=names[i], mode=modes[i] & 0xFFFF, size=sizes[i], user=users[i], group=groups[i],
+                      flags=flags[i], fileclass=fclasses[i], digest=digests[i], linkto=links[i]) for i in picked]
