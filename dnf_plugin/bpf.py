@@ -24,7 +24,6 @@ MSG_REFUSED = "rpm-bpf: transaction refused: incoming packages break the BPF obj
 MSG_WARNING = "rpm-bpf: incoming packages break the BPF object policy (mode=warn, continuing)"
 MSG_INTERNAL = "rpm-bpf: internal error of the BPF plugin: {error}"
 MSG_INTERNAL_IGNORED = "rpm-bpf: the transaction goes on without the BPF policy check (fail_on_error=0)"
-MSG_UNREADABLE = "rpm-bpf: {path}: {reason}"
 MSG_AFTER = "rpm-bpf: after the transaction: {line}"
 MSG_BAD_MODE = "rpm-bpf: bpf.conf: mode {mode!r} is not one of enforce, warn, off; using enforce"
 MSG_TIMING = "rpm-bpf: {hook} took {seconds:.4f} s"
@@ -32,12 +31,6 @@ CMD_SUMMARY = "verify installed BPF objects against the rpm database"
 CMD_FAILED = "rpm-bpf: {count} BPF object problem(s) found"
 # Test hook: makes the plugin fail on purpose, to check that a crash cannot break a transaction.
 CRASH_ENV = "RPM_BPF_DNF_TEST_CRASH"
-
-
-def _line(finding) -> str:
-    label = finding.package.label if finding.package else "rpm-bpf"
-    parts = [f"{label}: {finding.severity.letter}: {finding.rule}", finding.path or "", finding.detail]
-    return " ".join(p for p in parts if p)
 
 
 class _Settings:
@@ -116,59 +109,21 @@ class BPF(dnf.Plugin):
         self._guarded(self._verify_installed)
 
     def _check_incoming(self) -> None:
-        from rpm_bpf import bpfdirs, rpmdb
-        from rpm_bpf.rpmfile import RpmFileError, open_rpm
+        from rpm_bpf.report import finding_line, input_error_line
+        from rpm_bpf.transaction import Incoming, check_transaction
 
-        self._bpf_names = set()
-        relevant = []
-        for tsi_pkg in self.base.transaction.install_set:
-            if not tsi_pkg.localPkg():
-                continue
-            try:
-                rpmfile = open_rpm(tsi_pkg.localPkg(), bpfdirs.for_arch)
-            except RpmFileError as exc:
-                logger.error(MSG_UNREADABLE.format(path=exc.path, reason=exc.reason))
-                continue
-            if rpmfile.package.files:  # header triage found something BPF-related
-                relevant.append(rpmfile)
-                self._bpf_names.add(rpmfile.package.ref.name)
-        if not relevant:
-            return
-
-        from rpm_bpf.checks import check_package
-        from rpm_bpf.conflicts import find_conflicts
-        from rpm_bpf.rules import Severity
-
-        policy = self.policy()
-        raw, shipped = [], []
-        incoming_nevras = {r.package.ref.nevra for r in relevant}
-        for rpmfile in relevant:
-            pkg = rpmfile.package
-            checked = check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), policy.owner_provides, rpmfile)
-            raw += checked.findings
-            shipped += checked.objects
-        if shipped:
-            leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
-            # Installed packages that own a file where an incoming object's name would clash:
-            # index look-ups, not a read of every installed header.
-            roots = {r for arch in {bpfdirs.host_arch()} | {o.package.ref.arch for o in shipped}
-                     for r in bpfdirs.for_arch(arch).roots}
-            paths = {f"{r}/{o.relname}" if o.relname is not None else o.entry.path for o in shipped for r in roots}
-            for pkg in rpmdb.owners(self._root(), paths):
-                ref = pkg.ref
-                evr = f"{ref.epoch}:{ref.version}-{ref.release}" if ref.epoch else f"{ref.version}-{ref.release}"
-                if (ref.name, evr, ref.arch) in leaving or ref.nevra in incoming_nevras:
-                    continue
-                shipped += check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None).objects
-            raw += find_conflicts(shipped, only_for=incoming_nevras)
-        judged = [f for f in policy.apply(raw) if not f.waived]
-        errors = [f for f in judged if f.severity == Severity.ERROR]
-        for finding in judged:
-            if finding.severity != Severity.ERROR:
-                logger.info(_line(finding))
+        incoming = [Incoming(p.localPkg(), str(p)) for p in self.base.transaction.install_set if p.localPkg()]
+        leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
+        result = check_transaction(self._root(), incoming, leaving, self.policy)
+        self._bpf_names = result.bpf_names
+        for err in result.errors:
+            logger.warning(input_error_line(err))
+        for finding in result.notes:
+            logger.info(finding_line(finding))
+        errors = result.refusing
         if not errors:
             return
-        detail = "\n".join("  " + _line(f) for f in errors)
+        detail = "\n".join("  " + finding_line(f) for f in errors)
         if self.settings.mode == "enforce":
             raise dnf.exceptions.Error(f"{MSG_REFUSED}:\n{detail}")
         logger.warning(f"{MSG_WARNING}:\n{detail}")
@@ -180,10 +135,14 @@ class BPF(dnf.Plugin):
             return  # no package of this transaction ships anything BPF-related
         from rpm_bpf.verify import verify
 
+        from rpm_bpf.report import finding_line, input_error_line
+
         result = verify(self._root(), self.policy(), names)
         for finding in result.findings:
             if not finding.waived:
-                logger.warning(MSG_AFTER.format(line=_line(finding)))
+                logger.warning(MSG_AFTER.format(line=finding_line(finding)))
+        for err in result.errors:
+            logger.warning(MSG_AFTER.format(line=input_error_line(err)))
 
 
 class BpfVerifyCommand(dnf.cli.Command):
@@ -203,8 +162,9 @@ class BpfVerifyCommand(dnf.cli.Command):
 
     def run(self):
         from rpm_bpf.policy import SYSTEM_POLICY, Policy, PolicyError
-        from rpm_bpf.report import Report, render_json, render_text
+        from rpm_bpf.report import Report, input_error_line, render_json, render_text
         from rpm_bpf.rpmdb import RpmdbError
+        from rpm_bpf.safetext import escape
         from rpm_bpf.verify import verify
 
         root = self.base.conf.installroot or "/"
@@ -212,13 +172,13 @@ class BpfVerifyCommand(dnf.cli.Command):
             policy = Policy.load(system=SYSTEM_POLICY)
             result = verify(root, policy, self.opts.package)
         except (PolicyError, RpmdbError) as exc:
-            raise dnf.exceptions.Error(str(exc)) from None
+            raise dnf.exceptions.Error(escape(str(exc))) from None
         report = Report("verify", result.packages, result.findings, result.errors)
         if self.opts.json:
             sys.stdout.write(render_json(report))
         else:
             for err in report.errors:
-                print(f"rpm-bpf: error: {err.input}: {err.message}", file=sys.stderr)
+                print(input_error_line(err), file=sys.stderr)
             sys.stdout.write(render_text(report))
         if report.exit_code != 0:
             problems = len([f for f in report.findings if not f.waived and f.severity.label == "error"])

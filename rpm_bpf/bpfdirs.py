@@ -50,22 +50,53 @@ def host_arch() -> str:
     return rpm.expandMacro("%{_target_cpu}")
 
 
+_PLATFORM_SUFFIX = "-linux"
+
+
+@cache
+def known_arches() -> frozenset[str]:
+    """The architectures this rpm has platform macros for (``%{_rpmconfigdir}/platform/ARCH-linux``).
+
+    Only these are ever handed to ``rpm --target``: an architecture read from
+    a package header is data, and an unknown one could be a macro.
+    """
+    import os
+    import re
+
+    try:
+        names = os.listdir(os.path.join(rpm.expandMacro("%{_rpmconfigdir}"), "platform"))
+    except OSError:
+        names = []
+    arches = {n.removesuffix(_PLATFORM_SUFFIX) for n in names if n.endswith(_PLATFORM_SUFFIX)}
+    return frozenset(a for a in arches if re.fullmatch(r"[A-Za-z0-9_]+", a)) | {"noarch", "src", "nosrc"}
+
+
+def is_known_arch(arch: str) -> bool:
+    return arch in known_arches()
+
+
 @cache
 def for_arch(arch: str) -> BpfDirs:
-    """The BPF directories rpm's macros give for ``arch`` (cached per process)."""
+    """The BPF directories rpm's macros give for ``arch`` (cached per process).
+
+    An architecture rpm does not know gets the host's directories: it is
+    never passed to rpm (front ends reject such packages, see rpmfile).
+    """
     noarch_dir = rpm.expandMacro(_NOARCH_EXPR)
-    if arch in ("noarch", "src", "nosrc") or arch == host_arch():
-        return BpfDirs(rpm.expandMacro(_ARCH_EXPR), noarch_dir)
+    host_dirs = BpfDirs(rpm.expandMacro(_ARCH_EXPR), noarch_dir)
+    if arch in ("noarch", "src", "nosrc") or arch == host_arch() or not is_known_arch(arch):
+        return host_dirs
     import subprocess  # only for foreign architectures
 
     try:
         # --target loads the platform macros of another architecture without
         # touching this process's macro context (which dnf may have set up).
-        out = subprocess.run(["rpm", "--target", arch, "--eval", _ARCH_EXPR],
+        # The architecture is one of known_arches(): plain [A-Za-z0-9_], no option, no macro.
+        out = subprocess.run(["rpm", f"--target={arch}", "--eval", _ARCH_EXPR],
                              capture_output=True, text=True, check=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
-    return BpfDirs(out or rpm.expandMacro(_ARCH_EXPR), noarch_dir)
+    return BpfDirs(out, noarch_dir) if out.startswith("/") and "\n" not in out else host_dirs
 
 
 def is_big_endian(arch: str) -> bool:

@@ -69,9 +69,18 @@ def _emit(text: str, output: str | None) -> None:
         raise OutputError(f"{output}: cannot write report: {exc.strerror}") from None
 
 
+def _error(message: str) -> None:
+    """One error line on stderr; names from inputs are escaped (see safetext)."""
+    from .safetext import escape
+
+    print(f"rpm-bpf: error: {escape(message)}", file=sys.stderr)
+
+
 def _report_errors(report: Report) -> None:
+    from .report import input_error_line
+
     for err in report.errors:
-        print(f"rpm-bpf: error: {err.input}: {err.message}", file=sys.stderr)
+        print(input_error_line(err), file=sys.stderr)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -94,13 +103,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import repair_command, verify
 
     policy = _load_policy(args)
-    if not os.path.isdir(args.root):
-        print(f"rpm-bpf: error: {args.root}: no such directory", file=sys.stderr)
-        return EXIT_USAGE
     try:
         result = verify(args.root, policy, args.packages)
     except RpmdbError as exc:
-        print(f"rpm-bpf: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     report = Report("verify", result.packages, result.findings, result.errors)
     _report_errors(report)
@@ -118,19 +124,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print("rpm-bpf: nothing to repair with dnf", file=sys.stderr)
             return status
         command = repair_command(nevras, args.root, args.dnf_arg or [])
+        from shlex import join
+
+        from .safetext import escape
+
         if not args.yes:
-            print("rpm-bpf: to restore the packaged objects, run:\n  " + " ".join(command), file=sys.stderr)
+            print("rpm-bpf: to restore the packaged objects, run:\n  " + escape(join(command)), file=sys.stderr)
             return status
-        print("rpm-bpf: running: " + " ".join(command), file=sys.stderr)
+        print("rpm-bpf: running: " + escape(join(command)), file=sys.stderr)
         import subprocess
 
         try:
             done = subprocess.run(command)
         except OSError as exc:
-            print(f"rpm-bpf: error: cannot run dnf: {exc.strerror}", file=sys.stderr)
+            _error(f"cannot run dnf: {exc.strerror}")
             return EXIT_USAGE
         if done.returncode != 0:
-            print(f"rpm-bpf: error: dnf reinstall failed ({done.returncode})", file=sys.stderr)
+            _error(f"dnf reinstall failed ({done.returncode})")
             return EXIT_USAGE
         after = verify(args.root, policy, result.names_of(nevras))
         left = [f for f in after.findings if f.rule in ("bpf-object-modified", "bpf-object-missing",
@@ -141,26 +151,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _inspect_one(path: str) -> tuple[dict | None, str | None]:
-    """(description, error) for one object file, never following symlinks."""
+    """(description, error) for one object file, never following symlinks, never blocking."""
+    import stat
+
     from . import elf
+    from .rootfs import describe_mode, read_user_file
+    from .rpmfile import MAX_CONTENT
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        if os.path.islink(path):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
             return None, f"{path}: is a symbolic link (to {os.readlink(path)}); name the object itself"
-        return None, f"{path}: {exc.strerror}"
-    try:
-        if not os.path.isfile(path):
-            return None, f"{path}: not a regular file"
-        with os.fdopen(fd, "rb") as stream:
-            fd = -1
-            data = stream.read()
+        if not stat.S_ISREG(mode):
+            return None, f"{path}: is {describe_mode(mode)}, not a regular file"
+        data = read_user_file(path, MAX_CONTENT)
     except OSError as exc:
         return None, f"{path}: {exc.strerror}"
-    finally:
-        if fd >= 0:
-            os.close(fd)
     if not data:
         return None, f"{path}: empty file, not a BPF object"
     if elf.is_bpf_elf(data):
@@ -178,18 +184,21 @@ def _inspect_one(path: str) -> tuple[dict | None, str | None]:
 
 
 def _inspect_text(info: dict) -> str:
+    """The human description; every name from the object is escaped (see safetext)."""
+    from .safetext import escape as e
+
     def describe(obj: dict, indent: str) -> list[str]:
         lines = [f"{indent}ELF{obj['elf_class']} {obj['endianness']}-endian {obj['elf_type']}, {obj['size']} bytes",
-                 f"{indent}license: {obj['license'] or '(none)'}",
+                 f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
                  f"{indent}BTF: {'yes' if obj['btf'] else 'no'}, BTF.ext: {'yes' if obj['btf_ext'] else 'no'}, "
                  f"debug info: {'yes' if obj['debug_info'] else 'no'}",
                  f"{indent}programs ({len(obj['programs'])}):"]
-        lines += [f"{indent}  {p['section']}  {p['name']}" for p in obj["programs"]]
-        lines.append(f"{indent}maps ({len(obj['maps'])}): {', '.join(obj['maps']) or '-'}")
+        lines += [f"{indent}  {e(p['section'])}  {e(p['name'])}" for p in obj["programs"]]
+        lines.append(f"{indent}maps ({len(obj['maps'])}): {', '.join(map(e, obj['maps'])) or '-'}")
         return lines
     if info["kind"] == "object":
-        return "\n".join([f"{info['path']}: BPF object"] + describe(info, "  ")) + "\n"
-    out = [f"{info['path']}: ELF file with {len(info['embedded'])} embedded BPF object(s)"]
+        return "\n".join([f"{e(info['path'])}: BPF object"] + describe(info, "  ")) + "\n"
+    out = [f"{e(info['path'])}: ELF file with {len(info['embedded'])} embedded BPF object(s)"]
     for emb in info["embedded"]:
         out.append(f"  at offset {emb['offset']}:")
         out += describe(emb, "    ")
@@ -201,7 +210,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for path in args.files:
         info, error = _inspect_one(path)
         if error:
-            print(f"rpm-bpf: error: {error}", file=sys.stderr)
+            _error(error)
             status = EXIT_USAGE
         else:
             results.append(info)
@@ -229,7 +238,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for rule_id in args.rules:
         rule = rules.registry().get(rule_id)
         if rule is None:
-            print(f"rpm-bpf: error: unknown rule id {rule_id!r} (see rpm-bpf rules)", file=sys.stderr)
+            _error(f"unknown rule id {rule_id!r} (see rpm-bpf rules)")
             status = EXIT_USAGE
             continue
         print(f"{rule.id} ({rule.severity.label}): {rule.summary}")
@@ -246,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         return run_demo(Path(args.dir), args.format)
     except SampleBuildError as exc:
-        print(f"rpm-bpf: error: building the demo packages failed: {exc}", file=sys.stderr)
+        _error(f"building the demo packages failed: {exc}")
         return EXIT_USAGE
 
 
@@ -355,6 +364,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):
+        # Never a UnicodeEncodeError under an ASCII or Latin-1 locale: what cannot be encoded is escaped.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(first if first in {c[0] for c in COMMANDS} else None)
     args = parser.parse_args(argv)
@@ -364,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (PolicyError, OutputError) as exc:
-        print(f"rpm-bpf: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import bpfdirs, samples
 from .policy import Policy
-from .report import RENDERERS, Report
+from .report import RENDERERS, Report, input_error_line
 from .samples import PkgFile, PkgSpec
 from .scan import scan
 
@@ -57,7 +57,7 @@ def run_demo(out: Path, fmt: str = "text") -> int:
     result = scan([str(rpms)], Policy.load(system=None))
     report = Report("scan", result.packages, result.findings, result.errors)
     for err in report.errors:
-        print(f"rpm-bpf: error: {err.input}: {err.message}", file=sys.stderr)
+        print(input_error_line(err), file=sys.stderr)
     sys.stdout.write(RENDERERS[fmt](report))
     print(f"rpm-bpf demo: exit status would be {report.exit_code} "
           "(the truncated RPM makes it 2; policy errors alone give 1)", file=sys.stderr)

@@ -119,6 +119,12 @@ def _check_section_table(elf, size: int, name: str) -> None:
             f"runs past the end of the file ({size} bytes)")
 
 
+def _text(latin1: str) -> str:
+    """pyelftools decodes ELF strings as latin-1: give them back as UTF-8, undecodable bytes kept
+    (surrogateescape, as every other name rpm-bpf reads)."""
+    return latin1 if latin1.isascii() else latin1.encode("latin-1").decode("utf-8", "surrogateescape")
+
+
 def _describe(elf, size: int, name: str) -> BpfObject:
     """One pass over the sections (pyelftools parses each header once), then the symbols."""
     obj = BpfObject(
@@ -133,7 +139,7 @@ def _describe(elf, size: int, name: str) -> BpfObject:
     for index, section in enumerate(elf.iter_sections()):
         if section["sh_type"] != "SHT_NOBITS" and section["sh_offset"] + section["sh_size"] > size:
             raise BpfElfError(f"{name}: section {index} ({section.name or '?'}) runs past the end of the file")
-        sname = section.name
+        sname = _text(section.name)
         obj.sections.append(sname)
         if sname == ".BTF":
             obj.has_btf = True
@@ -142,7 +148,7 @@ def _describe(elf, size: int, name: str) -> BpfObject:
         elif sname.startswith(".debug_"):
             obj.has_debug_info = True
         elif sname == "license":
-            obj.license = section.data().split(b"\0", 1)[0].decode("utf-8", "replace")
+            obj.license = section.data().split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         elif sname in (".maps", "maps"):
             map_sections.add(index)
         elif section["sh_type"] == "SHT_SYMTAB":
@@ -157,9 +163,9 @@ def _describe(elf, size: int, name: str) -> BpfObject:
                 continue
             kind = sym["st_info"]["type"]
             if kind == "STT_FUNC" and shndx in exec_sections and sym["st_info"]["bind"] == "STB_GLOBAL":
-                obj.programs.append(Program(exec_sections[shndx], sym.name))
+                obj.programs.append(Program(exec_sections[shndx], _text(sym.name)))
             elif kind == "STT_OBJECT" and shndx in map_sections:
-                obj.maps.append(sym.name)
+                obj.maps.append(_text(sym.name))
     return obj
 
 
@@ -178,18 +184,31 @@ def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
         start = offset + 1
         if elf_machine(data, offset) != EM_BPF:
             continue
+        span = _embedded_bytes(data, offset)
+        if span is None:
+            continue
         try:
-            obj = inspect(_embedded_bytes(data, offset), "embedded")
+            obj = inspect(span, "embedded")
         except BpfElfError:
             continue
         found.append(EmbeddedObject(offset, obj))
     return found
 
 
-def _embedded_bytes(data: bytes, offset: int) -> bytes:
-    """The slice an embedded object spans: up to the end of its section table."""
-    order = "<" if data[offset + 5] == 1 else ">"
-    if data[offset + 4] == 2:  # ELFCLASS64
+_EHDR_SIZE = {1: 52, 2: 64}  # ELFCLASS32, ELFCLASS64
+
+
+def _embedded_bytes(data: bytes, offset: int) -> bytes | None:
+    """The slice an embedded object spans: up to the end of its section table.
+
+    None when the bytes at ``offset`` cannot be a whole ELF header (a
+    crafted binary may end in the first bytes of one).
+    """
+    elf_class, data_order = data[offset + 4], data[offset + 5]
+    if elf_class not in _EHDR_SIZE or data_order not in (1, 2) or len(data) < offset + _EHDR_SIZE[elf_class]:
+        return None
+    order = "<" if data_order == 1 else ">"
+    if elf_class == 2:
         shoff = struct.unpack_from(order + "Q", data, offset + 40)[0]
         shentsize, shnum = struct.unpack_from(order + "HH", data, offset + 58)
     else:

@@ -17,7 +17,50 @@ from . import data_text, rules
 from .findings import Finding
 from .rules import Severity
 
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array",
+               dict: "a table", dt.date: "a date", dt.datetime: "a date-time", dt.time: "a time"}
+
+
+def _type_name(value: object) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _expect(value, kind: type, where: str, key: str, expected: str):
+    """``value`` if it is a ``kind``; otherwise the one message naming file, key and what was expected."""
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise PolicyError(f"{where}: {key}: expected {expected}, got {_type_name(value)}")
+    return value
+
+
+def _rule_ids(pattern: str, where: str, key: str) -> list[str]:
+    """The registered rule ids ``pattern`` (an id or a glob) names; none is an error."""
+    registry = rules.registry()
+    if pattern in registry:
+        return [pattern]
+    matched = [rule_id for rule_id in registry if fnmatch.fnmatchcase(rule_id, pattern)]
+    if not matched:
+        what = "glob matches no rule id" if any(c in pattern for c in "*?[") else "unknown rule id"
+        raise PolicyError(f"{where}: {key}: {what} {pattern!r} (see rpm-bpf rules)")
+    return matched
+
+
+def _read_policy_file(path: os.PathLike | str) -> str:
+    """A policy file's text: a regular file of bounded size, never a FIFO or a device."""
+    from .rootfs import read_user_file
+
+    name = os.fspath(path)
+    try:
+        data = read_user_file(path, MAX_POLICY_SIZE)
+    except OSError as exc:
+        raise PolicyError(f"{name}: cannot read policy file: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{name}: cannot read policy file: not UTF-8 text ({exc.reason} at byte {exc.start})") \
+            from None
+
 SYSTEM_POLICY = "/etc/rpm-bpf/policy.toml"
+MAX_POLICY_SIZE = 1 << 20  # a policy file is a few kB; /dev/zero is not one
 DEFAULT_OWNER_PROVIDES = ("bpf-filesystem",)
 
 
@@ -65,14 +108,9 @@ class Policy:
              ) -> "Policy":
         policy = cls()
         policy._merge(data_text("policy.toml"), "built-in default policy")
-        candidates = ([system] if system is not None and os.path.exists(system) else []) + list(paths)
+        candidates = ([system] if system is not None and os.path.lexists(system) else []) + list(paths)
         for path in candidates:
-            try:
-                with open(path, encoding="utf-8") as stream:
-                    text = stream.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PolicyError(f"{path}: cannot read policy file: {getattr(exc, 'strerror', None) or exc}") from None
-            policy._merge(text, str(path))
+            policy._merge(_read_policy_file(path), os.fspath(path))
         return policy
 
     def _merge(self, text: str, origin: str) -> None:
@@ -82,40 +120,51 @@ class Policy:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"{origin}: invalid TOML: {exc}") from None
+        except RecursionError:
+            raise PolicyError(f"{origin}: invalid TOML: arrays or tables nested too deeply") from None
         unknown = set(data) - {"severity", "waiver", "bpfdir"}
         if unknown:
             raise PolicyError(f"{origin}: unknown section(s): {', '.join(sorted(unknown))}")
-        for rule_id, level in data.get("severity", {}).items():
-            self._known_rule(rule_id, origin)
-            if not isinstance(level, str):
-                raise PolicyError(f"{origin}: severity of {rule_id} must be a string")
+        severity = _expect(data.get("severity", {}), dict, origin, "[severity]", "a table of rule = level")
+        # Globs first, exact ids last: within one file "bpf-object-no-btf" beats "bpf-object-*".
+        for key in sorted(severity, key=lambda k: "*" not in k and "?" not in k and "[" not in k):
+            level = _expect(severity[key], str, origin, f"[severity] {key}", "a string (error, warning, info or off)")
             try:
-                self.severities[rule_id] = None if level == "off" else Severity.parse(level)
+                parsed = None if level.strip().lower() == "off" else Severity.parse(level)
             except ValueError as exc:
-                raise PolicyError(f"{origin}: {rule_id}: {exc} or off") from None
-        for index, entry in enumerate(data.get("waiver", []), 1):
+                raise PolicyError(f"{origin}: [severity] {key}: {exc} or off") from None
+            for rule_id in _rule_ids(key, origin, f"[severity] {key}"):
+                self.severities[rule_id] = parsed
+        waivers = _expect(data.get("waiver", []), list, origin, "waiver", "an array of tables ([[waiver]])")
+        for index, entry in enumerate(waivers, 1):
             self.waivers.append(self._waiver(entry, f"{origin}: waiver #{index}", origin))
-        owners = data.get("bpfdir", {}).get("owner-provides")
+        bpfdir = _expect(data.get("bpfdir", {}), dict, origin, "[bpfdir]", "a table")
+        unknown = set(bpfdir) - {"owner-provides"}
+        if unknown:
+            raise PolicyError(f"{origin}: [bpfdir]: unknown key(s): {', '.join(sorted(unknown))}")
+        owners = bpfdir.get("owner-provides")
         if owners is not None:
             if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
-                raise PolicyError(f"{origin}: bpfdir.owner-provides must be a list of strings")
+                raise PolicyError(f"{origin}: [bpfdir] owner-provides: expected a list of strings, "
+                                  f"got {_type_name(owners)}")
             self.owner_provides = tuple(owners)
         self.sources.append(origin)
 
-    @staticmethod
-    def _known_rule(rule_id: str, origin: str) -> None:
-        if "*" not in rule_id and rule_id not in rules.registry():
-            raise PolicyError(f"{origin}: unknown rule id {rule_id!r}")
-
     def _waiver(self, entry: object, where: str, origin: str) -> Waiver:
         if not isinstance(entry, dict):
-            raise PolicyError(f"{where}: must be a table")
+            raise PolicyError(f"{where}: expected a table, got {_type_name(entry)}")
         unknown = set(entry) - {"rule", "package", "path", "reason", "expires"}
         if unknown:
             raise PolicyError(f"{where}: unknown key(s): {', '.join(sorted(unknown))}")
         if "rule" not in entry or "reason" not in entry:
             raise PolicyError(f"{where}: 'rule' and 'reason' are required")
-        self._known_rule(entry["rule"], where)
+        texts = {}
+        for key in ("rule", "package", "path", "reason"):
+            if key in entry:
+                texts[key] = _expect(entry[key], str, where, key, "a string")
+        _rule_ids(texts["rule"], where, "rule")
+        if not texts["reason"].strip():
+            raise PolicyError(f"{where}: reason: must say why (empty)")
         expires = entry.get("expires")
         if isinstance(expires, str):
             try:
@@ -125,9 +174,9 @@ class Policy:
         elif isinstance(expires, dt.datetime):
             expires = expires.date()
         elif expires is not None and not isinstance(expires, dt.date):
-            raise PolicyError(f"{where}: expires must be a date (YYYY-MM-DD)")
-        return Waiver(rule=entry["rule"], package=entry.get("package", "*"), path=entry.get("path", "*"),
-                      reason=entry["reason"], expires=expires, origin=origin)
+            raise PolicyError(f"{where}: expires must be a date (YYYY-MM-DD), got {_type_name(expires)}")
+        return Waiver(rule=texts["rule"], package=texts.get("package", "*"), path=texts.get("path", "*"),
+                      reason=texts["reason"], expires=expires, origin=origin)
 
     def severity(self, rule_id: str) -> Severity | None:
         """The severity in force for a rule; None when the policy turns it off."""

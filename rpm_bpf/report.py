@@ -11,6 +11,7 @@ from collections.abc import Callable
 from . import __version__, rules
 from .findings import Finding, InputError, PackageRef
 from .rules import Severity
+from .safetext import escape
 
 SCHEMA = "rpm-bpf/report/v1"
 FORMATS = ("text", "json", "junit", "sarif")
@@ -49,20 +50,30 @@ class Report:
         }
 
 
+def finding_line(f: Finding, label: bool = True) -> str:
+    """One finding as rpmlint writes a message line, terminal-safe.
+
+    Shared by every human-readable output: text reports, JUnit, the DNF
+    plugins' messages. Names from packages are escaped (see safetext).
+    """
+    parts = [f"{escape(f.package.label) if f.package else 'rpm-bpf'}: " if label else ""]
+    parts.append(f"{f.severity.letter}: {f.rule}")
+    if f.path:
+        parts.append(" " + escape(f.path))
+    if f.detail:
+        parts.append(" " + escape(f.detail))
+    if f.waived:
+        parts.append(f" [waived: {escape(f.waiver)}]")
+    return "".join(parts)
+
+
+def input_error_line(err: InputError) -> str:
+    """How every front end reports an input that could not be read."""
+    return f"rpm-bpf: error: {escape(err.input)}: {escape(err.message)}"
+
+
 def render_text(report: Report, show_waived: bool = False) -> str:
-    lines = []
-    for f in report._sorted():
-        if f.waived and not show_waived:
-            continue
-        label = f.package.label if f.package else "rpm-bpf"
-        parts = [f"{label}: {f.severity.letter}: {f.rule}"]
-        if f.path:
-            parts.append(f.path)
-        if f.detail:
-            parts.append(f.detail)
-        if f.waived:
-            parts.append(f"[waived: {f.waiver}]")
-        lines.append(" ".join(parts))
+    lines = [finding_line(f) for f in report._sorted() if show_waived or not f.waived]
     s = report.summary()
     line = (f"{s['packages']} packages checked; {s['errors']} errors, {s['warnings']} warnings, "
             f"{s['info']} info")
@@ -120,22 +131,23 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
         by_pkg.setdefault(f.package.nevra if f.package else "", []).append(f)
     failures = errors = 0
     for pkg in sorted(report.packages, key=lambda p: p.nevra):
-        case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=pkg.nevra,
-                             file=pkg.source)
+        case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(pkg.nevra),
+                             file=escape(pkg.source))
         found = by_pkg.get(pkg.nevra, [])
         bad = [f for f in found if f.severity == Severity.ERROR and not f.waived]
         if bad:
             failures += 1
             failure = ET.SubElement(case, "failure", type=bad[0].rule,
                                     message=f"{len(bad)} BPF policy error(s)")
-            failure.text = "\n".join(_text_line(f) for f in bad)
+            failure.text = "\n".join(finding_line(f, label=False) for f in bad)
         rest = [f for f in found if f not in bad]
         if rest:
-            ET.SubElement(case, "system-out").text = "\n".join(_text_line(f) for f in rest)
+            ET.SubElement(case, "system-out").text = "\n".join(finding_line(f, label=False) for f in rest)
     for err in report.errors:
         errors += 1
-        case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=err.input)
-        ET.SubElement(case, "error", type="input-error", message=err.message).text = f"{err.input}: {err.message}"
+        case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(err.input))
+        ET.SubElement(case, "error", type="input-error",
+                      message=escape(err.message)).text = f"{escape(err.input)}: {escape(err.message)}"
     total = len(report.packages) + len(report.errors)
     for element in (suites, suite):
         element.set("tests", str(total))
@@ -143,11 +155,6 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
         element.set("errors", str(errors))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
-
-
-def _text_line(f: Finding) -> str:
-    waived = f" [waived: {f.waiver}]" if f.waived else ""
-    return f"{f.severity.letter}: {f.rule} {f.path or ''} {f.detail}".rstrip() + waived
 
 
 _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

@@ -8,13 +8,16 @@ decompressed only for the files a rule has to look into.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import stat
 import struct
 from collections.abc import Callable
 
 import rpm
 
-from .bpfdirs import under
+from .bpfdirs import is_known_arch, under
 from .findings import PackageRef
 from .package import ContentError, FileEntry, Package
 
@@ -48,51 +51,127 @@ def quiet_rpm_log() -> None:
 class RpmFile:
     """An opened RPM file: its header, the triaged package, and a payload reader."""
 
-    def __init__(self, path: str, header: rpm.hdr, package: Package, payload_offset: int) -> None:
+    def __init__(self, path: str, header: rpm.hdr, package: Package, payload_offset: int,
+                 identity: tuple[int, ...] = ()) -> None:
         self.path = path
         self.header = header
         self.package = package
         self.payload_offset = payload_offset
+        self.identity = identity  # (device, inode, size, mtime): the file whose header was checked
 
     def read(self, paths: set[str]) -> dict[str, bytes | OSError]:
-        """Contents of ``paths`` from the payload (decompressing it once)."""
+        """Contents of ``paths`` from the payload (decompressing it once).
+
+        The payload's own digest (PAYLOADDIGEST) is checked first, so that
+        only the bytes rpmbuild wrote reach the decompressor; files larger
+        than ``MAX_CONTENT`` are not read (their entry gets an OSError).
+        """
         wanted = set(paths)
         found: dict[str, bytes | OSError] = {}
         if not wanted:
             return found
-        fd = None
+        sizes = {e.path: e.size for e in self.package.files}
+        for path in list(wanted):
+            if sizes.get(path, 0) > MAX_CONTENT:
+                found[path] = OSError(errno.EFBIG, f"{sizes[path]} bytes, larger than rpm-bpf reads ({MAX_CONTENT})")
+                wanted.discard(path)
+        if not wanted:
+            return found
+        os_fd = _open_regular(self.path)
         try:
-            fd = rpm.fd.open(self.path)
-            fd.seek(self.payload_offset)
-            compressor = self.header[rpm.RPMTAG_PAYLOADCOMPRESSOR] or "ufdio"
-            payload = rpm.fd(fd, "r", flags=compressor)
-            archive = rpm.files(self.header).archive(payload)
-            for entry in archive:
-                if entry.name in wanted:
-                    found[entry.name] = archive.read() if entry.size else b""
-                    wanted.discard(entry.name)
-                    if not wanted:
-                        break
+            if self.identity and _identity(os.fstat(os_fd)) != self.identity:
+                raise RpmFileError(self.path, "the file changed while it was being checked")
+            self._check_payload_digest(os_fd)
+            os.lseek(os_fd, self.payload_offset, os.SEEK_SET)
+            fd = rpm.fd(os_fd, "r")
+            try:
+                compressor = self.header[rpm.RPMTAG_PAYLOADCOMPRESSOR] or "ufdio"
+                payload = rpm.fd(fd, "r", flags=compressor)
+                archive = rpm.files(self.header).archive(payload)
+                for entry in archive:
+                    if entry.name in wanted:
+                        found[entry.name] = archive.read() if entry.size else b""
+                        wanted.discard(entry.name)
+                        if not wanted:
+                            break
+            finally:
+                fd.close()
         except (rpm.error, OSError, ValueError, TypeError) as exc:
             raise RpmFileError(self.path, f"corrupt or truncated payload ({exc})") from None
         finally:
-            if fd is not None:
-                fd.close()
+            os.close(os_fd)
         for path in wanted:
             found[path] = FileNotFoundError(f"{path} is listed in the header but not in the payload")
         return found
 
+    def _check_payload_digest(self, fd: int) -> None:
+        """The compressed payload against the header's PAYLOADDIGEST (rpm >= 4.14 writes it)."""
+        digests = self.header[_TAG_PAYLOADDIGEST]
+        if not digests:
+            return  # older packages: the header digest still covers the file list and sizes
+        algo = _DIGEST_ALGOS.get(self.header[_TAG_PAYLOADDIGESTALGO] or 8)
+        if algo is None:
+            raise RpmFileError(self.path, "payload digest of an unknown algorithm")
+        h = hashlib.new(algo)
+        offset = self.payload_offset
+        while chunk := os.pread(fd, _READ_CHUNK, offset):
+            h.update(chunk)
+            offset += len(chunk)
+        if h.hexdigest() != digests[0]:
+            raise RpmFileError(self.path, f"payload digest mismatch ({algo}): the payload is not what was built")
+
 
 _FIRST_READ = 16 * 1024  # lead, signature and main header of most packages; more is read when needed
+_READ_CHUNK = 1 << 20
+MAX_CONTENT = 1 << 30  # one file's content read from a payload, at most
 _SIGTAG_SIZE, _SIGTAG_LONGSIZE = 1000, 270  # header+payload size, in the signature header
+_SIGTAG_SHA1, _SIGTAG_SHA256 = 269, 273
+# By number: rpm 6 calls them PAYLOADSHA256(ALGO); the numbers are the on-disk format.
+_TAG_PAYLOADDIGEST, _TAG_PAYLOADDIGESTALGO = 5092, 5093  # hex digests of the main header, in the signature header
+# rpm's own sanity limits (lib/header.c, hdrblobRead): index entries and data bytes.
+_LIMITS = {"signature": (32, 64 << 20), "main": (0xFFFF, 0x0FFFFFFF)}
+# rpm's PGPHASHALGO_* ids (rpmpgp.h) to hashlib names.
+_DIGEST_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
 
 
-def _header_blob(path: str, fd: int, data: bytes, offset: int, what: str) -> tuple[bytes, int]:
-    """The header structure at ``offset`` (as rpm.hdr() takes it) and its on-disk size."""
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _open_regular(path: str) -> int:
+    """A descriptor of ``path``, which must be a regular file: never blocks on a FIFO or reads a device."""
+    from .rootfs import describe_mode
+
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise RpmFileError(path, f"is {describe_mode(mode)}, not an RPM file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RpmFileError(path, exc.strerror or str(exc)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise RpmFileError(path, f"is {describe_mode(mode)}, not an RPM file")
+    return fd
+
+
+def _header_blob(path: str, fd: int, data: bytes, offset: int, what: str, file_size: int) -> tuple[bytes, int]:
+    """The header structure at ``offset`` (as rpm.hdr() takes it) and its on-disk size.
+
+    Its size is checked against rpm's limits and the file's size before
+    anything more is read: a crafted count cannot make us read gigabytes.
+    """
     if len(data) < offset + 16 or data[offset:offset + 4] != _HEADER_MAGIC:
         raise RpmFileError(path, f"truncated or corrupt RPM (no {what} header)")
     il, dl = struct.unpack_from(">II", data, offset + 8)
+    max_il, max_dl = _LIMITS[what]
+    if not 1 <= il <= max_il or dl > max_dl:
+        raise RpmFileError(path, f"corrupt RPM: {what} header announces {il} entries and {dl} bytes of data "
+                                 f"(rpm allows at most {max_il} and {max_dl})")
     size = 16 + 16 * il + dl
+    if offset + size > file_size:
+        raise RpmFileError(path, f"truncated RPM (in the {what} header)")
     if len(data) < offset + size:
         data = os.pread(fd, offset + size, 0)
         if len(data) < offset + size:
@@ -100,42 +179,63 @@ def _header_blob(path: str, fd: int, data: bytes, offset: int, what: str) -> tup
     return data[offset + 8:offset + size], size
 
 
-def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
-    """Read and triage one RPM file; ``dirs_for(arch)`` gives its BpfDirs.
+def _check_header_digest(path: str, sig: rpm.hdr, on_disk: bytes) -> None:
+    """The main header's bytes against the digest the signature header holds, as ``rpm -qp`` checks it.
 
-    The lead, signature and header are located with one read and handed to
-    rpm's own header parser; the payload is left for ``RpmFile.read``.
+    Only then is the header handed to librpm's tag readers: one flipped
+    byte must make the package unreadable, not crash the reader.
     """
+    for tag, algo in ((_SIGTAG_SHA256, "sha256"), (_SIGTAG_SHA1, "sha1")):
+        expected = sig[tag]
+        if expected:
+            if hashlib.new(algo, on_disk).hexdigest() != expected:
+                raise RpmFileError(path, f"header digest mismatch ({algo}): the header is not what was built")
+            return
+    raise RpmFileError(path, "the RPM has no header digest (SHA-256 or SHA-1) to check its header against")
+
+
+def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
+    """Read, check and triage one RPM file; ``dirs_for(arch)`` gives its BpfDirs.
+
+    The lead, signature and header are located with one read, the header
+    digest is checked, and the header goes to rpm's own parser; the payload
+    is left for ``RpmFile.read``. Any defect raises ``RpmFileError``.
+    """
+    fd = _open_regular(path)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise RpmFileError(path, exc.strerror or str(exc)) from None
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
+        st = os.fstat(fd)
+        if st.st_size == 0:
             raise RpmFileError(path, "empty file, not an RPM package")
         data = os.pread(fd, _FIRST_READ, 0)
         if not data.startswith(_LEAD_MAGIC):
             raise RpmFileError(path, "not an RPM package (no RPM lead)")
-        sig_blob, sig_size = _header_blob(path, fd, data, _LEAD_SIZE, "signature")
+        sig_blob, sig_size = _header_blob(path, fd, data, _LEAD_SIZE, "signature", st.st_size)
         header_start = _LEAD_SIZE + sig_size + (-sig_size % 8)
-        hdr_blob, hdr_size = _header_blob(path, fd, data, header_start, "main")
-    except IsADirectoryError:
-        raise RpmFileError(path, "is a directory") from None
+        hdr_blob, hdr_size = _header_blob(path, fd, data, header_start, "main", st.st_size)
     except OSError as exc:
         raise RpmFileError(path, exc.strerror or str(exc)) from None
     finally:
         os.close(fd)
     try:
         sig = rpm.hdr(sig_blob)
+    except (rpm.error, TypeError, ValueError) as exc:
+        raise RpmFileError(path, f"corrupt RPM signature header ({exc})") from None
+    _check_header_digest(path, sig, _HEADER_MAGIC + b"\0\0\0\0" + hdr_blob)
+    try:
         hdr = rpm.hdr(hdr_blob)
     except (rpm.error, TypeError, ValueError) as exc:
         raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
     expected = sig[_SIGTAG_LONGSIZE] or sig[_SIGTAG_SIZE]
-    if expected and header_start + expected > size:
-        raise RpmFileError(path, f"truncated RPM: {size} bytes, its header announces {header_start + expected}")
-    package = package_from_header(hdr, dirs_for, origin=path, deep=deep)
-    return RpmFile(path, hdr, package, header_start + hdr_size)
+    if expected and header_start + expected > st.st_size:
+        raise RpmFileError(path, f"truncated RPM: {st.st_size} bytes, its header announces {header_start + expected}")
+    arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
+    if not is_known_arch(arch) and not hdr[rpm.RPMTAG_SOURCEPACKAGE]:
+        raise RpmFileError(path, f"architecture {arch!r} is not one rpm knows")
+    try:
+        package = package_from_header(hdr, dirs_for, origin=path, deep=deep)
+    except HeaderError as exc:
+        raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
+    return RpmFile(path, hdr, package, header_start + hdr_size, _identity(st))
 
 
 def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False) -> Package:
@@ -146,6 +246,11 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
     """
     arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
     is_source = bool(hdr[rpm.RPMTAG_SOURCEPACKAGE]) or not hdr[rpm.RPMTAG_SOURCERPM]
+    for tag, what in ((rpm.RPMTAG_NAME, "name"), (rpm.RPMTAG_VERSION, "version"), (rpm.RPMTAG_RELEASE, "release")):
+        if not isinstance(hdr[tag], str) or not hdr[tag]:
+            raise HeaderError(f"no package {what}")
+    if hdr[rpm.RPMTAG_OLDFILENAMES]:
+        raise HeaderError("legacy file list (OLDFILENAMES), as no rpm of the last 20 years writes")
     ref = PackageRef(
         name=hdr[rpm.RPMTAG_NAME], epoch=hdr[rpm.RPMTAG_EPOCH], version=hdr[rpm.RPMTAG_VERSION],
         release=hdr[rpm.RPMTAG_RELEASE], arch="src" if is_source else arch, source=origin)
@@ -179,9 +284,50 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
     return pkg
 
 
+class HeaderError(ValueError):
+    """A header whose tags contradict each other (crafted or corrupt)."""
+
+
+_PER_FILE_TAGS = (
+    (rpm.RPMTAG_FILEMODES, "FILEMODES"), (rpm.RPMTAG_FILEUSERNAME, "FILEUSERNAME"),
+    (rpm.RPMTAG_FILEGROUPNAME, "FILEGROUPNAME"), (rpm.RPMTAG_FILEFLAGS, "FILEFLAGS"),
+    (rpm.RPMTAG_FILEDIGESTS, "FILEDIGESTS"), (rpm.RPMTAG_FILELINKTOS, "FILELINKTOS"),
+)
+
+
+def _file_names(hdr: rpm.hdr) -> list[str]:
+    """Every file's path, from the raw BASENAMES/DIRNAMES/DIRINDEXES tags, checked first.
+
+    rpm's own FILENAMES (and FILECLASS) are computed by librpm from these
+    tags; on contradicting ones it can crash, so they are checked here and
+    the names are joined as rpm joins them.
+    """
+    basenames = hdr[rpm.RPMTAG_BASENAMES]
+    if not basenames:
+        return []
+    dirnames, dirindexes = hdr[rpm.RPMTAG_DIRNAMES], hdr[rpm.RPMTAG_DIRINDEXES]
+    count = len(basenames)
+    if len(dirindexes) != count:
+        raise HeaderError(f"{len(dirindexes)} DIRINDEXES for {count} files")
+    if count and not 0 <= min(dirindexes) <= max(dirindexes) < len(dirnames):
+        raise HeaderError(f"a DIRINDEXES entry is out of range (there are {len(dirnames)} DIRNAMES)")
+    for tag, name in _PER_FILE_TAGS:
+        if len(hdr[tag]) != count:
+            raise HeaderError(f"{len(hdr[tag])} {name} entries for {count} files")
+    sizes = hdr[rpm.RPMTAG_LONGFILESIZES] or hdr[rpm.RPMTAG_FILESIZES]
+    if len(sizes) != count:
+        raise HeaderError(f"{len(sizes)} file sizes for {count} files")
+    classes = hdr[rpm.RPMTAG_FILECLASS]
+    if classes and len(classes) != count:
+        raise HeaderError(f"{len(classes)} FILECLASS entries for {count} files")
+    return [dirnames[d] + b for d, b in zip(dirindexes, basenames)]
+
+
 def _file_entries(hdr: rpm.hdr, wanted: Callable[[str, str], bool]) -> list[FileEntry]:
     """The header's files for which ``wanted(path, fileclass)`` holds."""
-    names = hdr[rpm.RPMTAG_FILENAMES]
+    names = _file_names(hdr)
+    if not names:
+        return []
     fclasses = hdr[rpm.RPMTAG_FILECLASS] or [""] * len(names)
     picked = [i for i, path in enumerate(names) if wanted(path, fclasses[i])]
     if not picked:

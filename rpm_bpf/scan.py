@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Iterator
 
@@ -22,22 +23,43 @@ class ScanResult:
     errors: list[InputError] = field(default_factory=list)
 
 
+def _walk_rpms(top: str, errors: list[InputError]) -> list[str]:
+    """``*.rpm`` below ``top``, depth-first with an explicit stack (any depth);
+    directory symlinks are not entered (no loops)."""
+    found: list[str] = []
+    stack = [top]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            errors.append(InputError(current, f"cannot list directory: {exc.strerror}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                subdirs.append(entry.path)
+            elif entry.name.endswith(".rpm"):
+                found.append(entry.path)
+        stack.extend(reversed(subdirs))
+    return found
+
+
 def expand_inputs(paths: Iterable[str]) -> Iterator[str | InputError]:
     """RPM files named directly, and ``*.rpm`` found below directories.
 
     Directory symlinks are not followed (no loops); file symlinks are.
+    Whether an input is a regular file is checked when it is opened.
     """
     for path in paths:
         if os.path.isdir(path):
-            found: list[str] = []
             unreadable: list[InputError] = []
-
-            def note(exc: OSError) -> None:
-                unreadable.append(InputError(exc.filename or path, f"cannot list directory: {exc.strerror}"))
-
-            for top, dirs, files in os.walk(path, onerror=note):
-                dirs.sort()
-                found.extend(os.path.join(top, f) for f in files if f.endswith(".rpm"))
+            found = _walk_rpms(path, unreadable)
             yield from unreadable
             if not found and not unreadable:
                 yield InputError(path, "directory contains no .rpm files")
@@ -68,22 +90,118 @@ def _scan_chunk(args: tuple[list[str | InputError], tuple[str, ...], bool]) -> _
             chunk.errors.append(item)
             continue
         try:
-            rpmfile = open_rpm(item, bpfdirs.for_arch, deep=deep)
-        except RpmFileError as exc:
-            chunk.errors.append(InputError(item, exc.reason))
-            continue
-        pkg = rpmfile.package
-        chunk.packages.append(pkg.ref)
-        checked = check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), owner_provides, rpmfile)
-        if checked.content_error:
-            chunk.errors.append(InputError(item, checked.content_error.removeprefix(item + ": ")))
-        chunk.findings.extend(checked.findings)
-        chunk.shipped.extend(checked.objects)
+            _scan_one(item, owner_provides, deep, chunk)
+        except Exception as exc:  # rpm-bpf's own bug, met on this input: fail closed for it
+            chunk.errors.append(InputError(item, f"internal error while checking it ({type(exc).__name__}: {exc}); "
+                                                 "not checked, please report this"))
     return chunk
 
 
-_CHUNK = 64  # inputs per task: small enough for a smooth progress bar
+def _scan_one(item: str, owner_provides: tuple[str, ...], deep: bool, chunk: _Chunk) -> None:
+    try:
+        rpmfile = open_rpm(item, bpfdirs.for_arch, deep=deep)
+    except RpmFileError as exc:
+        chunk.errors.append(InputError(item, exc.reason))
+        return
+    pkg = rpmfile.package
+    checked = check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), owner_provides, rpmfile)
+    if checked.content_error:
+        chunk.errors.append(InputError(item, checked.content_error.removeprefix(item + ": ")))
+    chunk.packages.append(pkg.ref)
+    chunk.findings.extend(checked.findings)
+    chunk.shipped.extend(checked.objects)
+
+
+_BATCH = 16  # inputs handed to a worker at a time
 _PARALLEL_FROM = 512  # below this, starting workers costs more than it saves
+
+
+def _serve(conn, owner_provides: tuple[str, ...], deep: bool) -> None:
+    """Worker process: checks the inputs it is sent, answering one result per input."""
+    try:
+        while (batch := conn.recv()) is not None:
+            for index, item in batch:
+                conn.send((index, _scan_chunk(([item], owner_provides, deep))))
+    except (EOFError, KeyboardInterrupt):
+        pass
+
+
+def _death(process) -> str:
+    import signal
+
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], deep: bool,
+                   done: Callable[[int, _Chunk], None]) -> None:
+    """Check ``inputs`` in ``jobs`` worker processes.
+
+    Each worker answers input by input, so when one dies (a crash in a
+    library on a crafted file) the input it was on is known: it becomes an
+    input error, the rest of its batch goes to a fresh worker. Never a hang.
+    """
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("fork")
+    queue = deque(enumerate(inputs))
+    workers: dict = {}  # connection -> (process, inputs sent and not answered)
+
+    def start() -> None:
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=_serve, args=(child, owner_provides, deep), daemon=True)
+        process.start()
+        child.close()
+        workers[parent] = (process, deque())
+
+    def feed(conn) -> None:
+        batch = [queue.popleft() for _ in range(min(_BATCH, len(queue)))]
+        if batch:
+            conn.send(batch)
+            workers[conn][1].extend(batch)
+
+    try:
+        for _ in range(min(jobs, len(queue))):
+            start()
+        for conn in list(workers):
+            feed(conn)
+        while any(inflight for _, inflight in workers.values()):
+            for conn in wait([c for c, (_, inflight) in workers.items() if inflight]):
+                process, inflight = workers[conn]
+                try:
+                    index, chunk = conn.recv()
+                except (EOFError, OSError):
+                    process.join()
+                    index, item = inflight.popleft()
+                    done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); "
+                                                               "not checked")]))
+                    queue.extendleft(reversed(inflight))
+                    del workers[conn]
+                    conn.close()
+                    if queue:
+                        start()
+                        feed(list(workers)[-1])
+                    continue
+                inflight.popleft()
+                done(index, chunk)
+                if len(inflight) <= _BATCH // 2:
+                    feed(conn)
+    finally:
+        for conn, (process, _) in workers.items():
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            conn.close()
+        for process, _ in workers.values():
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
 
 
 def scan(paths: Iterable[str], policy: Policy, progress: Callable[[int, int], None] | None = None,
@@ -99,22 +217,29 @@ def scan(paths: Iterable[str], policy: Policy, progress: Callable[[int, int], No
     if jobs is None:
         jobs = (os.cpu_count() or 1) if total >= _PARALLEL_FROM else 1
     bpfdirs.for_arch(bpfdirs.host_arch())  # warm the cache before any fork
-    tasks = [(inputs[i:i + _CHUNK], policy.owner_provides, deep) for i in range(0, total, _CHUNK)]
+    bpfdirs.known_arches()
+    results: list[_Chunk | None] = [None] * total
+    count = 0
+
+    def done(index: int, chunk: _Chunk) -> None:
+        nonlocal count
+        results[index] = chunk
+        count += 1
+        if progress is not None and (count % _BATCH == 0 or count == total):
+            progress(count, total)
+
+    if jobs > 1 and total > 1:
+        _scan_parallel(inputs, jobs, policy.owner_provides, deep, done)
+    else:
+        for index, item in enumerate(inputs):
+            done(index, _scan_chunk(([item], policy.owner_provides, deep)))
     merged = _Chunk()
-    done = 0
-    pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
-    try:
-        for chunk in (pool.imap(_scan_chunk, tasks) if pool else map(_scan_chunk, tasks)):
-            merged.packages += chunk.packages
-            merged.findings += chunk.findings
-            merged.shipped += chunk.shipped
-            merged.errors += chunk.errors
-            done += len(chunk.packages) + len(chunk.errors)
-            if progress is not None:
-                progress(done, total)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+    for chunk in results:
+        if chunk is None:
+            continue
+        merged.packages += chunk.packages
+        merged.findings += chunk.findings
+        merged.shipped += chunk.shipped
+        merged.errors += chunk.errors
     merged.findings += find_conflicts(merged.shipped)
     return ScanResult(packages=merged.packages, findings=policy.apply(merged.findings), errors=merged.errors)

@@ -2,7 +2,8 @@
 
 Only BPF-related files are looked at: files in the BPF directories and files
 rpmbuild classified as eBPF (from the headers' file classes), never the
-whole database's files. Symbolic links are never followed.
+whole database's files. Everything below the root is read through ``RootFS``: no symbolic link is
+followed, nothing blocks, nothing is read without bound.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .bpfdirs import location_finding, relative_name
 from .findings import Finding, InputError, PackageRef
 from .package import FileEntry, Package
 from .policy import Policy
+from .rootfs import RootFS, describe_mode
 
 # rpm's PGPHASHALGO_* ids (rpmpgp.h) to hashlib names.
 DIGEST_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
@@ -45,22 +47,25 @@ class VerifyResult:
 class _Names:
     """uid/gid to names as the verified root's own passwd/group files say."""
 
-    def __init__(self, root: str):
-        self.users = self._table(os.path.join(root, "etc/passwd"))
-        self.groups = self._table(os.path.join(root, "etc/group"))
-        self.host = os.path.realpath(root) == "/"
+    def __init__(self, fs: RootFS, errors: list[InputError]):
+        self.host = os.path.realpath(fs.root) == "/"
+        self.users = self._table(fs, "/etc/passwd", errors)
+        self.groups = self._table(fs, "/etc/group", errors)
 
     @staticmethod
-    def _table(path: str) -> dict[int, str]:
+    def _table(fs: RootFS, path: str, errors: list[InputError]) -> dict[int, str]:
         table: dict[int, str] = {0: "root"}  # as rpm itself assumes, even without /etc/passwd
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    parts = line.split(":")
-                    if len(parts) > 2 and parts[2].isdigit():
-                        table[int(parts[2])] = parts[0]
-        except OSError:
-            pass
+            text = fs.read(path).decode("utf-8", "surrogateescape")
+        except FileNotFoundError:
+            return table  # a minimal root: ids stay numbers
+        except OSError as exc:
+            errors.append(InputError(fs.host_path(path), f"cannot read ({exc.strerror}); owners compared by number"))
+            return table
+        for line in text.splitlines():
+            parts = line.split(":")
+            if len(parts) > 2 and parts[2].isdigit() and len(parts[2]) < 11:
+                table.setdefault(int(parts[2]), parts[0])
         return table
 
     def _name(self, table: dict[int, str], ident: int, host_lookup) -> str:
@@ -79,40 +84,27 @@ class _Names:
         return self._name(self.groups, gid, grp.getgrgid)
 
 
-def _describe_type(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    return "a special file"
-
-
-def _digest(full: str, algo: str) -> str:
-    """Digest of a file, refusing to follow a symlink swapped in meanwhile."""
-    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+def _digest(fd: int, algo: str) -> str:
     h = hashlib.new(algo)
-    with os.fdopen(fd, "rb") as f:
-        while chunk := f.read(_READ_CHUNK):
-            h.update(chunk)
+    while chunk := os.read(fd, _READ_CHUNK):
+        h.update(chunk)
     return h.hexdigest()
 
 
 class _Verifier:
-    def __init__(self, root: str, policy: Policy):
-        self.root = root
+    def __init__(self, fs: RootFS, policy: Policy):
+        self.fs = fs
         self.policy = policy
-        self.names = _Names(root)
         self.result = VerifyResult()
+        self.names = _Names(fs, self.result.errors)
         self.owned: set[str] = set()
         self.raw: list[Finding] = []
 
-    def full(self, path: str) -> str:
-        return os.path.join(self.root, path.lstrip("/"))
-
     def add(self, rule: str, pkg: Package, path: str, detail: str = "") -> None:
         self.raw.append(Finding.of(rule, pkg.ref, path, detail))
+
+    def cannot_verify(self, path: str, exc: OSError) -> None:
+        self.result.errors.append(InputError(self.fs.host_path(path), f"cannot verify: {exc.strerror}"))
 
     def package(self, pkg: Package) -> None:
         self.result.packages.append(pkg.ref)
@@ -133,33 +125,40 @@ class _Verifier:
             self.compare(pkg, entry, algo)
 
     def compare(self, pkg: Package, entry: FileEntry, algo: str) -> None:
-        full = self.full(entry.path)
         try:
-            st = os.lstat(full)
+            st = self.fs.lstat(entry.path)
         except FileNotFoundError:
             self.add("bpf-object-missing", pkg, entry.path)
             return
         except OSError as exc:
-            self.result.errors.append(InputError(full, f"cannot verify: {exc.strerror}"))
+            self.cannot_verify(entry.path, exc)
             return
         expected_type, actual_type = stat.S_IFMT(entry.mode), stat.S_IFMT(st.st_mode)
         if expected_type != actual_type:
-            detail = f"{_describe_type(entry.mode)} was replaced by {_describe_type(st.st_mode)}"
+            detail = f"{describe_mode(entry.mode)} was replaced by {describe_mode(st.st_mode)}"
             if stat.S_ISLNK(st.st_mode):
-                detail += f" to {os.readlink(full)}"
+                detail += f" to {self._readlink(entry.path)}"
             self.add("bpf-object-modified", pkg, entry.path, detail)
             return
         if entry.is_symlink:
-            target = os.readlink(full)
+            target = self._readlink(entry.path)
             if target != entry.linkto:
                 self.add("bpf-object-modified", pkg, entry.path, f"link points to {target}, not {entry.linkto}")
             return
         if entry.is_regular:
+            if st.st_size != entry.size:
+                # lstat already tells: no need to hash (a sparse 5 GB file would take seconds).
+                self.add("bpf-object-modified", pkg, entry.path, f"size {st.st_size} (packaged {entry.size})")
+                return
             try:
-                digest = _digest(full, algo)
+                fd, st = self.fs.open_regular(entry.path)
+                try:
+                    digest = _digest(fd, algo) if st.st_size == entry.size else None
+                finally:
+                    os.close(fd)
             except OSError as exc:
                 # Not "modified": unknown. The attributes below can still be compared.
-                self.result.errors.append(InputError(full, f"cannot verify: {exc.strerror}"))
+                self.cannot_verify(entry.path, exc)
                 digest = entry.digest
             if digest != entry.digest:
                 size = "" if st.st_size == entry.size else f", size {st.st_size} (packaged {entry.size})"
@@ -181,24 +180,34 @@ class _Verifier:
         if changes:
             self.add("bpf-object-attrs-changed", pkg, entry.path, ", ".join(changes))
 
+    def _readlink(self, path: str) -> str:
+        try:
+            return self.fs.readlink(path)
+        except OSError as exc:
+            return f"? ({exc.strerror})"
+
     def unowned(self, roots: Iterable[str]) -> None:
         """Files in the BPF directories that no installed package owns."""
         for bpfroot in roots:
-            top = self.full(bpfroot)
-            if os.path.islink(top) or not os.path.isdir(top):
+            try:
+                top = self.fs.lstat(bpfroot)
+            except FileNotFoundError:
                 continue
-            for current, dirs, files in os.walk(top, onerror=self._walk_error):
-                dirs.sort()
-                # os.walk lists symlinks to directories in dirs but does not enter them.
-                names = files + [d for d in dirs if os.path.islink(os.path.join(current, d))]
-                for name in sorted(names):
-                    path = "/" + os.path.relpath(os.path.join(current, name), self.root)
-                    if path not in self.owned:
-                        self.raw.append(Finding.of("bpf-object-unowned", None, path,
-                                                   "written at run time or copied by hand"))
+            except OSError as exc:
+                self.cannot_verify(bpfroot, exc)
+                continue
+            if not stat.S_ISDIR(top.st_mode):
+                if bpfroot not in self.owned:  # an owned one was compared with its package
+                    self.raw.append(Finding.of("bpf-object-unowned", None, bpfroot,
+                                               f"{describe_mode(top.st_mode)} where the BPF directory belongs"))
+                continue
+            for path, _ in self.fs.walk(bpfroot, self._walk_error):
+                if path not in self.owned:
+                    self.raw.append(Finding.of("bpf-object-unowned", None, path,
+                                               "written at run time or copied by hand"))
 
     def _walk_error(self, exc: OSError) -> None:
-        self.result.errors.append(InputError(exc.filename or self.root, f"cannot list: {exc.strerror}"))
+        self.result.errors.append(InputError(self.fs.host_path(exc.filename or "/"), f"cannot list: {exc.strerror}"))
 
 
 def verify(root: str = "/", policy: Policy | None = None, names: Iterable[str] = ()) -> VerifyResult:
@@ -209,14 +218,16 @@ def verify(root: str = "/", policy: Policy | None = None, names: Iterable[str] =
     """
     policy = policy or Policy.load(system=None)
     names = list(names)
-    verifier = _Verifier(root, policy)
-    for missing in rpmdb.missing_names(root, names):
-        verifier.result.errors.append(InputError(missing, "package is not installed"))
-    for pkg in rpmdb.installed(root, names):
-        verifier.package(pkg)
-    if not names:
-        roots = bpfdirs.for_arch(bpfdirs.host_arch()).roots
-        verifier.unowned(roots)
+    # librpm opens a private copy of the database: nothing in the root is written.
+    with rpmdb.snapshot(root) as dbroot, RootFS(root) as fs:
+        verifier = _Verifier(fs, policy)
+        for missing in rpmdb.missing_names(dbroot, names):
+            verifier.result.errors.append(InputError(missing, "package is not installed"))
+        for pkg in rpmdb.installed(dbroot, names, verifier.result.errors):
+            verifier.package(pkg)
+        if not names:
+            roots = bpfdirs.for_arch(bpfdirs.host_arch()).roots
+            verifier.unowned(roots)
     verifier.result.findings = policy.apply(verifier.raw)
     return verifier.result
 
@@ -226,4 +237,5 @@ def repair_command(nevras: list[str], root: str = "/", extra: Iterable[str] = ()
     cmd = ["dnf", "reinstall", "-y"]
     if os.path.realpath(root) != "/":
         cmd.append(f"--installroot={root}")
-    return cmd + list(extra) + nevras
+    # "--": a name from a (possibly hostile) database is never read as an option.
+    return cmd + list(extra) + ["--"] + nevras

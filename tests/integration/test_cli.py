@@ -134,7 +134,7 @@ def test_bad_policy_and_bad_invocation(rpms, objects, bpfdir, tmp_path):
     policy = tmp_path / "broken.toml"
     policy.write_text("[severity]\nbpf-object-config = 3\n")
     result = run_cli("scan", "--policy", policy, good)
-    assert result.returncode == 2 and f"rpm-bpf: error: {policy}: severity of bpf-object-config" in result.stderr
+    assert result.returncode == 2 and f"rpm-bpf: error: {policy}: [severity] bpf-object-config: expected a string" in result.stderr
     _no_traceback(result)
     assert run_cli("scan").returncode == 2
     assert run_cli("scan", "--format", "yaml", good).returncode == 2
@@ -156,7 +156,7 @@ def test_missing_paths_broken_symlinks_and_corrupt_payload(rpms, objects, bpfdir
     assert result.returncode == 2
     assert f"{tmp_path}/missing.rpm: no such file or directory" in result.stderr
     assert f"{tmp_path}/dangling.rpm: broken symbolic link" in result.stderr
-    assert f"{corrupt}: corrupt or truncated payload" in result.stderr
+    assert f"{corrupt}: payload digest mismatch (sha256)" in result.stderr
     # What the header alone shows of the damaged package is still reported, and so is the other input.
     assert "payload-victim.x86_64: E: bpf-object-outside-bpfdir /opt/victim.o" in result.stdout
     assert "exit-bad.x86_64: E: bpf-object-outside-bpfdir /opt/bad.o" in result.stdout

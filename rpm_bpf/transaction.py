@@ -1,0 +1,119 @@
+"""The transaction check: what a package manager asks before it installs packages.
+
+One function for every host (the DNF 4 plugin today): the incoming packages
+are judged with the per-package rules, and for ``bpf-name-conflict`` against
+each other and against the installed packages that stay (found through rpm's
+file index, not by reading every installed header). Packages being upgraded
+or removed are left out.
+
+It fails closed on hostile input: an incoming package that cannot be read,
+or whose check fails, is a ``bpf-package-unreadable`` finding (an error:
+refused under enforce), never a reason to skip the check for the rest of
+the transaction.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterable
+
+from . import bpfdirs, rpmdb
+from .findings import Finding, InputError
+from .policy import Policy
+from .rules import Severity
+
+
+class Incoming(namedtuple("Incoming", ("path", "label"))):
+    """A package file about to be installed; ``label`` names it when its header cannot (its NEVRA)."""
+
+    __slots__ = ()
+    path: str
+    label: str
+
+
+class TransactionResult:
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []  # as the policy has them (waived ones included)
+        self.bpf_names: set[str] = set()  # incoming packages with BPF-related files: what to verify after
+        self.errors: list[InputError] = []  # installed packages that could not be read (not incoming ones)
+
+    @property
+    def refusing(self) -> list[Finding]:
+        """The findings that stop the transaction under mode = enforce."""
+        return [f for f in self.findings if f.severity == Severity.ERROR and not f.waived]
+
+    @property
+    def notes(self) -> list[Finding]:
+        """Warnings and info: shown, never blocking."""
+        return [f for f in self.findings if f.severity != Severity.ERROR and not f.waived]
+
+
+def _unreadable(item: Incoming, reason: str) -> Finding:
+    detail = f"{item.label}: {reason}" if item.label else reason
+    return Finding.of("bpf-package-unreadable", None, item.path, detail)
+
+
+def check_transaction(root: str, incoming: Iterable[Incoming], leaving: Iterable[tuple[str, str, str]],
+                      load_policy: Callable[[], Policy]) -> TransactionResult:
+    """Judge the ``incoming`` package files of a transaction on the system in ``root``.
+
+    ``leaving``: (name, evr, arch) of installed packages the transaction
+    removes or replaces; their objects do not conflict with the new ones.
+    ``load_policy`` is called only when some package needs judging: most
+    transactions bring nothing BPF-related and pay for no policy file.
+    """
+    from .checks import check_package
+    from .rpmfile import RpmFileError, open_rpm
+
+    result = TransactionResult()
+    raw: list[Finding] = []
+    relevant = []
+    policy: Policy | None = None
+    for item in incoming:
+        try:
+            rpmfile = open_rpm(item.path, bpfdirs.for_arch)
+            if not rpmfile.package.files:
+                continue  # header triage: nothing BPF-related in it
+            policy = policy or load_policy()
+            checked = check_package(rpmfile.package, bpfdirs.for_arch(rpmfile.package.ref.arch),
+                                    policy.owner_provides, rpmfile)
+        except RpmFileError as exc:
+            raw.append(_unreadable(item, exc.reason))
+            continue
+        except Exception as exc:  # our bug met on this package: it stays unchecked, so it is refused
+            raw.append(_unreadable(item, f"internal error while checking it ({type(exc).__name__}: {exc})"))
+            continue
+        if checked.content_error:
+            raw.append(_unreadable(item, checked.content_error.removeprefix(item.path + ": ")))
+        relevant.append(checked)
+        result.bpf_names.add(rpmfile.package.ref.name)
+    if not raw and not relevant:
+        return result
+    policy = policy or load_policy()
+    shipped = [obj for checked in relevant for obj in checked.objects]
+    for checked in relevant:
+        raw += checked.findings
+    if shipped:
+        raw += _conflicts(root, shipped, set(leaving), {c.package.ref.nevra for c in relevant}, policy, result)
+    result.findings = policy.apply(raw)
+    return result
+
+
+def _conflicts(root: str, shipped: list, leaving: set[tuple[str, str, str]], incoming_nevras: set[str],
+               policy: Policy, result: TransactionResult) -> list[Finding]:
+    """``bpf-name-conflict`` of incoming objects, among themselves and with installed packages that stay."""
+    from .checks import check_package
+    from .conflicts import find_conflicts
+
+    # Installed packages that own a file where an incoming object's name would clash:
+    # index look-ups, not a read of every installed header.
+    roots = {r for arch in {bpfdirs.host_arch()} | {o.package.ref.arch for o in shipped}
+             for r in bpfdirs.for_arch(arch).roots}
+    paths = {f"{r}/{o.relname}" if o.relname is not None else o.entry.path for o in shipped for r in roots}
+    for pkg in rpmdb.owners(root, paths, result.errors):
+        ref = pkg.ref
+        evr = f"{ref.epoch}:{ref.version}-{ref.release}" if ref.epoch else f"{ref.version}-{ref.release}"
+        if (ref.name, evr, ref.arch) in leaving or ref.nevra in incoming_nevras:
+            continue
+        shipped = shipped + check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None).objects
+    return find_conflicts(shipped, only_for=incoming_nevras)
