@@ -19,7 +19,7 @@ APT_PACKAGES=(
   clang llvm gcc libc6-dev bpftool libbpf-dev linux-libc-dev
   createrepo-c python3-createrepo-c dnf python3-dnf python3-libdnf python3-hawkey
   rpmlint python3-pyelftools python3-jinja2
-  file cpio zstd xz-utils bzip2 debootstrap git util-linux
+  file cpio zstd xz-utils bzip2 debootstrap git util-linux strace
 )
 
 run_demo=1

@@ -222,6 +222,7 @@ def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
         raise RpmFileError(path, f"corrupt RPM signature header ({exc})") from None
     _check_header_digest(path, sig, _HEADER_MAGIC + b"\0\0\0\0" + hdr_blob)
     try:
+        check_index(hdr_blob)
         hdr = rpm.hdr(hdr_blob)
     except (rpm.error, TypeError, ValueError) as exc:
         raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
@@ -288,6 +289,36 @@ class HeaderError(ValueError):
     """A header whose tags contradict each other (crafted or corrupt)."""
 
 
+# rpm's on-disk types (rpmtag.h) of the tags rpm-bpf reads. librpm's tag
+# extensions (FILENAMES, FILECLASS) trust these types: a DIRNAMES or CLASSDICT
+# stored as another string type (or a second entry of the tag, of another
+# type) makes librpm 4.18 read text as pointers (SIGSEGV), although each
+# entry is well-formed. A tag may legitimately appear twice (an entry added
+# after the immutable region replaces the region's own): every one is checked.
+_STRING, _STRING_ARRAY, _INT16, _INT32, _INT64 = 6, 8, 3, 4, 5
+_TAG_TYPES = {
+    1000: _STRING, 1001: _STRING, 1002: _STRING, 1022: _STRING, 1044: _STRING, 1125: _STRING,  # N V R A, srpm
+    1003: _INT32, 1106: _INT32, 5011: _INT32, 5093: _INT32,  # EPOCH, SOURCEPACKAGE, digest algorithms
+    1027: _STRING_ARRAY, 1035: _STRING_ARRAY, 1036: _STRING_ARRAY, 1039: _STRING_ARRAY,  # OLDFILENAMES...
+    1040: _STRING_ARRAY, 1049: _STRING_ARRAY, 1117: _STRING_ARRAY, 1118: _STRING_ARRAY,  # ...DIRNAMES
+    1142: _STRING_ARRAY, 5092: _STRING_ARRAY,  # CLASSDICT, PAYLOADDIGEST
+    1028: _INT32, 1037: _INT32, 1116: _INT32, 1141: _INT32,  # FILESIZES, FILEFLAGS, DIRINDEXES, FILECLASS
+    1030: _INT16, 5008: _INT64,  # FILEMODES, LONGFILESIZES
+}
+
+
+def check_index(blob: bytes) -> None:
+    """The header's index, before librpm's tag readers see it: the types rpm writes.
+
+    ``blob`` starts at the index count (as ``rpm.hdr()`` and ``hdr.unload()`` have it).
+    """
+    il = struct.unpack_from(">I", blob, 0)[0]
+    for tag, kind, _offset, _count in struct.iter_unpack(">iIiI", blob[8:8 + 16 * il]):
+        expected = _TAG_TYPES.get(tag)
+        if expected is not None and kind != expected:
+            raise HeaderError(f"tag {tag} has type {kind}, rpm writes it as type {expected}")
+
+
 _PER_FILE_TAGS = (
     (rpm.RPMTAG_FILEMODES, "FILEMODES"), (rpm.RPMTAG_FILEUSERNAME, "FILEUSERNAME"),
     (rpm.RPMTAG_FILEGROUPNAME, "FILEGROUPNAME"), (rpm.RPMTAG_FILEFLAGS, "FILEFLAGS"),
@@ -325,6 +356,7 @@ def _file_names(hdr: rpm.hdr) -> list[str]:
 
 def _file_entries(hdr: rpm.hdr, wanted: Callable[[str, str], bool]) -> list[FileEntry]:
     """The header's files for which ``wanted(path, fileclass)`` holds."""
+    check_index(hdr.unload())  # FILECLASS is computed by librpm: headers from an rpmdb are checked too
     names = _file_names(hdr)
     if not names:
         return []

@@ -138,6 +138,7 @@ class PkgSpec:
     release: str = "1"
     noarch: bool = False
     requires: list[str] = field(default_factory=list)
+    provides: list[str] = field(default_factory=list)
     summary: str = ""
     autodeps: bool = True  # False: AutoReqProv: no (installable without the libraries it links)
 
@@ -187,6 +188,7 @@ License: MIT
 {'BuildArch: noarch' if main.noarch else ''}
 {'' if main.autodeps else 'AutoReqProv: no'}
 {''.join(f'Requires: {r}' + chr(10) for r in main.requires)}
+{''.join(f'Provides: {p}' + chr(10) for p in main.provides)}
 %description
 Sample package built by rpm-bpf.
 
@@ -200,6 +202,7 @@ Summary: {sub.summary or 'rpm-bpf sample subpackage ' + sub.name}
 {'BuildArch: noarch' if sub.noarch else ''}
 {'' if sub.autodeps else 'AutoReqProv: no'}
 {''.join(f'Requires: {r}' + chr(10) for r in sub.requires)}
+{''.join(f'Provides: {p}' + chr(10) for p in sub.provides)}
 %description -n {sub.name}
 Sample subpackage built by rpm-bpf.
 """)

@@ -132,6 +132,11 @@ def open_to_others(path: Path) -> None:
         parent.chmod(parent.stat().st_mode | 0o005)
 
 
+def remove_deep(path: Path) -> None:
+    """Remove a directory tree too deep for shutil.rmtree (and pytest's own clean-up): rm uses no recursion."""
+    subprocess.run(["rm", "-rf", "--", str(path)], check=False)
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     """The real command line, in a child process."""
     env = dict(os.environ, PYTHONPATH=str(REPO))

@@ -291,3 +291,15 @@ def test_progress_bar_only_on_a_terminal(rpms, objects, bpfdir, tmp_path):
     assert "] 64/130 packages" in screen and "] 130/130 packages" in screen
     piped = run_cli("scan", "-j", "1", many)
     assert piped.returncode == 0 and "packages\r" not in piped.stderr and "/130" not in piped.stderr
+
+
+def test_policy_fifo_is_one_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "policy.toml"
+    os.mkfifo(fifo)
+    result = run_cli("rules", "--help")  # the CLI itself works
+    assert result.returncode == 0
+    for command in (["scan", str(tmp_path)], ["verify", "--root", str(tmp_path)]):
+        result = run_cli(*command, "--no-system-policy", "--policy", fifo)
+        _no_traceback(result)
+        assert result.returncode == 2
+        assert result.stderr == f"rpm-bpf: error: {fifo}: cannot read policy file: is a FIFO, not a regular file\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -106,3 +107,56 @@ def test_bad_policy_files_name_the_file(tmp_path, text, message):
 def test_unreadable_policy_file(tmp_path):
     with pytest.raises(PolicyError, match="cannot read policy file"):
         Policy.load([tmp_path / "missing.toml"], system=None)
+
+
+# --- hostile policy files: the schema is checked when loading -----------------
+
+@pytest.mark.parametrize("text,message", [
+    ("severity = 1\n", "severity]: expected a table of rule = level, got an integer"),
+    ('[severity]\nbpf-object-no-btf = 1\n', "[severity] bpf-object-no-btf: expected a string"),
+    ('[severity]\nbpf-object-no-btf = true\n', "[severity] bpf-object-no-btf: expected a string"),
+    ('bpfdir = "x"\n', "[bpfdir]: expected a table, got a string"),
+    ('[bpfdir]\nowner-provides = "bpf-filesystem"\n', "owner-provides: expected a list of strings"),
+    ('[bpfdir]\nowners = ["x"]\n', "[bpfdir]: unknown key(s): owners"),
+    ("waiver = 5\n", "waiver: expected an array of tables ([[waiver]]), got an integer"),
+    ("waiver = [5]\n", "waiver #1: expected a table, got an integer"),
+    ('[[waiver]]\nrule = 5\nreason = "x"\n', "waiver #1: rule: expected a string, got an integer"),
+    ('[[waiver]]\nrule = "bpf-object-config"\npackage = ["a"]\nreason = "x"\n',
+     "waiver #1: package: expected a string, got an array"),
+    ('[[waiver]]\nrule = "bpf-object-config"\npath = 3\nreason = "x"\n', "waiver #1: path: expected a string"),
+    ('[[waiver]]\nrule = "bpf-object-config"\nreason = 7\n', "waiver #1: reason: expected a string, got an integer"),
+    ('[[waiver]]\nrule = "bpf-object-config"\nreason = " "\n', "waiver #1: reason: must say why"),
+    ('[[waiver]]\nrule = "bpf-object-config"\nreason = "x"\nexpires = 3\n', "expires must be a date"),
+    ('[severity]\n"bpf-nothing-*" = "off"\n', "glob matches no rule id 'bpf-nothing-*'"),
+    ('[[waiver]]\nrule = "bpf-nothing-*"\nreason = "x"\n', "waiver #1: rule: glob matches no rule id"),
+    ("x = " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
+])
+def test_wrong_types_are_one_message_naming_file_and_key(tmp_path, text, message):
+    with pytest.raises(PolicyError) as exc:
+        _policy(tmp_path, text)
+    assert str(exc.value).startswith(str(tmp_path / "policy.toml") + ": ")
+    assert message in str(exc.value), str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_severity_globs_take_effect_and_exact_ids_win(tmp_path):
+    policy = _policy(tmp_path, '[severity]\nbpf-object-writable = "warning"\n"bpf-object-*" = "off"\n')
+    findings = [_finding("bpf-object-no-btf"), _finding("bpf-object-writable"), _finding("bpf-name-conflict")]
+    out = {f.rule: f.severity for f in policy.apply(findings)}
+    assert out == {"bpf-object-writable": Severity.WARNING, "bpf-name-conflict": Severity.ERROR}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_special_policy_files_are_refused_without_blocking(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "policy.toml"
+        os.mkfifo(path)
+        expected = "is a FIFO, not a regular file"
+    elif kind == "device":
+        path, expected = Path("/dev/zero"), "is a character device, not a regular file"
+    else:
+        path = tmp_path / "policy.toml"
+        path.write_text("# padding\n" * 200_000)
+        expected = "larger than 1048576 bytes"
+    with pytest.raises(PolicyError, match=re.escape(f"{path}: cannot read policy file: {expected}")):
+        Policy.load([path], system=None)

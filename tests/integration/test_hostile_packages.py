@@ -1,0 +1,256 @@
+"""Hostile and malformed RPMs against the scanner: each defect of the security issue, reproduced.
+
+Every package is written by rpmbuild, then changed as an attacker would
+(tests/craft.py: rpm's own header API, digests recomputed so the package
+passes ``rpm -K --nosignature``) or damaged byte by byte. Each test asserts
+the outcome the issue asks for: one clear message naming the input, exit 2
+for it, every other input still reported, no traceback, no hang, nothing run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rpm
+
+from rpm_bpf import bpfdirs, elf
+from rpm_bpf.samples import PkgFile, PkgSpec
+from tests import craft
+from tests.conftest import REPO, good_package, remove_deep as _remove_deep, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def victim(rpms, objects, bpfdir) -> Path:
+    """A correct package with an object in the BPF directory: what the crafted ones start from."""
+    return rpms.build(good_package(objects, bpfdir, name="victim"))
+
+
+@pytest.fixture(scope="module")
+def bystander(rpms, objects) -> Path:
+    """A package with a real finding, scanned beside each hostile one: it must still be reported."""
+    return rpms.build(PkgSpec("bystander", files=[PkgFile("/opt/bystander/prog.o", objects.full)]))
+
+
+def _scan(*paths, extra=()):
+    result = run_cli("scan", "--no-system-policy", *extra, *paths)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def _assert_other_input_reported(result):
+    assert "bystander.x86_64: E: bpf-object-outside-bpfdir /opt/bystander/prog.o" in result.stdout
+
+
+# --- 1. header strings are never interpreted ---------------------------------
+
+def test_arch_macro_is_not_expanded(victim, bystander, tmp_path):
+    marker = tmp_path / "pwned"
+    crafted = craft.edit_header(victim, tmp_path / "arch.rpm",
+                                lambda h: craft.set_tag(h, rpm.RPMTAG_ARCH, f"%(touch {marker})"))
+    result = _scan(crafted, bystander)
+    assert not marker.exists(), "the ARCH tag ran a shell command"
+    assert result.returncode == 2
+    assert f"rpm-bpf: error: {crafted}: architecture '%(touch {marker})' is not one rpm knows" in result.stderr
+    _assert_other_input_reported(result)
+
+
+def test_foreign_arch_names_never_reach_rpm_unless_known(tmp_path):
+    marker = tmp_path / "pwned"
+    for arch in (f"%(touch {marker})", "--eval=%(id)", "x86_64 --define=a b", "%{?x}x86_64"):
+        assert bpfdirs.for_arch(arch) == bpfdirs.for_arch(bpfdirs.host_arch())
+    assert not marker.exists()
+    assert bpfdirs.for_arch("i686").arch_dir == "/usr/lib/bpf"  # a known one is still asked of rpm
+
+
+# --- 2. the embedded-object search on a truncated trailing ELF header --------
+
+def _binary_with_truncated_bpf_header(tmp_path: Path) -> Path:
+    """A real executable whose last 24 bytes are the start of a 64-bit little-endian BPF ELF header."""
+    data = Path("/usr/bin/true").read_bytes()
+    tail = elf.ELF_MAGIC + bytes([2, 1, 1, 0]) + bytes(8) + (1).to_bytes(2, "little") + (247).to_bytes(2, "little")
+    tail += (1).to_bytes(4, "little")
+    assert len(tail) == 24
+    out = tmp_path / "tool"
+    out.write_bytes(data + tail)
+    return out
+
+
+@pytest.fixture(scope="module")
+def truncated_tail_package(rpms, tmp_path_factory) -> Path:
+    binary = _binary_with_truncated_bpf_header(tmp_path_factory.mktemp("tail"))
+    return rpms.build(PkgSpec("tail-tool", requires=["libbpf.so.1"], autodeps=False,
+                              files=[PkgFile("/usr/bin/tail-tool", binary, mode=0o755)]))
+
+
+def test_truncated_embedded_header_is_no_crash(truncated_tail_package, bystander):
+    result = _scan(truncated_tail_package, bystander)
+    assert result.returncode == 1, result.stderr  # the bystander's error; nothing unreadable
+    assert "internal error" not in result.stderr and result.stderr == ""
+    assert "2 packages checked" in result.stdout
+    _assert_other_input_reported(result)
+
+
+# --- 6-8. malformed headers -------------------------------------------------
+
+def _damaged(victim: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (crafted file, the reason the scan must give)."""
+    n_files = len(craft.Parts.of(victim).header()[rpm.RPMTAG_BASENAMES])
+    return {
+        "huge-index-count": (craft.patch_header_bytes(victim, tmp_path / "count.rpm", 8, b"\xff\xff\xff\xff"),
+                             "corrupt RPM: main header announces 4294967295 entries"),
+        "flipped-byte": (craft.patch_header_bytes(victim, tmp_path / "flip.rpm", 200, b"\x5a"),
+                         "header digest mismatch (sha256)"),
+        "dirindex-out-of-range": (craft.edit_header(victim, tmp_path / "dirindex.rpm", lambda h: craft.set_tag(
+            h, rpm.RPMTAG_DIRINDEXES, [99] * n_files)), "a DIRINDEXES entry is out of range"),
+        "short-filemodes": (craft.edit_header(victim, tmp_path / "modes.rpm", lambda h: craft.set_tag(
+            h, rpm.RPMTAG_FILEMODES, [0o100644])), f"1 FILEMODES entries for {n_files} files"),
+        # librpm 4.18 computes FILENAMES/FILECLASS from these trusting their type: SIGSEGV before the check.
+        "dirnames-wrong-type": (craft.retype_tag(victim, tmp_path / "dirtype.rpm", rpm.RPMTAG_DIRNAMES, 9),
+                                "tag 1118 has type 9, rpm writes it as type 8"),
+        "classdict-wrong-type": (craft.retype_tag(victim, tmp_path / "classtype.rpm", rpm.RPMTAG_CLASSDICT, 9),
+                                 "tag 1142 has type 9, rpm writes it as type 8"),
+        "no-header-digest": (craft.strip_digests(victim, tmp_path / "nodigest.rpm"), "has no header digest"),
+    }
+
+
+@pytest.fixture(scope="module")
+def damaged(victim, tmp_path_factory):
+    return _damaged(victim, tmp_path_factory.mktemp("damaged"))
+
+
+CASES = ["huge-index-count", "flipped-byte", "dirindex-out-of-range", "short-filemodes",
+         "dirnames-wrong-type", "classdict-wrong-type", "no-header-digest"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_malformed_header_is_one_unreadable_input(damaged, bystander, case):
+    crafted, reason = damaged[case]
+    result = _scan(crafted, bystander)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = [l for l in result.stderr.splitlines() if str(crafted) in l]
+    assert line.startswith(f"rpm-bpf: error: {crafted}: ") and reason in line, line
+    assert "1 packages checked" in result.stdout and "1 inputs could not be read" in result.stdout
+    _assert_other_input_reported(result)
+
+
+def test_type_confused_headers_pass_rpms_own_digest_checks(damaged):
+    """What makes librpm crash is not caught by its digests (they were recomputed): the refusal is ours."""
+    for case in ("dirnames-wrong-type", "classdict-wrong-type"):
+        crafted, _ = damaged[case]
+        proc = subprocess.run(["rpm", "-K", "--nosignature", str(crafted)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_many_malformed_inputs_with_workers(damaged, victim, bystander, tmp_path):
+    """-j 2 (the default from 512 inputs): every input is accounted for, in bounded time."""
+    inputs = []
+    for i in range(6):
+        for case, (path, _) in damaged.items():
+            link = tmp_path / f"{i}-{case}.rpm"
+            link.symlink_to(path)
+            inputs.append(link)
+        good = tmp_path / f"{i}-victim.rpm"
+        good.symlink_to(victim)
+        inputs.append(good)
+    started = time.monotonic()
+    result = _scan(*inputs, bystander, extra=("-j", "2"))
+    assert time.monotonic() - started < 120
+    assert result.returncode == 2
+    assert f"; {6 * len(damaged)} inputs could not be read." in result.stdout
+    assert "7 packages checked" in result.stdout  # 6 copies of the victim (one name: no conflict), the bystander
+    _assert_other_input_reported(result)
+
+
+# --- 7. a worker that dies ----------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _holds(pid: int, suffix: str) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").endswith(suffix) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def big_package(rpms, tmp_path_factory, bpfdir) -> Path:
+    """A package whose payload takes a while to check: a worker can be caught reading it."""
+    d = tmp_path_factory.mktemp("big")
+    blob = d / "blob.o"
+    blob.write_bytes(os.urandom(48 << 20))
+    return rpms.build(PkgSpec("big", requires=["bpf-filesystem"], files=[
+        PkgFile(f"{bpfdir}/big", directory=True, mode=0o755), PkgFile(f"{bpfdir}/big/blob.o", blob)]))
+
+
+def test_dead_worker_is_an_error_for_its_input_not_a_hang(big_package, victim, bystander, tmp_path):
+    """A worker killed while reading (as a crash in a library, or the OOM killer) costs one input, no more."""
+    inputs = []
+    for i in range(8):
+        link = tmp_path / f"big-{i}.rpm"
+        link.symlink_to(big_package)
+        inputs.append(link)
+    inputs += [victim, bystander]
+    proc = subprocess.Popen([sys.executable, "-m", "rpm_bpf", "scan", "--no-system-policy", "-j", "2",
+                             *map(str, inputs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        for child in _children(proc.pid):
+            if _holds(child, "big.rpm") or _holds(child, "big-1.0-1.x86_64.rpm"):
+                os.kill(child, signal.SIGKILL)
+                killed = child
+                break
+        time.sleep(0.001)
+    out, err = proc.communicate(timeout=300)
+    assert killed is not None, "no worker was caught reading an input"
+    assert "Traceback" not in err, err
+    assert proc.returncode == 2, out + err
+    died = [line for line in err.splitlines() if "the process reading it died (killed by SIGKILL)" in line]
+    assert len(died) == 1, err
+    assert "; 1 inputs could not be read." in out
+    assert "9 packages checked" in out  # 10 inputs: every one but the killed worker's
+    assert "bystander.x86_64: E: bpf-object-outside-bpfdir /opt/bystander/prog.o" in out
+
+
+# --- 9. special files and deep trees as inputs --------------------------------
+
+def test_fifo_named_like_an_rpm_does_not_block(bystander, tmp_path):
+    fifo = tmp_path / "x.rpm"
+    os.mkfifo(fifo)
+    result = _scan(fifo, bystander)
+    assert result.returncode == 2
+    assert f"rpm-bpf: error: {fifo}: is a FIFO, not an RPM file" in result.stderr
+    _assert_other_input_reported(result)
+    in_dir = _scan(tmp_path, bystander)  # found by the directory walk: the same
+    assert in_dir.returncode == 2 and f"{fifo}: is a FIFO, not an RPM file" in in_dir.stderr
+
+
+def test_directory_1100_levels_deep(victim, tmp_path, request):
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(1100):  # level by level: os.makedirs itself recurses too deep for this
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(parent)
+    os.symlink(victim, "victim.rpm", dir_fd=fd)
+    os.close(fd)
+    request.addfinalizer(lambda: _remove_deep(deep))
+    result = _scan(deep)
+    assert result.returncode == 0, result.stderr
+    assert "1 packages checked; 0 errors" in result.stdout

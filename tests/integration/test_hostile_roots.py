@@ -1,0 +1,225 @@
+"""Hostile installroots against `rpm-bpf verify` and `dnf bpf-verify`.
+
+Each root is a real one: packages installed by dnf from a createrepo_c
+repository of rpmbuild-built RPMs (the fixtures of test_dnf_plugin), then
+changed as an attacker with write access to the root would. ``strace``
+proves that nothing outside the root is opened and nothing in it written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, remove_deep as _remove_deep
+from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, Dnf, repo  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def root(repo, tmp_path) -> Dnf:  # noqa: F811
+    dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+    proc = dnf("install", "xdp-good-1.0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (dnf.root / "etc").mkdir(exist_ok=True)
+    (dnf.root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (dnf.root / "etc/group").write_text("root:x:0:\n")
+    return dnf
+
+
+def _verify(root: Path, *args: str, timeout: int = 60, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(REPO), **kwargs.pop("env", {}))
+    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "verify", "--no-system-policy", "--root", str(root),
+                           *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def _traced(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """`rpm-bpf verify` under strace -f -y: every file syscall, with the paths its descriptors resolve to."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (./setup.sh installs it)")
+    log = tmp_path / "strace.log"
+    proc = subprocess.run(["strace", "-f", "-y", "-qq", "-o", str(log), "-e", "trace=%file,%desc",
+                           sys.executable, "-m", "rpm_bpf", "verify", "--no-system-policy", *args],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    return proc, log.read_text(errors="replace")
+
+
+def _opened(trace: str, outside: str) -> list[str]:
+    """Lines of an ``strace -y`` log where a file at or below ``outside`` was opened or read."""
+    hits = []
+    for line in trace.splitlines():
+        opened = "openat(" in line and (f'"{outside}' in line or f"<{outside}" in line.split("openat(", 1)[1][:400])
+        used = f"<{outside}" in line and not line.split(" ", 1)[-1].startswith(("close(", "readlinkat("))
+        if opened or used:
+            hits.append(line)
+    return hits
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    """Every entry below ``root`` with what a write would change (no link followed)."""
+    found = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(top, name))
+            found[os.path.relpath(os.path.join(top, name), root)] = (st.st_mode, st.st_size, st.st_mtime_ns,
+                                                                     st.st_ctime_ns)
+    return found
+
+
+# --- 3. nothing outside the root is read --------------------------------------
+
+def test_bpf_directory_linked_to_the_host_is_not_followed(root, tmp_path):
+    host = tmp_path / "host-bpf"
+    shutil.copytree(root.root / BPFDIR.lstrip("/"), host, symlinks=True)  # the packaged bytes, on the host
+    shutil.rmtree(root.root / BPFDIR.lstrip("/"))
+    (root.root / BPFDIR.lstrip("/")).symlink_to(host)
+    proc, trace = _traced(tmp_path, "--root", str(root.root))
+    assert trace.count("openat(") > 10  # the trace works
+    assert not _opened(trace, str(host)), "a file below the host directory was opened"
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{root.root}{GOOD_OBJ}: cannot verify: {BPFDIR} is a symbolic link; not followed below the root" \
+        in proc.stderr
+    assert f"rpm-bpf: E: bpf-object-unowned {BPFDIR} a symbolic link where the BPF directory belongs" \
+        in proc.stdout
+
+
+def test_passwd_linked_to_shadow_is_not_opened(root, tmp_path):
+    passwd = root.root / "etc/passwd"
+    passwd.unlink()
+    passwd.symlink_to("/etc/shadow")
+    proc, trace = _traced(tmp_path, "--root", str(root.root))
+    assert not _opened(trace, "/etc/shadow")
+    assert proc.returncode == 2
+    assert f"{passwd}: cannot read (is a symbolic link, not a regular file); owners compared by number" \
+        in proc.stderr
+
+
+# --- 4. the rpm database: absolute roots only, never written ------------------
+
+def test_verification_writes_nothing_in_the_root(root, tmp_path):
+    before = _tree(root.root)
+    time.sleep(0.01)
+    proc = _verify(root.root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _tree(root.root) == before
+
+
+def test_relative_root_is_refused_before_librpm_sees_it(root, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    rel = os.path.relpath(root.root, tmp_path)
+    proc = _verify(Path(rel), cwd=tmp_path, env={"HOME": str(home)})
+    assert proc.returncode == 2
+    assert f"rpm-bpf: error: {rel}: the root must be an absolute path" in proc.stderr
+    assert list(home.iterdir()) == []  # librpm would have made $HOME/.rpmdb
+
+
+def test_root_without_a_database_is_said_so_and_left_alone(tmp_path):
+    empty = tmp_path / "empty-root"
+    (empty / "etc").mkdir(parents=True)
+    before = _tree(empty)
+    proc = _verify(empty)
+    assert proc.returncode == 2
+    assert f"rpm-bpf: error: no rpm database in {empty}" in proc.stderr
+    assert "0 packages" not in proc.stdout
+    assert _tree(empty) == before
+
+
+@pytest.mark.parametrize("size", [0, 4096, "half"])
+def test_truncated_database_is_damaged_and_left_alone(root, size):
+    db = next(root.root.rglob("rpmdb.sqlite"))
+    for extra in db.parent.glob("rpmdb.sqlite-*"):
+        extra.unlink()  # as a damaged copy would come: no -wal/-shm
+    length = db.stat().st_size // 2 if size == "half" else size
+    os.truncate(db, length)
+    before = _tree(root.root)
+    proc = _verify(root.root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "damaged rpm database" in proc.stderr
+    assert _tree(root.root) == before
+
+
+def test_database_directory_linked_out_of_the_root(root, tmp_path):
+    db_dir = next(root.root.rglob("rpmdb.sqlite")).parent
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(db_dir, elsewhere)
+    db_dir.symlink_to(elsewhere)
+    proc, trace = _traced(tmp_path, "--root", str(root.root))
+    assert proc.returncode == 2
+    assert "is a symbolic link, not an rpm database directory; not followed" in proc.stderr
+    assert not _opened(trace, str(elsewhere))
+
+
+# --- 5. special files, deep trees, huge files ----------------------------------
+
+@pytest.mark.parametrize("which", ["verify", "dnf"])
+def test_passwd_fifo_does_not_hang(root, which):
+    passwd = root.root / "etc/passwd"
+    passwd.unlink()
+    os.mkfifo(passwd)
+    if which == "verify":
+        proc = _verify(root.root, timeout=60)
+    else:
+        proc = subprocess.run(["dnf", "-y", *root.options(), f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
+                               f"--setopt=pluginconfpath={root.confdir}", "bpf-verify"],
+                              capture_output=True, text=True, timeout=60)
+    assert f"{passwd}: cannot read (is a FIFO, not a regular file)" in proc.stderr, proc.stderr
+    assert "0 errors" in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["symlink", "device"])
+def test_group_as_dev_zero_is_not_read(root, kind):
+    group = root.root / "etc/group"
+    group.unlink()
+    if kind == "symlink":
+        group.symlink_to("/dev/zero")
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(group, 0o644 | stat.S_IFCHR, os.makedev(1, 5))
+    proc = _verify(root.root, timeout=60)
+    assert proc.returncode == 2
+    what = "a symbolic link" if kind == "symlink" else "a character device"
+    assert f"{group}: cannot read (is {what}, not a regular file)" in proc.stderr
+
+
+def test_deep_tree_in_the_bpf_directory(root, request):
+    fd = os.open(root.root / BPFDIR.lstrip("/"), os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(1100):
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(parent)
+    with os.fdopen(os.open("dropped.o", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as f:
+        f.write(b"\x7fELF")
+    os.close(fd)
+    request.addfinalizer(lambda: _remove_deep(root.root / BPFDIR.lstrip("/") / "d"))
+    proc = _verify(root.root, "-f", "json", timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    import json
+
+    (finding,) = json.loads(proc.stdout)["findings"]
+    assert finding["rule"] == "bpf-object-unowned"
+    assert finding["path"] == BPFDIR + "/d" * 1100 + "/dropped.o"
+
+
+def test_huge_sparse_replacement_is_judged_by_its_size(root):
+    obj = root.root / GOOD_OBJ.lstrip("/")
+    packaged = obj.stat().st_size
+    with open(obj, "r+b") as f:
+        f.truncate(5 << 30)
+    started = time.monotonic()
+    proc = _verify(root.root)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1
+    assert f"bpf-object-modified {GOOD_OBJ} size {5 << 30} (packaged {packaged})" in proc.stdout
+    assert elapsed < 10, f"{elapsed:.1f} s: the 5 GB file was read (hashing it takes ~15 s)"
