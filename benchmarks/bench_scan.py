@@ -10,6 +10,11 @@ cache, then times (wall clock, whole processes, start-up included):
     system would run it; --rpmlint-limit N times it on the first N only).
 It checks that the fast scan reports exactly what --deep reports and every
 finding planted in the corpus, and prints packages/second and the ratio.
+
+Then, in this process, what the security checks of reading a package cost:
+the header digest (SHA-256 of the main header, as `rpm -qp` checks it) and
+the index type check, timed inside real `open_rpm` calls over the corpus, and
+`rpm -K --nosignature` on the same files (rpm's own digest check) beside it.
 """
 
 from __future__ import annotations
@@ -104,7 +109,45 @@ def main() -> int:
     met = ratio >= TARGET_RATIO and fast_rate >= TARGET_RATE
     print(f"result: {'findings identical' if ok else 'FINDINGS DIFFER'}; "
           f"target {'met' if met else 'NOT met'}")
+    header_checks(rpms)
     return 0 if ok else 1
+
+
+def header_checks(rpms: list[Path]) -> None:
+    """Cost of the header digest and index checks inside open_rpm, and rpm's own digest check beside it."""
+    sys.path.insert(0, str(REPO))
+    from rpm_bpf import bpfdirs, rpmfile
+
+    spent = {"digest": 0.0, "index": 0.0}
+
+    def timed(name, function):
+        def wrapper(*args):
+            started = time.perf_counter()
+            try:
+                return function(*args)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return wrapper
+
+    rpmfile.quiet_rpm_log()
+    bpfdirs.for_arch(bpfdirs.host_arch())
+    digest, index = rpmfile._check_header_digest, rpmfile.check_index
+    rpmfile._check_header_digest, rpmfile.check_index = timed("digest", digest), timed("index", index)
+    try:
+        started = time.perf_counter()
+        for path in rpms:
+            rpmfile.open_rpm(str(path), bpfdirs.for_arch)
+        total = time.perf_counter() - started
+    finally:
+        rpmfile._check_header_digest, rpmfile.check_index = digest, index
+    n = len(rpms)
+    rpm_k, _ = _timed(["rpm", "-K", "--nosignature", *map(str, rpms)])
+    print(f"reading {n} headers in-process (open_rpm, triage included): {total:.3f} s, {1e6 * total / n:.0f} us each")
+    for name, label in (("digest", "header digest (SHA-256)"), ("index", "index type check")):
+        print(f"  {label:28} {spent[name]:.3f} s, {1e6 * spent[name] / n:.1f} us each, "
+              f"{100 * spent[name] / total:.1f} % of open_rpm")
+    print(f"rpm -K --nosignature on the same files (header and payload digests): {rpm_k:.3f} s, "
+          f"{1e6 * rpm_k / n:.0f} us each")
 
 
 def lint_run_label(proc: subprocess.CompletedProcess) -> str:

@@ -137,7 +137,8 @@ class BPF(dnf.Plugin):
 
         from rpm_bpf.report import finding_line, input_error_line
 
-        result = verify(self._root(), self.policy(), names)
+        # The database dnf has just written: read in place (a private copy is for verify proper).
+        result = verify(self._root(), self.policy(), names, private_db=False)
         for finding in result.findings:
             if not finding.waived:
                 logger.warning(MSG_AFTER.format(line=finding_line(finding)))

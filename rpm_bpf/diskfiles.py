@@ -1,37 +1,30 @@
 """Reading package files from a directory tree (an extracted payload, an installroot).
 
-Never follows symbolic links: a packaged object replaced by a link must be
-seen as what it is, not as the file the link points to.
+Through ``RootFS``: no symbolic link is followed on the way or at the end (a
+packaged object replaced by a link must be seen as what it is, not as the
+file the link points to), nothing blocks, and no file is read beyond
+``MAX_CONTENT``.
 """
 
 from __future__ import annotations
 
-import errno
-import os
+from .rootfs import RootFS
+
+MAX_CONTENT = 1 << 30  # as for RPM payloads (rpmfile.MAX_CONTENT)
 
 
 class DiskReader:
     """A ContentReader over files below ``root``."""
 
     def __init__(self, root: str):
-        self.root = root.rstrip("/")
-
-    def path_of(self, path: str) -> str:
-        return self.root + path
+        self.root = root.rstrip("/") or "/"
 
     def read(self, paths: set[str]) -> dict[str, bytes | OSError]:
         found: dict[str, bytes | OSError] = {}
-        for path in paths:
-            try:
-                fd = os.open(self.path_of(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    exc = OSError(errno.ELOOP, "is a symbolic link", path)
-                found[path] = exc
-                continue
-            try:
-                with os.fdopen(fd, "rb") as stream:
-                    found[path] = stream.read()
-            except OSError as exc:
-                found[path] = exc
+        with RootFS(self.root) as fs:
+            for path in paths:
+                try:
+                    found[path] = fs.read(path, MAX_CONTENT)
+                except OSError as exc:
+                    found[path] = exc
         return found

@@ -64,19 +64,22 @@ def _check_sqlite(head: bytes, size: int, where: str) -> None:
 
 
 @contextmanager
-def snapshot(root: str) -> Iterator[str]:
-    """A private temporary root holding a copy of ``root``'s rpm database, for librpm to open.
+def snapshot(root: str, private: bool = True) -> Iterator[str]:
+    """A root for librpm to open: a private temporary copy of ``root``'s rpm database.
 
     Raises ``RpmdbError`` when the root has no database ("no rpm database in
     ROOT"), when the database directory or a file in it is a symbolic link
-    or not a regular file, or when it is visibly damaged.
+    or not a regular file, or when it is visibly damaged. ``private=False``
+    checks the same and yields ``root`` itself: for the package manager's own
+    hooks, whose database it has just written anyway.
     """
     check_root(root)
     where = dbpath()
-    copied = tempfile.mkdtemp(prefix="rpm-bpf-rpmdb-")
+    copied = tempfile.mkdtemp(prefix="rpm-bpf-rpmdb-") if private else ""
     try:
         target = os.path.join(copied, where.lstrip("/"))
-        os.makedirs(target)
+        if private:
+            os.makedirs(target)
         with RootFS(root) as fs:
             try:
                 listing = fs.lstat(where)
@@ -90,16 +93,27 @@ def snapshot(root: str) -> Iterator[str]:
             present = [name for name in _DB_FILES if _exists(fs, f"{where}/{name}")]
             if not any(name in _MAIN_FILES for name in present):
                 raise RpmdbError(f"no rpm database in {root} ({where} has none of {', '.join(_MAIN_FILES)})")
-            budget = _MAX_DB
-            for name in present:
-                budget -= _copy(fs, f"{where}/{name}", os.path.join(target, name), budget)
-        sqlite = os.path.join(target, "rpmdb.sqlite")
-        if os.path.exists(sqlite):
-            with open(sqlite, "rb") as stream:
-                _check_sqlite(stream.read(100), os.path.getsize(sqlite), os.path.join(root, where.lstrip("/")))
-        yield copied
+            if "rpmdb.sqlite" in present:
+                _check_sqlite_in(fs, f"{where}/rpmdb.sqlite")
+            if private:
+                budget = _MAX_DB
+                for name in present:
+                    budget -= _copy(fs, f"{where}/{name}", os.path.join(target, name), budget)
+        yield copied if private else root
     finally:
-        shutil.rmtree(copied, ignore_errors=True)
+        if private:
+            shutil.rmtree(copied, ignore_errors=True)
+
+
+def _check_sqlite_in(fs: RootFS, path: str) -> None:
+    try:
+        fd, st = fs.open_regular(path)
+    except OSError as exc:
+        raise RpmdbError(f"{fs.host_path(path)}: {exc.strerror}; the rpm database is not read") from None
+    try:
+        _check_sqlite(os.pread(fd, 100, 0), st.st_size, fs.host_path(path))
+    finally:
+        os.close(fd)
 
 
 def _exists(fs: RootFS, path: str) -> bool:

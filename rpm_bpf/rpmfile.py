@@ -88,9 +88,15 @@ class RpmFile:
                 compressor = self.header[rpm.RPMTAG_PAYLOADCOMPRESSOR] or "ufdio"
                 payload = rpm.fd(fd, "r", flags=compressor)
                 archive = rpm.files(self.header).archive(payload)
+                budget = MAX_CONTENT_TOTAL
                 for entry in archive:
                     if entry.name in wanted:
-                        found[entry.name] = archive.read() if entry.size else b""
+                        if entry.size > budget:
+                            found[entry.name] = OSError(errno.EFBIG, "not read: the files to check in this package "
+                                                                     f"exceed {MAX_CONTENT_TOTAL} bytes")
+                        else:
+                            found[entry.name] = archive.read() if entry.size else b""
+                            budget -= entry.size
                         wanted.discard(entry.name)
                         if not wanted:
                             break
@@ -124,6 +130,7 @@ class RpmFile:
 _FIRST_READ = 16 * 1024  # lead, signature and main header of most packages; more is read when needed
 _READ_CHUNK = 1 << 20
 MAX_CONTENT = 1 << 30  # one file's content read from a payload, at most
+MAX_CONTENT_TOTAL = 2 << 30  # all the files read from one payload, at most
 _SIGTAG_SIZE, _SIGTAG_LONGSIZE = 1000, 270  # header+payload size, in the signature header
 _SIGTAG_SHA1, _SIGTAG_SHA256 = 269, 273
 # By number: rpm 6 calls them PAYLOADSHA256(ALGO); the numbers are the on-disk format.

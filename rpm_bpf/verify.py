@@ -210,16 +210,19 @@ class _Verifier:
         self.result.errors.append(InputError(self.fs.host_path(exc.filename or "/"), f"cannot list: {exc.strerror}"))
 
 
-def verify(root: str = "/", policy: Policy | None = None, names: Iterable[str] = ()) -> VerifyResult:
+def verify(root: str = "/", policy: Policy | None = None, names: Iterable[str] = (),
+           private_db: bool = True) -> VerifyResult:
     """Verify the installed BPF objects of ``root`` (all packages, or those named).
 
     Unowned files are looked for only when no package is named: they belong
-    to none.
+    to none. librpm reads a private copy of the database (nothing in the root
+    is written) unless ``private_db`` is False: for the package manager's own
+    hook right after its transaction, which has just written the database.
     """
     policy = policy or Policy.load(system=None)
     names = list(names)
     # librpm opens a private copy of the database: nothing in the root is written.
-    with rpmdb.snapshot(root) as dbroot, RootFS(root) as fs:
+    with rpmdb.snapshot(root, private=private_db) as dbroot, RootFS(root) as fs:
         verifier = _Verifier(fs, policy)
         for missing in rpmdb.missing_names(dbroot, names):
             verifier.result.errors.append(InputError(missing, "package is not installed"))

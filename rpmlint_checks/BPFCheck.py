@@ -19,7 +19,8 @@ from rpm_bpf.conflicts import find_conflicts
 from rpm_bpf.diskfiles import DiskReader
 from rpm_bpf.findings import Finding
 from rpm_bpf.policy import SYSTEM_POLICY, Policy, PolicyError
-from rpm_bpf.rpmfile import package_from_header
+from rpm_bpf.rpmfile import HeaderError, package_from_header
+from rpm_bpf.safetext import escape
 from rpm_bpf.specfile import check_spec_text
 from rpmlint.checks.AbstractCheck import AbstractCheck
 
@@ -48,11 +49,17 @@ class BPFCheck(AbstractCheck):
         for finding in self.policy.apply(findings):
             if finding.waived:
                 continue
-            details = [d for d in (finding.path, finding.detail) if d]
+            # Names from the package are escaped: rpmlint prints details raw to the terminal.
+            details = [escape(d) for d in (finding.path, finding.detail) if d]
             self.output.add_info(finding.severity.letter, pkg_of(finding), finding.rule, *details)
 
     def check_binary(self, pkg) -> None:
-        package = package_from_header(pkg.header, bpfdirs.for_arch, origin=str(pkg.filename))
+        try:
+            package = package_from_header(pkg.header, bpfdirs.for_arch, origin=str(pkg.filename))
+        except HeaderError as exc:  # crafted or corrupt: nothing about its BPF objects can be said
+            self._report([Finding.of("bpf-package-unreadable", None, None, f"corrupt RPM header ({exc})")],
+                         lambda _: pkg)
+            return
         dirs = bpfdirs.for_arch(package.ref.arch)
         result = check_package(package, dirs, self.policy.owner_provides, DiskReader(pkg.dir_name()))
         self.checked_files += len(package.files)

@@ -224,7 +224,9 @@ def test_inspect_bad_inputs_are_reported_and_the_rest_still_done(objects, tmp_pa
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
     (tmp_path / "link.o").symlink_to(objects.full)
-    args = [tmp_path / n for n in cases] + [tmp_path / "link.o", tmp_path / "absent.o", objects.full]
+    os.mkfifo(tmp_path / "fifo.o")  # must not block
+    args = [tmp_path / n for n in cases] + [tmp_path / "link.o", tmp_path / "absent.o", tmp_path / "fifo.o",
+                                             "/dev/zero", objects.full]
     result = run_cli("inspect", *args)
     _no_traceback(result)
     assert result.returncode == 2
@@ -235,6 +237,8 @@ def test_inspect_bad_inputs_are_reported_and_the_rest_still_done(objects, tmp_pa
     assert f"{tmp_path}/text.o: not an ELF file" in err
     assert f"{tmp_path}/link.o: is a symbolic link" in err
     assert f"{tmp_path}/absent.o: No such file or directory" in err
+    assert f"{tmp_path}/fifo.o: is a FIFO, not a regular file" in err
+    assert "/dev/zero: is a character device, not a regular file" in err
     assert f"{objects.full}: BPF object" in result.stdout  # the good one is still described
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from rpm_bpf.samples import PkgFile, PkgSpec
 from tests import craft
-from tests.integration.test_dnf_plugin import BPFDIR, Dnf, _require_dnf
+from tests.integration.test_dnf_plugin import BPFDIR, Dnf, _out, _require_dnf
 from tests.integration.test_hostile_packages import _binary_with_truncated_bpf_header
 
 pytestmark = pytest.mark.integration
@@ -52,10 +52,6 @@ def hostile_repo(rpms, objects, tmp_path_factory) -> Path:
 @pytest.fixture
 def dnf(hostile_repo, tmp_path) -> Dnf:
     return Dnf(hostile_repo, tmp_path / "root", tmp_path / "plugconf")
-
-
-def _out(proc) -> str:
-    return proc.stdout + proc.stderr
 
 
 def test_package_that_crashed_the_search_cannot_smuggle_a_violation(dnf):
