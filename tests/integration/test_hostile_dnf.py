@@ -14,7 +14,7 @@ import pytest
 from rpm_bpf.samples import PkgFile, PkgSpec
 from tests import craft
 from tests.integration.test_dnf_plugin import BPFDIR, Dnf, _out, _require_dnf
-from tests.integration.test_hostile_packages import _binary_with_truncated_bpf_header
+from tests.integration.test_hostile_packages import NO_STRIP, _binary_with_truncated_bpf_header
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def hostile_repo(rpms, objects, tmp_path_factory) -> Path:
             PkgFile(f"{BPFDIR}/payload-victim/prog.bpf.o", objects.full)]),
     ]
     for pkg in packages:
-        for path in rpms.build_all(pkg):
+        for path in rpms.build_all(pkg, defines=NO_STRIP) if pkg.name == "tail-tool" else rpms.build_all(pkg):
             shutil.copy(path, d)
     victim = next(d.glob("payload-victim-*.rpm"))
     # No header digest: rpm installs it (the MD5 and payload digests pass), rpm-bpf cannot trust its header.
