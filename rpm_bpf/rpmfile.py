@@ -85,8 +85,10 @@ class RpmFile:
             os.lseek(os_fd, self.payload_offset, os.SEEK_SET)
             fd = rpm.fd(os_fd, "r")
             try:
-                compressor = self.header[rpm.RPMTAG_PAYLOADCOMPRESSOR] or "ufdio"
-                payload = rpm.fd(fd, "r", flags=compressor)
+                compressor = self.header[rpm.RPMTAG_PAYLOADCOMPRESSOR]
+                if compressor not in _COMPRESSORS:
+                    raise RpmFileError(self.path, f"unknown payload compressor {compressor!r}")
+                payload = rpm.fd(fd, "r", flags=_COMPRESSORS[compressor])
                 archive = rpm.files(self.header).archive(payload)
                 budget = MAX_CONTENT_TOTAL
                 for entry in archive:
@@ -102,6 +104,8 @@ class RpmFile:
                             break
             finally:
                 fd.close()
+        except RpmFileError:
+            raise
         except (rpm.error, OSError, ValueError, TypeError) as exc:
             raise RpmFileError(self.path, f"corrupt or truncated payload ({exc})") from None
         finally:
@@ -132,9 +136,13 @@ _READ_CHUNK = 1 << 20
 MAX_CONTENT = 1 << 30  # one file's content read from a payload, at most
 MAX_CONTENT_TOTAL = 2 << 30  # all the files read from one payload, at most
 _SIGTAG_SIZE, _SIGTAG_LONGSIZE = 1000, 270  # header+payload size, in the signature header
-_SIGTAG_SHA1, _SIGTAG_SHA256 = 269, 273
+_SIGTAG_SHA1, _SIGTAG_SHA256 = 269, 273  # hex digests of the main header, in the signature header
 # By number: rpm 6 calls them PAYLOADSHA256(ALGO); the numbers are the on-disk format.
-_TAG_PAYLOADDIGEST, _TAG_PAYLOADDIGESTALGO = 5092, 5093  # hex digests of the main header, in the signature header
+_TAG_PAYLOADDIGEST, _TAG_PAYLOADDIGESTALGO = 5092, 5093
+# PAYLOADCOMPRESSOR values and the rpmio type each names (rpmio.c): a header
+# string becomes an rpmio mode only if it is one of these.
+_COMPRESSORS = {None: "ufdio", "": "ufdio", "identity": "ufdio", "ufdio": "ufdio", "gzip": "gzdio",
+                "bzip2": "bzdio", "xz": "xzdio", "lzma": "lzdio", "zstd": "zstdio"}
 # rpm's own sanity limits (lib/header.c, hdrblobRead): index entries and data bytes.
 _LIMITS = {"signature": (32, 64 << 20), "main": (0xFFFF, 0x0FFFFFFF)}
 # rpm's PGPHASHALGO_* ids (rpmpgp.h) to hashlib names.
