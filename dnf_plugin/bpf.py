@@ -20,8 +20,6 @@ import dnf.exceptions
 logger = logging.getLogger("dnf.plugin.bpf")
 
 MODES = ("enforce", "warn", "off")
-MSG_REFUSED = "rpm-bpf: transaction refused: incoming packages break the BPF object policy"
-MSG_WARNING = "rpm-bpf: incoming packages break the BPF object policy (mode=warn, continuing)"
 MSG_INTERNAL = "rpm-bpf: internal error of the BPF plugin: {error}"
 MSG_INTERNAL_IGNORED = "rpm-bpf: the transaction goes on without the BPF policy check (fail_on_error=0)"
 MSG_AFTER = "rpm-bpf: after the transaction: {line}"
@@ -109,24 +107,19 @@ class BPF(dnf.Plugin):
         self._guarded(self._verify_installed)
 
     def _check_incoming(self) -> None:
-        from rpm_bpf.report import finding_line, input_error_line
-        from rpm_bpf.transaction import Incoming, check_transaction
+        from rpm_bpf.transaction import Incoming, check_transaction, response
 
         incoming = [Incoming(p.localPkg(), str(p)) for p in self.base.transaction.install_set if p.localPkg()]
         leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
         result = check_transaction(self._root(), incoming, leaving, self.policy)
         self._bpf_names = result.bpf_names
-        for err in result.errors:
-            logger.warning(input_error_line(err))
-        for finding in result.notes:
-            logger.info(finding_line(finding))
-        errors = result.refusing
-        if not errors:
-            return
-        detail = "\n".join("  " + finding_line(f) for f in errors)
-        if self.settings.mode == "enforce":
-            raise dnf.exceptions.Error(f"{MSG_REFUSED}:\n{detail}")
-        logger.warning(f"{MSG_WARNING}:\n{detail}")
+        answer = response(result, self.settings.mode)
+        for line in answer["notes"]:
+            logger.info(line)
+        if answer["verdict"] == "refuse":
+            raise dnf.exceptions.Error(answer["message"])
+        if answer["verdict"] == "warn":
+            logger.warning(answer["message"])
 
     def _verify_installed(self) -> None:
         names = sorted(self._bpf_names if self._bpf_names is not None

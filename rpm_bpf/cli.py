@@ -298,6 +298,63 @@ def _configure_verify(verify: argparse.ArgumentParser) -> None:
     verify.set_defaults(func=cmd_verify)
 
 
+def cmd_transaction_check(args: argparse.Namespace) -> int:
+    from .rpmdb import RpmdbError, check_root
+    from .transaction import MAX_REQUEST, RequestError, check_transaction, parse_request, response
+
+    source = sys.stdin.buffer if args.request == "-" else None
+    try:
+        if source is None:
+            from .rootfs import read_user_file
+
+            data = read_user_file(args.request, MAX_REQUEST)
+        else:
+            data = source.read(MAX_REQUEST + 1)
+            if len(data) > MAX_REQUEST:
+                raise RequestError(f"larger than {MAX_REQUEST} bytes")
+        incoming, leaving = parse_request(data.decode("utf-8"))
+        check_root(args.root)
+    except (OSError, UnicodeDecodeError, RequestError, RpmdbError) as exc:
+        where = "standard input" if source is not None else args.request
+        _error(f"transaction request ({where}): {getattr(exc, 'strerror', None) or exc}")
+        return EXIT_USAGE
+    policy: list[Policy] = []
+
+    def load_policy() -> Policy:
+        if not policy:
+            policy.append(_load_policy(args))
+        return policy[0]
+
+    try:
+        answer = response(check_transaction(args.root, incoming, leaving, load_policy), args.mode)
+    except RpmdbError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    if args.json:
+        sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+    else:
+        for line in answer["notes"] + ([answer["message"]] if answer["message"] else []):
+            print(line)
+    return EXIT_FINDINGS if answer["verdict"] == "refuse" else EXIT_OK
+
+
+def _configure_transaction_check(check: argparse.ArgumentParser) -> None:
+    check.description = (
+        "The check a package manager runs before a transaction (the DNF plugins call it): the incoming "
+        "package files are judged with the per-package rules and for bpf-name-conflict, among themselves "
+        "and against the installed packages of ROOT that stay. The request is JSON on stdin: "
+        '{"incoming": [{"path": FILE, "nevra": NEVRA, "action": "install"}], '
+        '"leaving": [{"name": N, "evr": "[E:]V-R", "arch": A}]}. '
+        "Exit 0: accept (or warn), 1: refuse (mode enforce), 2: bad request.")
+    check.add_argument("--root", default="/", metavar="DIR", help="the system the transaction changes")
+    check.add_argument("--mode", choices=("enforce", "warn", "off"), default="enforce")
+    check.add_argument("--json", action="store_true", help="answer in JSON (schema rpm-bpf/transaction-check/v1)")
+    check.add_argument("--request", default="-", metavar="FILE", help="read the request from FILE (default: stdin)")
+    check.add_argument("--policy", action="append", metavar="FILE")
+    check.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
+    check.set_defaults(func=cmd_transaction_check)
+
+
 def _configure_inspect(inspect: argparse.ArgumentParser) -> None:
     inspect.add_argument("files", nargs="+", metavar="FILE")
     inspect.add_argument("-f", "--format", choices=("text", "json"), default="text")
@@ -326,6 +383,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("scan", "check RPM files (and directories of them) against the BPF policy", ":_configure_scan"),
     ("verify", "check installed BPF objects against the rpm database", ":_configure_verify"),
     ("inspect", "describe BPF object files (or ELF files embedding them)", ":_configure_inspect"),
+    ("transaction-check", "judge the packages a transaction brings in (JSON in and out, for package managers)",
+     ":_configure_transaction_check"),
     ("rules", "list the rules, their ids and severities", ":_configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", ":_configure_explain"),
     ("rpmlint-enable", "enable BPFCheck in rpmlint (writes the rpmlint drop-in)",

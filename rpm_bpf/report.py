@@ -85,7 +85,7 @@ def render_text(report: Report, show_waived: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _finding_dict(f: Finding) -> dict:
+def finding_dict(f: Finding) -> dict:
     pkg = f.package
     return {
         "rule": f.rule,
@@ -108,7 +108,7 @@ def render_json(report: Report, show_waived: bool = True) -> str:
         "schema": SCHEMA,
         "tool": {"name": "rpm-bpf", "version": __version__},
         "command": report.command,
-        "findings": [_finding_dict(f) for f in report._sorted() if show_waived or not f.waived],
+        "findings": [finding_dict(f) for f in report._sorted() if show_waived or not f.waived],
         "input_errors": [{"input": e.input, "message": e.message} for e in report.errors],
         "summary": report.summary(),
         "exit_code": report.exit_code,

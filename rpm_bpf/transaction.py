@@ -117,3 +117,74 @@ def _conflicts(root: str, shipped: list, leaving: set[tuple[str, str, str]], inc
             continue
         shipped = shipped + check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None).objects
     return find_conflicts(shipped, only_for=incoming_nevras)
+
+
+# --- the command's JSON interface (`rpm-bpf transaction-check`) ----------------
+
+REQUEST_SCHEMA = "rpm-bpf/transaction-request/v1"
+RESPONSE_SCHEMA = "rpm-bpf/transaction-check/v1"
+MAX_REQUEST = 64 << 20  # a request lists paths and NEVRAs: far below this for any transaction
+MSG_REFUSED = "rpm-bpf: transaction refused: incoming packages break the BPF object policy"
+MSG_WARNING = "rpm-bpf: incoming packages break the BPF object policy (mode=warn, continuing)"
+
+
+class RequestError(ValueError):
+    """A request that does not follow the schema; the message says where."""
+
+
+def _field(item: object, key: str, where: str) -> str:
+    value = item.get(key) if isinstance(item, dict) else None
+    if not isinstance(value, str) or not value:
+        raise RequestError(f"{where}: {key!r} must be a non-empty string")
+    return value
+
+
+def parse_request(text: str) -> tuple[list[Incoming], set[tuple[str, str, str]]]:
+    """The incoming and leaving packages of a request::
+
+        {"incoming": [{"path": "/var/cache/.../x.rpm", "nevra": "x-1.0-1.x86_64", "action": "install"}],
+         "leaving": [{"name": "x", "evr": "0.9-1", "arch": "x86_64"}]}
+
+    ``evr`` is written as DNF writes it (``[EPOCH:]VERSION-RELEASE``, no ``0:``).
+    ``action`` is informative; ``schema`` (if given) must be REQUEST_SCHEMA.
+    """
+    import json
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise RequestError("the request must be a JSON object")
+    if doc.get("schema", REQUEST_SCHEMA) != REQUEST_SCHEMA:
+        raise RequestError(f"schema {doc.get('schema')!r} is not {REQUEST_SCHEMA!r}")
+    incoming, leaving = doc.get("incoming", []), doc.get("leaving", [])
+    if not isinstance(incoming, list) or not isinstance(leaving, list):
+        raise RequestError("'incoming' and 'leaving' must be arrays")
+    items = [Incoming(_field(i, "path", f"incoming[{n}]"), _field(i, "nevra", f"incoming[{n}]"))
+             for n, i in enumerate(incoming)]
+    gone = {(_field(i, "name", f"leaving[{n}]"), _field(i, "evr", f"leaving[{n}]"), _field(i, "arch", f"leaving[{n}]"))
+            for n, i in enumerate(leaving)}
+    return items, gone
+
+
+def response(result: TransactionResult, mode: str) -> dict:
+    """The answer a host acts on: the verdict, the lines to show, every finding (JSON report fields)."""
+    from .report import finding_dict, finding_line, input_error_line
+
+    refusing = result.refusing
+    verdict = "accept" if not refusing or mode == "off" else ("refuse" if mode == "enforce" else "warn")
+    message = ""
+    if verdict != "accept":
+        head = MSG_REFUSED if verdict == "refuse" else MSG_WARNING
+        message = head + ":\n" + "\n".join("  " + finding_line(f) for f in refusing)
+    return {
+        "schema": RESPONSE_SCHEMA,
+        "verdict": verdict,
+        "mode": mode,
+        "message": message,
+        "notes": [finding_line(f) for f in result.notes] + [input_error_line(e) for e in result.errors],
+        "findings": [finding_dict(f) for f in result.findings],
+        "bpf_packages": sorted(result.bpf_names),
+        "input_errors": [{"input": e.input, "message": e.message} for e in result.errors],
+    }

@@ -1,0 +1,112 @@
+"""`rpm-bpf transaction-check`: the one transaction check every package manager host calls (JSON in and out).
+
+A real installroot (dnf, createrepo_c, rpmbuild-built packages) and the
+repository's RPM files as the incoming packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from tests.conftest import REPO
+from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, Dnf, repo  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+RESPONSE = {
+    "type": "object",
+    "required": ["schema", "verdict", "mode", "message", "notes", "findings", "bpf_packages", "input_errors"],
+    "properties": {"schema": {"const": "rpm-bpf/transaction-check/v1"},
+                   "verdict": {"enum": ["accept", "warn", "refuse"]},
+                   "findings": {"type": "array"}, "notes": {"type": "array", "items": {"type": "string"}}},
+}
+
+
+@pytest.fixture
+def installed(repo, tmp_path) -> Dnf:  # noqa: F811
+    dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    return dnf
+
+
+def _check(root, request, *args: str) -> subprocess.CompletedProcess:
+    text = request if isinstance(request, str) else json.dumps(request)
+    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "transaction-check", "--root", str(root),
+                           "--no-system-policy", *args], input=text, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def _rpm(repo, name):  # noqa: F811
+    (path,) = [p for p in repo.glob(f"{name}-*.rpm")]
+    return str(path)
+
+
+def test_clash_with_an_installed_package_is_refused(installed, repo):  # noqa: F811
+    request = {"incoming": [{"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64",
+                             "action": "install"}], "leaving": []}
+    proc = _check(installed.root, request, "--json")
+    assert proc.returncode == 1
+    answer = json.loads(proc.stdout)
+    jsonschema.validate(answer, RESPONSE)
+    assert answer["verdict"] == "refuse" and answer["bpf_packages"] == ["xdp-clash-same"]
+    (finding,) = [f for f in answer["findings"] if f["rule"] == "bpf-name-conflict"]
+    assert finding["path"] == GOOD_OBJ and finding["related"] == ["xdp-good-1.0-1.x86_64"]
+    assert answer["message"].startswith("rpm-bpf: transaction refused")
+    assert f"xdp-clash-same.x86_64: E: bpf-name-conflict {GOOD_OBJ}" in answer["message"]
+    warned = _check(installed.root, request, "--json", "--mode", "warn")
+    assert warned.returncode == 0 and json.loads(warned.stdout)["verdict"] == "warn"
+    text = _check(installed.root, request)
+    assert text.returncode == 1 and "\nrpm-bpf: transaction refused" in text.stdout
+
+
+def test_the_package_it_replaces_does_not_count(installed, repo):  # noqa: F811
+    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64",
+                             "action": "upgrade"}],
+               "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}]}
+    proc = _check(installed.root, request, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["verdict"] == "accept"
+
+
+def test_nothing_bpf_related_reads_no_policy(installed, repo, tmp_path):  # noqa: F811
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[severity\n")
+    request = {"incoming": [{"path": _rpm(repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"}]}
+    proc = _check(installed.root, request, "--json", "--policy", str(broken))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["findings"] == []
+
+
+def test_unreadable_incoming_package_is_a_refusing_finding(installed, tmp_path):
+    bad = tmp_path / "bad.rpm"
+    bad.write_bytes(b"\xed\xab\xee\xdb" + bytes(200))
+    proc = _check(installed.root, {"incoming": [{"path": str(bad), "nevra": "bad-1-1.x86_64"}]}, "--json")
+    assert proc.returncode == 1
+    (finding,) = json.loads(proc.stdout)["findings"]
+    assert finding["rule"] == "bpf-package-unreadable" and finding["path"] == str(bad)
+    assert finding["detail"].startswith("bad-1-1.x86_64: ")
+
+
+@pytest.mark.parametrize("request_text,message", [
+    ("{", "not JSON"),
+    ("[]", "must be a JSON object"),
+    ('{"incoming": [{"path": 3, "nevra": "x"}]}', "incoming[0]: 'path' must be a non-empty string"),
+    ('{"leaving": [{"name": "x", "evr": "1-1"}]}', "leaving[0]: 'arch' must be a non-empty string"),
+    ('{"schema": "v0"}', "schema 'v0' is not 'rpm-bpf/transaction-request/v1'"),
+])
+def test_bad_requests_are_one_message_exit_2(installed, request_text, message):
+    proc = _check(installed.root, request_text)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("rpm-bpf: error: transaction request (standard input): ") and message in proc.stderr
+
+
+def test_relative_root_is_refused(installed, repo):  # noqa: F811
+    proc = _check("relative/root", {"incoming": []})
+    assert proc.returncode == 2 and "the root must be an absolute path" in proc.stderr
