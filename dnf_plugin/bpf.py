@@ -96,6 +96,12 @@ class BPF(dnf.Plugin):
 
     # --- hooks -------------------------------------------------------------
 
+    def resolved(self):
+        """Before download: clashes of bpf(NAME) provides, from repository metadata alone."""
+        if self.settings is None or self.settings.mode == "off" or not self.base.transaction:
+            return
+        self._guarded(self._check_provides)
+
     def pre_transaction(self):
         if self.settings is None or self.settings.mode == "off" or not self.base.transaction:
             return
@@ -106,20 +112,44 @@ class BPF(dnf.Plugin):
             return
         self._guarded(self._verify_installed)
 
+    def _check_provides(self) -> None:
+        from rpm_bpf.transaction import BPF_PROVIDE_PREFIX
+
+        install_set = self.base.transaction.install_set
+        # The cheap test first: most transactions carry no bpf() provides at all.
+        offered = [(p, provides) for p in install_set
+                   if (provides := tuple(s for s in map(str, p.provides) if s.startswith(BPF_PROVIDE_PREFIX)))]
+        if not offered:
+            return
+        from rpm_bpf.findings import PackageRef
+        from rpm_bpf.transaction import Candidate, check_provides
+
+        candidates = [Candidate(PackageRef(p.name, p.epoch or None, p.version, p.release, p.arch, p.reponame),
+                                provides) for p, provides in offered]
+        leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
+        self._act(check_provides(self._root(), candidates, leaving, self.policy), notes=False)
+
+    def _act(self, result, notes: bool = True) -> None:
+        """Refuse (enforce) or warn as the engine's answer says."""
+        from rpm_bpf.transaction import response
+
+        answer = response(result, self.settings.mode)
+        if notes:
+            for line in answer["notes"]:
+                logger.info(line)
+        if answer["verdict"] == "refuse":
+            raise dnf.exceptions.Error(answer["message"])
+        if answer["verdict"] == "warn":
+            logger.warning(answer["message"])
+
     def _check_incoming(self) -> None:
-        from rpm_bpf.transaction import Incoming, check_transaction, response
+        from rpm_bpf.transaction import Incoming, check_transaction
 
         incoming = [Incoming(p.localPkg(), str(p)) for p in self.base.transaction.install_set if p.localPkg()]
         leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
         result = check_transaction(self._root(), incoming, leaving, self.policy)
         self._bpf_names = result.bpf_names
-        answer = response(result, self.settings.mode)
-        for line in answer["notes"]:
-            logger.info(line)
-        if answer["verdict"] == "refuse":
-            raise dnf.exceptions.Error(answer["message"])
-        if answer["verdict"] == "warn":
-            logger.warning(answer["message"])
+        self._act(result)
 
     def _verify_installed(self) -> None:
         names = sorted(self._bpf_names if self._bpf_names is not None

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import rpm
 
 from . import bpfdirs
-from .findings import InputError
+from .findings import InputError, PackageRef
 from .package import Package
 from .rootfs import RootFS, UnsafePathError, describe_mode
 from .rpmfile import HeaderError, package_from_header
@@ -204,6 +204,23 @@ def owners(root: str, paths: Iterable[str], errors: list[InputError] | None = No
     """
     paths = sorted(set(paths))
     return _read(root, lambda ts: (ts.dbMatch("basenames", path) for path in paths), errors)
+
+
+def providers(root: str, capabilities: Iterable[str]) -> dict[str, list[PackageRef]]:
+    """Installed packages providing each capability (rpm's provides index, as ``rpm -q --whatprovides``)."""
+    ts = _transaction_set(root)
+    found: dict[str, list[PackageRef]] = {}
+    try:
+        for capability in capabilities:
+            for hdr in ts.dbMatch("providename", capability):
+                found.setdefault(capability, []).append(PackageRef(
+                    hdr[rpm.RPMTAG_NAME], hdr[rpm.RPMTAG_EPOCH], hdr[rpm.RPMTAG_VERSION], hdr[rpm.RPMTAG_RELEASE],
+                    hdr[rpm.RPMTAG_ARCH] or "noarch", "rpmdb"))
+    except rpm.error as exc:
+        raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
+    finally:
+        ts.closeDB()
+    return found
 
 
 def missing_names(root: str, names: Iterable[str]) -> list[str]:

@@ -18,7 +18,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable
 
 from . import bpfdirs, rpmdb
-from .findings import Finding, InputError
+from .findings import Finding, InputError, PackageRef
 from .policy import Policy
 from .rules import Severity
 
@@ -112,11 +112,68 @@ def _conflicts(root: str, shipped: list, leaving: set[tuple[str, str, str]], inc
     paths = {f"{r}/{o.relname}" if o.relname is not None else o.entry.path for o in shipped for r in roots}
     for pkg in rpmdb.owners(root, paths, result.errors):
         ref = pkg.ref
-        evr = f"{ref.epoch}:{ref.version}-{ref.release}" if ref.epoch else f"{ref.version}-{ref.release}"
-        if (ref.name, evr, ref.arch) in leaving or ref.nevra in incoming_nevras:
+        if (ref.name, _evr(ref), ref.arch) in leaving or ref.nevra in incoming_nevras:
             continue
         shipped = shipped + check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None).objects
     return find_conflicts(shipped, only_for=incoming_nevras)
+
+
+# --- before download: bpf(NAME) provides from repository metadata ---------------
+
+BPF_PROVIDE_PREFIX = "bpf("
+
+
+class Candidate(namedtuple("Candidate", ("ref", "provides"))):
+    """A package a resolved transaction would install, as repository metadata describes it."""
+
+    __slots__ = ()
+    ref: PackageRef
+    provides: tuple[str, ...]
+
+    @property
+    def bpf_names(self) -> set[str]:
+        """Object names from ``bpf(NAME)`` provides (those the rpm-bpf macros generate)."""
+        return {p[len(BPF_PROVIDE_PREFIX):-1] for p in self.provides
+                if p.startswith(BPF_PROVIDE_PREFIX) and p.endswith(")") and " " not in p}
+
+
+def check_provides(root: str, candidates: Iterable[Candidate], leaving: Iterable[tuple[str, str, str]],
+                   load_policy: Callable[[], Policy]) -> TransactionResult:
+    """``bpf-name-conflict`` from ``bpf(NAME)`` provides alone, before any package is downloaded.
+
+    Among the candidates and against installed packages that stay (rpm's
+    provides index, one look-up per name). Packages without such provides
+    (not built with the rpm-bpf macros) are left to ``check_transaction``
+    on the downloaded files.
+    """
+    result = TransactionResult()
+    by_name: dict[str, list[PackageRef]] = {}
+    for candidate in candidates:
+        for name in candidate.bpf_names:
+            by_name.setdefault(name, []).append(candidate.ref)
+    if not by_name:
+        return result  # the common case: nothing BPF-related, no policy file read
+    leaving = set(leaving)
+    incoming_nevras = {ref.nevra for refs in by_name.values() for ref in refs}
+    installed = rpmdb.providers(root, [f"{BPF_PROVIDE_PREFIX}{name})" for name in by_name])
+    raw = []
+    for name, refs in sorted(by_name.items()):
+        others = refs + [ref for ref in installed.get(f"{BPF_PROVIDE_PREFIX}{name})", [])
+                         if ref.nevra not in incoming_nevras and (ref.name, _evr(ref), ref.arch) not in leaving]
+        for ref in refs:
+            clashing = sorted({o.nevra for o in others if o.name != ref.name})
+            if clashing:
+                raw.append(Finding.of("bpf-name-conflict", ref, None,
+                                      f"bpf({name}) is also provided by {', '.join(clashing)} "
+                                      "(repository metadata, before download)", related=tuple(clashing)))
+        result.bpf_names.update(ref.name for ref in refs)
+    result.findings = load_policy().apply(raw)
+    return result
+
+
+def _evr(ref: PackageRef) -> str:
+    """EVR as DNF writes it: no epoch when it is 0."""
+    return f"{ref.epoch}:{ref.version}-{ref.release}" if ref.epoch else f"{ref.version}-{ref.release}"
 
 
 # --- the command's JSON interface (`rpm-bpf transaction-check`) ----------------

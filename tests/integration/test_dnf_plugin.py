@@ -45,6 +45,8 @@ def repo(rpms, objects, tmp_path_factory) -> Path:
         # Same name relative to the BPF directory, other path and bytes: rpm sees no file conflict.
         PkgSpec("xdp-clash-diff", requires=["xdp-good"],
                 files=[PkgFile("/usr/lib/bpf/xdp-good/counter.bpf.o", objects.no_btf)]),
+        # Built without dependency generators: no bpf() provides, only its files tell.
+        PkgSpec("xdp-clash-noprov", requires=["xdp-good"], autodeps=False, files=[PkgFile(GOOD_OBJ, objects.full)]),
         PkgSpec("misplaced", files=[PkgFile("/usr/share/misplaced/prog.o", objects.full)]),
         PkgSpec("runtime-user", files=[PkgFile("/var/cache/bpf/runtime-user", directory=True, mode=0o755),
                                        PkgFile("/var/cache/bpf/runtime-user/jit.o", ghost=True)]),
@@ -111,16 +113,52 @@ def test_misplaced_object_installed_with_warning_under_warn(dnf):
     assert dnf.installed("misplaced")
 
 
-@pytest.mark.parametrize("clash,path", [("xdp-clash-same", GOOD_OBJ),
-                                        ("xdp-clash-diff", "/usr/lib/bpf/xdp-good/counter.bpf.o")])
-def test_two_packages_shipping_one_name_are_refused(dnf, clash, path):
-    """Identical bytes at the same path (rpm would allow it) and other bytes under the other BPF directory."""
+@pytest.mark.parametrize("clash", ["xdp-clash-same", "xdp-clash-diff"])
+def test_clashing_bpf_provides_are_refused_before_download(dnf, clash):
+    """Identical bytes at the same path (rpm would allow it) and other bytes under the other BPF directory:
+    the bpf() provides in the repository metadata already tell, at `resolved`."""
     assert dnf("install", "xdp-good-1.0").returncode == 0
     proc = dnf("install", clash)
     assert proc.returncode == 1
-    assert f"{clash}.x86_64: E: bpf-name-conflict {path}" in proc.stderr
-    assert "also shipped by xdp-good-1.0-1.x86_64" in proc.stderr
+    assert (f"{clash}.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
+            "xdp-good-1.0-1.x86_64 (repository metadata, before download)") in proc.stderr
+    assert "Running transaction check" not in proc.stdout  # refused before the downloaded files were read
     assert not dnf.installed(clash)
+
+
+def test_clash_without_provides_is_refused_on_the_downloaded_files(dnf):
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    proc = dnf("install", "xdp-clash-noprov")
+    assert proc.returncode == 1
+    assert f"xdp-clash-noprov.x86_64: E: bpf-name-conflict {GOOD_OBJ}" in proc.stderr
+    assert "also shipped by xdp-good-1.0-1.x86_64" in proc.stderr
+    assert not dnf.installed("xdp-clash-noprov")
+
+
+def test_clash_in_one_transaction_from_an_http_repository_downloads_nothing(repo, tmp_path):
+    """Both sides incoming, served over HTTP on loopback: refused before a package reaches dnf's cache."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+        dnf.options = lambda: [f"--installroot={dnf.root}", "--setopt=reposdir=/nonexistent",
+                               f"--repofrompath=web,http://127.0.0.1:{server.server_port}/",
+                               "--setopt=web.gpgcheck=0", "--releasever=1"]
+        proc = dnf("install", "xdp-good-1.0", "xdp-clash-same")
+        downloaded = list(dnf.root.rglob("*.rpm"))
+        allowed = dnf("install", "--setopt=keepcache=1", "xdp-good-1.0")  # the repository does serve packages
+    finally:
+        server.shutdown()
+    assert proc.returncode == 1, _out(proc)
+    assert "xdp-clash-same.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o)" in proc.stderr
+    assert "xdp-good.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o)" in proc.stderr
+    assert downloaded == []  # refused before download
+    assert allowed.returncode == 0 and list(dnf.root.rglob("xdp-good-1.0-*.rpm")), _out(allowed)
 
 
 def test_owners_of_paths_come_from_the_file_index(dnf):
