@@ -75,12 +75,20 @@ def is_known_arch(arch: str) -> bool:
     return arch in known_arches()
 
 
+def is_arch_name(arch: str) -> bool:
+    """Could be an architecture (``x86_64_v2``, ``ppc64le``): never a macro, an option or a path."""
+    import re
+
+    return re.fullmatch(r"[A-Za-z0-9_]{1,64}", arch) is not None
+
+
 @cache
 def for_arch(arch: str) -> BpfDirs:
     """The BPF directories rpm's macros give for ``arch`` (cached per process).
 
     An architecture rpm does not know gets the host's directories: it is
-    never passed to rpm (front ends reject such packages, see rpmfile).
+    never passed to rpm (and a package whose architecture is not even a name
+    is refused, see rpmfile).
     """
     noarch_dir = rpm.expandMacro(_NOARCH_EXPR)
     host_dirs = BpfDirs(rpm.expandMacro(_ARCH_EXPR), noarch_dir)

@@ -169,15 +169,23 @@ def _describe(elf, size: int, name: str) -> BpfObject:
     return obj
 
 
+MAX_PARSED_CANDIDATES = 256  # candidates handed to pyelftools per file, found or not
+
+
 def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
     """BPF objects carried inside another ELF file (libbpf skeletons).
 
     Skeletons keep the whole object as one byte array, so every ELF header
     with e_machine EM_BPF past offset 0 that parses as a BPF object counts.
+    The header fields are checked with ``struct`` first (relocatable, a
+    section table of the right entry size inside the file) and at most
+    ``MAX_PARSED_CANDIDATES`` candidates are parsed: a file made of fake
+    headers costs a bounded time.
     """
     found: list[EmbeddedObject] = []
+    parsed = 0
     start = 1
-    while len(found) < limit:
+    while len(found) < limit and parsed < MAX_PARSED_CANDIDATES:
         offset = data.find(ELF_MAGIC, start)
         if offset < 0:
             break
@@ -187,6 +195,7 @@ def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
         span = _embedded_bytes(data, offset)
         if span is None:
             continue
+        parsed += 1
         try:
             obj = inspect(span, "embedded")
         except BpfElfError:
@@ -195,24 +204,30 @@ def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
     return found
 
 
-_EHDR_SIZE = {1: 52, 2: 64}  # ELFCLASS32, ELFCLASS64
+# ELFCLASS32, ELFCLASS64: (header size, section header entry size, e_shoff/e_ehsize/e_shentsize offsets)
+_LAYOUT = {1: (52, 40, 32, 40, 46), 2: (64, 64, 40, 52, 58)}
+_ET_REL = 1
 
 
 def _embedded_bytes(data: bytes, offset: int) -> bytes | None:
     """The slice an embedded object spans: up to the end of its section table.
 
-    None when the bytes at ``offset`` cannot be a whole ELF header (a
-    crafted binary may end in the first bytes of one).
+    None unless the bytes at ``offset`` can be a relocatable BPF object's
+    header whose section table lies inside ``data`` (a crafted binary may
+    end in the first bytes of one, or repeat fake ones).
     """
     elf_class, data_order = data[offset + 4], data[offset + 5]
-    if elf_class not in _EHDR_SIZE or data_order not in (1, 2) or len(data) < offset + _EHDR_SIZE[elf_class]:
+    layout = _LAYOUT.get(elf_class)
+    if layout is None or data_order not in (1, 2) or len(data) < offset + layout[0]:
         return None
+    ehdr_size, shdr_size, shoff_at, ehsize_at, shentsize_at = layout
     order = "<" if data_order == 1 else ">"
-    if elf_class == 2:
-        shoff = struct.unpack_from(order + "Q", data, offset + 40)[0]
-        shentsize, shnum = struct.unpack_from(order + "HH", data, offset + 58)
-    else:
-        shoff = struct.unpack_from(order + "I", data, offset + 32)[0]
-        shentsize, shnum = struct.unpack_from(order + "HH", data, offset + 46)
+    e_type = struct.unpack_from(order + "H", data, offset + 16)[0]
+    shoff = struct.unpack_from(order + ("Q" if elf_class == 2 else "I"), data, offset + shoff_at)[0]
+    ehsize = struct.unpack_from(order + "H", data, offset + ehsize_at)[0]
+    shentsize, shnum = struct.unpack_from(order + "HH", data, offset + shentsize_at)
     end = offset + shoff + shentsize * shnum
-    return data[offset:min(end, len(data))]
+    if (e_type != _ET_REL or ehsize != ehdr_size or shentsize != shdr_size or shnum == 0
+            or shoff < ehdr_size or end > len(data)):
+        return None
+    return data[offset:end]

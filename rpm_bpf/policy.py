@@ -85,8 +85,12 @@ class Waiver(namedtuple("Waiver", ("rule", "package", "path", "reason", "expires
         if not fnmatch.fnmatchcase(finding.rule, self.rule):
             return False
         pkg = finding.package
-        if pkg is not None and not (fnmatch.fnmatchcase(pkg.name, self.package)
-                                    or fnmatch.fnmatchcase(pkg.nevra, self.package)):
+        if pkg is None:
+            # A finding of no package (an unowned file, an unreadable package) is waived
+            # only by a waiver that names no package.
+            if self.package != "*":
+                return False
+        elif not (fnmatch.fnmatchcase(pkg.name, self.package) or fnmatch.fnmatchcase(pkg.nevra, self.package)):
             return False
         return fnmatch.fnmatchcase(finding.path or "", self.path)
 

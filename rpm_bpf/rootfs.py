@@ -148,6 +148,39 @@ class RootFS:
             return UnsafePathError(path, f"{walked} is {describe_mode(mode)}, not a directory", errno.ENOTDIR)
         return OSError(exc.errno, exc.strerror, path)
 
+    def resolve(self, path: str, max_links: int = 40) -> str:
+        """``path`` with its symbolic links resolved as if the root were ``/`` (``RESOLVE_IN_ROOT``).
+
+        An absolute target starts again at the root, ``..`` stops at the
+        root: the result never leaves it. For paths a root may legitimately
+        lay out with links (Fedora's ``/var/lib/rpm -> ../../usr/lib/sysimage/rpm``).
+        """
+        pending = [p for p in path.split("/") if p and p != "."]
+        done: list[str] = []
+        links = 0
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            current = "/" + "/".join(done + [part])
+            try:
+                mode = self.lstat(current).st_mode
+            except FileNotFoundError:
+                return "/" + "/".join(done + [part] + pending)  # the rest does not exist: nothing to resolve
+            if not stat.S_ISLNK(mode):
+                done.append(part)
+                continue
+            links += 1
+            if links > max_links:
+                raise UnsafePathError(path, f"more than {max_links} symbolic links", errno.ELOOP)
+            target = self.readlink(current)
+            if target.startswith("/"):
+                done = []
+            pending = [p for p in target.split("/") if p and p != "."] + pending
+        return "/" + "/".join(done)
+
     def lstat(self, path: str) -> os.stat_result:
         fd, name = self._parent(path)
         try:
@@ -208,35 +241,54 @@ class RootFS:
     def walk(self, top: str, onerror: Callable[[OSError], None]) -> Iterator[tuple[str, os.stat_result]]:
         """Every entry below ``top`` that is not a directory (symlinks included, not followed).
 
-        Depth-first with an explicit stack: no recursion limit, and one open
-        directory at a time (each is reached again from the root).
+        Depth-first with an explicit stack (no recursion limit): each level
+        keeps the descriptor of its directory, so a subdirectory is opened
+        from its parent in one step and time stays linear in the tree's size.
+        A tree deeper than the descriptors allow is an error for that subtree.
         """
-        stack = [top.rstrip("/") or "/"]
-        while stack:
-            current = stack.pop()
-            try:
-                fd = self.open_dir(current)
-            except OSError as exc:
-                onerror(exc)
-                continue
-            try:
-                with os.scandir(fd) as entries:
-                    names = sorted(e.name for e in entries)
-                subdirs = []
-                for name in names:
-                    path = f"{current.rstrip('/')}/{name}"
-                    try:
-                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                    except OSError as exc:
-                        onerror(OSError(exc.errno, exc.strerror, path))
-                        continue
-                    if stat.S_ISDIR(st.st_mode):
-                        subdirs.append(path)
-                    else:
-                        yield path, st
-            except OSError as exc:
-                onerror(OSError(exc.errno, exc.strerror, current))
-                continue
-            finally:
-                os.close(fd)
-            stack.extend(reversed(subdirs))
+        try:
+            fd = self.open_dir(top)
+        except OSError as exc:
+            onerror(exc)
+            return
+        base = top.rstrip("/")
+        stack: list[tuple[int, str, Iterator[str]]] = []
+        try:
+            self._push(stack, fd, base, onerror)
+            while stack:
+                dir_fd, path, names = stack[-1]
+                name = next(names, None)
+                if name is None:
+                    os.close(dir_fd)
+                    stack.pop()
+                    continue
+                child = f"{path}/{name}"
+                try:
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError as exc:
+                    onerror(OSError(exc.errno, exc.strerror, child))
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    yield child, st
+                    continue
+                try:
+                    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                except OSError as exc:
+                    onerror(OSError(exc.errno, exc.strerror, child))
+                    continue
+                self._push(stack, sub, child, onerror)
+        finally:
+            for dir_fd, _, _ in stack:
+                os.close(dir_fd)
+
+    @staticmethod
+    def _push(stack: list, fd: int, path: str, onerror: Callable[[OSError], None]) -> None:
+        """List a directory (sorted) and put it on the walk's stack; it owns ``fd`` from now on."""
+        try:
+            with os.scandir(fd) as entries:
+                names = sorted(e.name for e in entries)
+        except OSError as exc:
+            os.close(fd)
+            onerror(OSError(exc.errno, exc.strerror, path or "/"))
+            return
+        stack.append((fd, path, iter(names)))

@@ -82,6 +82,8 @@ def snapshot(root: str, private: bool = True) -> Iterator[str]:
             os.makedirs(target)
         with RootFS(root) as fs:
             try:
+                # Links inside the root are a layout (Fedora's /var/lib/rpm); none may leave it.
+                where = fs.resolve(where)
                 listing = fs.lstat(where)
             except FileNotFoundError:
                 raise RpmdbError(f"no rpm database in {root} (no {where})") from None
@@ -149,6 +151,11 @@ def _copy(fs: RootFS, path: str, dest: str, budget: int) -> int:
         os.close(fd)
 
 
+def _key(text: str) -> bytes:
+    """A look-up key as rpm stores it: a name that is not UTF-8 (surrogate-escaped) is still a key."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _transaction_set(root: str) -> rpm.TransactionSet:
     ts = rpm.TransactionSet(root)
     # Header digests are checked (a hostile root's database is data like any
@@ -191,7 +198,7 @@ def installed(root: str = "/", names: Iterable[str] = (), errors: list[InputErro
     ``root`` is the root librpm opens: a ``snapshot`` for verification.
     """
     names = list(names)
-    return _read(root, lambda ts: (ts.dbMatch("name", name) for name in names) if names else [ts.dbMatch()],
+    return _read(root, lambda ts: (ts.dbMatch("name", _key(name)) for name in names) if names else [ts.dbMatch()],
                  errors)
 
 
@@ -203,7 +210,7 @@ def owners(root: str, paths: Iterable[str], errors: list[InputError] | None = No
     conflict, without reading every installed header.
     """
     paths = sorted(set(paths))
-    return _read(root, lambda ts: (ts.dbMatch("basenames", path) for path in paths), errors)
+    return _read(root, lambda ts: (ts.dbMatch("basenames", _key(path)) for path in paths), errors)
 
 
 def providers(root: str, capabilities: Iterable[str]) -> dict[str, list[PackageRef]]:
@@ -212,7 +219,7 @@ def providers(root: str, capabilities: Iterable[str]) -> dict[str, list[PackageR
     found: dict[str, list[PackageRef]] = {}
     try:
         for capability in capabilities:
-            for hdr in ts.dbMatch("providename", capability):
+            for hdr in ts.dbMatch("providename", _key(capability)):
                 found.setdefault(capability, []).append(PackageRef(
                     hdr[rpm.RPMTAG_NAME], hdr[rpm.RPMTAG_EPOCH], hdr[rpm.RPMTAG_VERSION], hdr[rpm.RPMTAG_RELEASE],
                     hdr[rpm.RPMTAG_ARCH] or "noarch", "rpmdb"))
@@ -227,7 +234,7 @@ def missing_names(root: str, names: Iterable[str]) -> list[str]:
     """Which of ``names`` are not installed (so a front end can say so)."""
     ts = _transaction_set(root)
     try:
-        return [name for name in names if not ts.dbMatch("name", name).count()]
+        return [name for name in names if not ts.dbMatch("name", _key(name)).count()]
     except rpm.error as exc:
         raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
     finally:

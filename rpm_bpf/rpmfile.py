@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import rpm
 
-from .bpfdirs import is_known_arch, under
+from .bpfdirs import is_arch_name, under
 from .findings import PackageRef
 from .package import ContentError, FileEntry, Package
 
@@ -84,11 +84,13 @@ class RpmFile:
             self._check_payload_digest(os_fd)
             os.lseek(os_fd, self.payload_offset, os.SEEK_SET)
             fd = rpm.fd(os_fd, "r")
+            streams = [fd]
             try:
                 compressor = self.header[rpm.RPMTAG_PAYLOADCOMPRESSOR]
                 if compressor not in _COMPRESSORS:
                     raise RpmFileError(self.path, f"unknown payload compressor {compressor!r}")
                 payload = rpm.fd(fd, "r", flags=_COMPRESSORS[compressor])
+                streams.append(payload)
                 archive = rpm.files(self.header).archive(payload)
                 budget = MAX_CONTENT_TOTAL
                 for entry in archive:
@@ -103,7 +105,11 @@ class RpmFile:
                         if not wanted:
                             break
             finally:
-                fd.close()
+                for stream in reversed(streams):  # the decompressor first: each holds a descriptor
+                    try:
+                        stream.close()
+                    except (rpm.error, OSError, ValueError):
+                        pass
         except RpmFileError:
             raise
         except (rpm.error, OSError, ValueError, TypeError) as exc:
@@ -119,7 +125,7 @@ class RpmFile:
         digests = self.header[_TAG_PAYLOADDIGEST]
         if not digests:
             return  # older packages: the header digest still covers the file list and sizes
-        algo = _DIGEST_ALGOS.get(self.header[_TAG_PAYLOADDIGESTALGO] or 8)
+        algo = DIGEST_ALGOS.get(self.header[_TAG_PAYLOADDIGESTALGO] or 8)
         if algo is None:
             raise RpmFileError(self.path, "payload digest of an unknown algorithm")
         h = hashlib.new(algo)
@@ -145,8 +151,9 @@ _COMPRESSORS = {None: "ufdio", "": "ufdio", "identity": "ufdio", "ufdio": "ufdio
                 "bzip2": "bzdio", "xz": "xzdio", "lzma": "lzdio", "zstd": "zstdio"}
 # rpm's own sanity limits (lib/header.c, hdrblobRead): index entries and data bytes.
 _LIMITS = {"signature": (32, 64 << 20), "main": (0xFFFF, 0x0FFFFFFF)}
-# rpm's PGPHASHALGO_* ids (rpmpgp.h) to hashlib names.
-_DIGEST_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
+# rpm's PGPHASHALGO_* ids (rpmpgp.h) to hashlib names; shared with verification.
+DIGEST_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224",
+                12: "sha3_256", 14: "sha3_512"}
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:
@@ -232,6 +239,7 @@ def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
     finally:
         os.close(fd)
     try:
+        check_index(sig_blob, _SIG_TAG_TYPES)
         sig = rpm.hdr(sig_blob)
     except (rpm.error, TypeError, ValueError) as exc:
         raise RpmFileError(path, f"corrupt RPM signature header ({exc})") from None
@@ -245,8 +253,8 @@ def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
     if expected and header_start + expected > st.st_size:
         raise RpmFileError(path, f"truncated RPM: {st.st_size} bytes, its header announces {header_start + expected}")
     arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
-    if not is_known_arch(arch) and not hdr[rpm.RPMTAG_SOURCEPACKAGE]:
-        raise RpmFileError(path, f"architecture {arch!r} is not one rpm knows")
+    if not is_arch_name(arch):
+        raise RpmFileError(path, f"architecture {arch!r} is not an architecture name")
     try:
         package = package_from_header(hdr, dirs_for, origin=path, deep=deep)
     except HeaderError as exc:
@@ -261,7 +269,11 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
     ``deep`` keeps every file (and later reads every one): no triage.
     """
     arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
-    is_source = bool(hdr[rpm.RPMTAG_SOURCEPACKAGE]) or not hdr[rpm.RPMTAG_SOURCERPM]
+    # As rpm decides (headerIsSource): a package without SOURCERPM is a source package.
+    is_source = not hdr[rpm.RPMTAG_SOURCERPM]
+    if hdr[rpm.RPMTAG_SOURCEPACKAGE] and not is_source:
+        raise HeaderError("SOURCEPACKAGE set on a package that names its SOURCERPM")
+    _check_dirnames(hdr[rpm.RPMTAG_DIRNAMES], is_source)
     for tag, what in ((rpm.RPMTAG_NAME, "name"), (rpm.RPMTAG_VERSION, "version"), (rpm.RPMTAG_RELEASE, "release")):
         if not isinstance(hdr[tag], str) or not hdr[tag]:
             raise HeaderError(f"no package {what}")
@@ -322,14 +334,18 @@ _TAG_TYPES = {
 }
 
 
-def check_index(blob: bytes) -> None:
+# The signature header's tags rpm-bpf reads (RPMSIGTAG_*): sizes and header digests.
+_SIG_TAG_TYPES = {1000: _INT32, 270: _INT64, 269: _STRING, 273: _STRING}
+
+
+def check_index(blob: bytes, types: dict[int, int] = _TAG_TYPES) -> None:
     """The header's index, before librpm's tag readers see it: the types rpm writes.
 
     ``blob`` starts at the index count (as ``rpm.hdr()`` and ``hdr.unload()`` have it).
     """
     il = struct.unpack_from(">I", blob, 0)[0]
     for tag, kind, _offset, _count in struct.iter_unpack(">iIiI", blob[8:8 + 16 * il]):
-        expected = _TAG_TYPES.get(tag)
+        expected = types.get(tag)
         if expected is not None and kind != expected:
             raise HeaderError(f"tag {tag} has type {kind}, rpm writes it as type {expected}")
 
@@ -339,6 +355,21 @@ _PER_FILE_TAGS = (
     (rpm.RPMTAG_FILEGROUPNAME, "FILEGROUPNAME"), (rpm.RPMTAG_FILEFLAGS, "FILEFLAGS"),
     (rpm.RPMTAG_FILEDIGESTS, "FILEDIGESTS"), (rpm.RPMTAG_FILELINKTOS, "FILELINKTOS"),
 )
+
+
+def _check_dirnames(dirnames: list[str], source: bool) -> None:
+    """Directory names as rpmbuild writes them: absolute, normalised, ending in "/"
+    (a source package's files have the empty directory name).
+
+    rpm installs ``/usr/lib64/bpf/../../../usr/share/x/`` where it leads, while
+    every prefix test would place it in the BPF directory.
+    """
+    for name in dirnames:
+        if source and name == "":
+            continue
+        if (not name.startswith("/") or not name.endswith("/") or "//" in name or "/./" in name
+                or "/../" in name):
+            raise HeaderError(f"directory name {name!r} is not a normalised absolute path")
 
 
 def _file_names(hdr: rpm.hdr) -> list[str]:
@@ -366,6 +397,9 @@ def _file_names(hdr: rpm.hdr) -> list[str]:
     classes = hdr[rpm.RPMTAG_FILECLASS]
     if classes and len(classes) != count:
         raise HeaderError(f"{len(classes)} FILECLASS entries for {count} files")
+    for name in basenames:
+        if "/" in name or name in ("", ".", ".."):
+            raise HeaderError(f"file name {name!r} in BASENAMES is not a plain name")
     return [dirnames[d] + b for d, b in zip(dirindexes, basenames)]
 
 

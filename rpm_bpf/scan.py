@@ -159,33 +159,51 @@ def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], dee
         child.close()
         workers[parent] = (process, deque())
 
+    def retire(conn) -> None:
+        """A worker died: the input it was on is an error, the rest of its batch goes back."""
+        process, inflight = workers.pop(conn)
+        try:
+            while inflight and conn.poll(0):  # answers it sent before dying are still in the pipe
+                index, chunk = conn.recv()
+                inflight.popleft()
+                done(index, chunk)
+        except (EOFError, OSError):
+            pass
+        conn.close()
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        if inflight:
+            index, item = inflight.popleft()
+            done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); "
+                                                       "not checked")]))
+            queue.extendleft(reversed(inflight))
+
     def feed(conn) -> None:
         batch = [queue.popleft() for _ in range(min(_BATCH, len(queue)))]
-        if batch:
+        if not batch:
+            return
+        try:
             conn.send(batch)
-            workers[conn][1].extend(batch)
+        except OSError:  # it died before taking them
+            queue.extendleft(reversed(batch))
+            retire(conn)
+            return
+        workers[conn][1].extend(batch)
 
     try:
-        for _ in range(min(jobs, len(queue))):
-            start()
-        for conn in list(workers):
-            feed(conn)
-        while any(inflight for _, inflight in workers.values()):
-            for conn in wait([c for c, (_, inflight) in workers.items() if inflight]):
-                process, inflight = workers[conn]
+        while queue or any(inflight for _, inflight in workers.values()):
+            while queue and len(workers) < jobs:
+                start()
+                feed(next(reversed(workers)))
+            busy = [c for c, (_, inflight) in workers.items() if inflight]
+            for conn in wait(busy) if busy else []:
+                _, inflight = workers[conn]
                 try:
                     index, chunk = conn.recv()
                 except (EOFError, OSError):
-                    process.join()
-                    index, item = inflight.popleft()
-                    done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); "
-                                                               "not checked")]))
-                    queue.extendleft(reversed(inflight))
-                    del workers[conn]
-                    conn.close()
-                    if queue:
-                        start()
-                        feed(list(workers)[-1])
+                    retire(conn)
                     continue
                 inflight.popleft()
                 done(index, chunk)

@@ -94,7 +94,13 @@ def check_transaction(root: str, incoming: Iterable[Incoming], leaving: Iterable
     for checked in relevant:
         raw += checked.findings
     if shipped:
-        raw += _conflicts(root, shipped, set(leaving), {c.package.ref.nevra for c in relevant}, policy, result)
+        try:
+            raw += _conflicts(root, shipped, set(leaving), {c.package.ref.nevra for c in relevant}, policy, result)
+        except rpmdb.RpmdbError:
+            raise  # the system's own database: not an incoming package's fault
+        except Exception as exc:  # met on what the incoming packages ship: they stay unchecked, so refused
+            reason = f"internal error while checking name conflicts ({type(exc).__name__}: {exc})"
+            raw += [_unreadable(Incoming(c.package.ref.source, c.package.ref.nevra), reason) for c in relevant]
     result.findings = policy.apply(raw)
     return result
 

@@ -21,9 +21,8 @@ from .findings import Finding, InputError, PackageRef
 from .package import FileEntry, Package
 from .policy import Policy
 from .rootfs import RootFS, describe_mode
+from .rpmfile import DIGEST_ALGOS, MAX_CONTENT
 
-# rpm's PGPHASHALGO_* ids (rpmpgp.h) to hashlib names.
-DIGEST_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
 _READ_CHUNK = 1 << 20
 
 
@@ -149,6 +148,10 @@ class _Verifier:
             if st.st_size != entry.size:
                 # lstat already tells: no need to hash (a sparse 5 GB file would take seconds).
                 self.add("bpf-object-modified", pkg, entry.path, f"size {st.st_size} (packaged {entry.size})")
+                return
+            if entry.size > MAX_CONTENT:
+                self.result.errors.append(InputError(self.fs.host_path(entry.path),
+                                                     f"cannot verify: {entry.size} bytes, larger than rpm-bpf hashes"))
                 return
             try:
                 fd, st = self.fs.open_regular(entry.path)

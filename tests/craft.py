@@ -147,6 +147,20 @@ def retype_tag(src: Path, dest: Path, tag: int, new_type: int, fix_digests: bool
     return Path(dest)
 
 
+def retype_sig_tag(src: Path, dest: Path, tag: int, new_type: int) -> Path:
+    """``dest``: ``src`` with a signature header tag's index entry claiming another type."""
+    parts = Parts.of(src)
+    il = struct.unpack_from(">I", parts.sig_bytes, 8)[0]
+    for i in range(il):
+        if struct.unpack_from(">i", parts.sig_bytes, 16 + 16 * i)[0] == tag:
+            struct.pack_into(">I", parts.sig_bytes, 16 + 16 * i + 4, new_type)
+            break
+    else:
+        raise KeyError(f"tag {tag} is not in the signature header")
+    Path(dest).write_bytes(parts.bytes())
+    return Path(dest)
+
+
 def strip_digests(src: Path, dest: Path, keep_md5: bool = False) -> Path:
     """``dest``: ``src`` without header digests (and MD5) in its signature header.
 

@@ -24,6 +24,8 @@ from rpm_bpf.samples import PkgFile, PkgSpec
 from tests import craft
 from tests.conftest import REPO, good_package, remove_deep as _remove_deep, run_cli
 
+BPFDIR = bpfdirs.for_arch(bpfdirs.host_arch()).arch_dir
+
 pytestmark = pytest.mark.integration
 
 
@@ -58,7 +60,7 @@ def test_arch_macro_is_not_expanded(victim, bystander, tmp_path):
     result = _scan(crafted, bystander)
     assert not marker.exists(), "the ARCH tag ran a shell command"
     assert result.returncode == 2
-    assert f"rpm-bpf: error: {crafted}: architecture '%(touch {marker})' is not one rpm knows" in result.stderr
+    assert f"rpm-bpf: error: {crafted}: architecture '%(touch {marker})' is not an architecture name" in result.stderr
     _assert_other_input_reported(result)
 
 
@@ -125,6 +127,15 @@ def _damaged(victim: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "classdict-wrong-type": (craft.retype_tag(victim, tmp_path / "classtype.rpm", rpm.RPMTAG_CLASSDICT, 9),
                                  "tag 1142 has type 9, rpm writes it as type 8"),
         "no-header-digest": (craft.strip_digests(victim, tmp_path / "nodigest.rpm"), "has no header digest"),
+        # rpm installs the object where the ".." lead, outside the BPF directory every prefix test sees.
+        "dotdot-dirname": (craft.edit_header(victim, tmp_path / "dotdot.rpm", lambda h: craft.set_tag(
+            h, rpm.RPMTAG_DIRNAMES, [d.replace(f"{BPFDIR}/", f"{BPFDIR}/../../../usr/share/") if d != f"{BPFDIR}/"
+                                     else d for d in h[rpm.RPMTAG_DIRNAMES]])), "is not a normalised absolute path"),
+        # rpm decides "source" by the missing SOURCERPM alone and installs this as a binary package.
+        "sourcepackage-flag": (craft.edit_header(victim, tmp_path / "srcflag.rpm", lambda h: craft.set_tag(
+            h, rpm.RPMTAG_SOURCEPACKAGE, 1)), "SOURCEPACKAGE set on a package that names its SOURCERPM"),
+        "signature-size-as-string": (craft.retype_sig_tag(victim, tmp_path / "sigsize.rpm", 1000, 6),
+                                     "corrupt RPM signature header (tag 1000 has type 6"),
     }
 
 
@@ -134,7 +145,8 @@ def damaged(victim, tmp_path_factory):
 
 
 CASES = ["huge-index-count", "flipped-byte", "dirindex-out-of-range", "short-filemodes",
-         "dirnames-wrong-type", "classdict-wrong-type", "no-header-digest"]
+         "dirnames-wrong-type", "classdict-wrong-type", "no-header-digest", "dotdot-dirname", "sourcepackage-flag",
+         "signature-size-as-string"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -261,3 +273,45 @@ def test_directory_1100_levels_deep(victim, tmp_path, request):
     result = _scan(deep)
     assert result.returncode == 0, result.stderr
     assert "1 packages checked; 0 errors" in result.stdout
+
+
+CRASHING_SCAN = """
+import os, signal, sys
+from rpm_bpf import scan
+from rpm_bpf.policy import Policy
+
+checked = scan._scan_one
+def crash_on_marked_input(item, *args):  # what a SIGSEGV inside librpm does to the worker
+    if item.endswith("-crash.rpm"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return checked(item, *args)
+scan._scan_one = crash_on_marked_input
+result = scan.scan([sys.argv[1]], Policy.load(system=None), jobs=4)
+print(len(result.packages), *sorted(f"{e.input}: {e.message}" for e in result.errors), sep="\\n")
+"""
+
+
+def test_worker_crashing_on_one_input_charges_that_input_only(victim, tmp_path):
+    """Many inputs, four workers, one input that kills its worker: the error names it, every other is checked."""
+    for i in range(300):
+        (tmp_path / f"p{i:03}{'-crash' if i == 150 else ''}.rpm").symlink_to(victim)
+    for _ in range(5):  # the worker's death races with the next batch sent to it
+        proc = subprocess.run([sys.executable, "-c", CRASHING_SCAN, str(tmp_path)], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines == ["299", f"{tmp_path}/p150-crash.rpm: the process reading it died (killed by SIGSEGV); "
+                                "not checked"], proc.stdout
+
+
+def test_payload_reads_leak_no_descriptors(victim, tmp_path):
+    """Every payload read closes what it opened: 100 packages under a limit of 64 descriptors."""
+    import resource
+
+    for i in range(100):
+        (tmp_path / f"v{i:03}.rpm").symlink_to(victim)
+    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "scan", "--no-system-policy", "-j", "1", str(tmp_path)],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "100 packages checked; 0 errors" in proc.stdout

@@ -150,14 +150,27 @@ def test_truncated_database_is_damaged_and_left_alone(root, size):
 
 
 def test_database_directory_linked_out_of_the_root(root, tmp_path):
+    """A link out of the root is resolved as if the root were / (RESOLVE_IN_ROOT): it leads nowhere."""
     db_dir = next(root.root.rglob("rpmdb.sqlite")).parent
     elsewhere = tmp_path / "elsewhere"
     shutil.move(db_dir, elsewhere)
     db_dir.symlink_to(elsewhere)
     proc, trace = _traced(tmp_path, "--root", str(root.root))
     assert proc.returncode == 2
-    assert "is a symbolic link, not an rpm database directory; not followed" in proc.stderr
+    assert f"rpm-bpf: error: no rpm database in {root.root} (no {elsewhere})" in proc.stderr
     assert not _opened(trace, str(elsewhere))
+
+
+def test_database_directory_linked_inside_the_root_as_fedora_lays_it_out(root):
+    """/var/lib/rpm -> ../../usr/lib/sysimage/rpm: a link that stays in the root is a layout, not an attack."""
+    db_dir = next(root.root.rglob("rpmdb.sqlite")).parent
+    real = root.root / "usr/lib/sysimage/rpm"
+    real.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(db_dir, real)
+    db_dir.symlink_to(os.path.relpath(real, db_dir.parent))
+    proc = _verify(root.root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 packages checked" in proc.stdout
 
 
 # --- 5. special files, deep trees, huge files ----------------------------------

@@ -28,8 +28,8 @@ from tests.integration.test_dnf_plugin import BPFDIR, Dnf, repo  # noqa: F401 (f
 
 pytestmark = pytest.mark.integration
 
-HOSTILE = "\x1b[2J\x1b]0;owned\x07prog\nbystander.x86_64: E: forged-finding /x.o"
-ESCAPED = "\\x1b[2J\\x1b]0;owned\\aprog\\nbystander.x86_64: E: forged-finding /x.o"
+HOSTILE = "\x1b[2J\x1b]0;owned\x07prog\nbystander.x86_64: E: forged-finding x.o"
+ESCAPED = "\\x1b[2J\\x1b]0;owned\\aprog\\nbystander.x86_64: E: forged-finding x.o"
 
 
 def _strict(*args: str) -> subprocess.CompletedProcess:
@@ -164,3 +164,20 @@ def test_verify_and_dnf_bpf_verify_escape_names_on_disk(repo, tmp_path):  # noqa
                              timeout=120)
     _no_control_bytes(via_dnf.stdout)
     assert expected in via_dnf.stdout.decode()
+
+
+def test_non_utf8_names_reach_rpms_indexes_as_bytes(repo, non_utf8_name, tmp_path):  # noqa: F811
+    """rpm's look-ups refuse str keys that are not UTF-8: they go as bytes, never as a crash of the check."""
+    dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    request = json.dumps({"incoming": [{"path": str(non_utf8_name), "nevra": "latin-1.0-1.x86_64"}]})
+    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "transaction-check", "--root", str(dnf.root),
+                           "--no-system-policy", "--json"], input=request, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    rules = {f["rule"] for f in json.loads(proc.stdout)["findings"]}
+    assert rules == {"bpf-object-outside-bpfdir"}  # judged, not "internal error"
+    named = subprocess.run([sys.executable, "-m", "rpm_bpf", "verify", "--root", str(dnf.root), b"x\xff"],
+                           capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert named.returncode == 2 and b"Traceback" not in named.stderr
+    assert b"rpm-bpf: error: x\\xff: package is not installed" in named.stderr

@@ -160,3 +160,15 @@ def test_special_policy_files_are_refused_without_blocking(tmp_path, kind):
         expected = "larger than 1048576 bytes"
     with pytest.raises(PolicyError, match=re.escape(f"{path}: cannot read policy file: {expected}")):
         Policy.load([path], system=None)
+
+
+def test_waiver_naming_a_package_does_not_waive_findings_of_no_package(tmp_path):
+    """A waiver for one vendor's package must not silence an unreadable package or an unowned file."""
+    policy = _policy(tmp_path, '[[waiver]]\nrule = "bpf-*"\npackage = "vendor-agent"\nreason = "vendor"\n')
+    unreadable = Finding.of("bpf-package-unreadable", None, "/var/cache/x.rpm", "no header digest")
+    unowned = Finding.of("bpf-object-unowned", None, "/usr/lib64/bpf/x.o")
+    vendor = Finding.of("bpf-object-no-btf", PackageRef("vendor-agent", None, "1", "1", "x86_64"), "/x.o")
+    out = policy.apply([unreadable, unowned, vendor])
+    assert [f.waived for f in out] == [False, False, True]
+    anywhere = _policy(tmp_path, '[[waiver]]\nrule = "bpf-object-unowned"\nreason = "lab machine"\n')
+    assert anywhere.apply([unowned])[0].waived
