@@ -170,6 +170,7 @@ def _describe(elf, size: int, name: str) -> BpfObject:
 
 
 MAX_PARSED_CANDIDATES = 256  # candidates handed to pyelftools per file, found or not
+MAX_PARSED_SECTIONS = 65536  # sections those candidates may declare in all, per file
 
 
 def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
@@ -178,12 +179,13 @@ def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
     Skeletons keep the whole object as one byte array, so every ELF header
     with e_machine EM_BPF past offset 0 that parses as a BPF object counts.
     The header fields are checked with ``struct`` first (relocatable, a
-    section table of the right entry size inside the file) and at most
-    ``MAX_PARSED_CANDIDATES`` candidates are parsed: a file made of fake
-    headers costs a bounded time.
+    section table of the right entry size inside the file); at most
+    ``MAX_PARSED_CANDIDATES`` candidates declaring ``MAX_PARSED_SECTIONS``
+    sections in all are parsed: a file made of fake headers costs a bounded time.
     """
     found: list[EmbeddedObject] = []
     parsed = 0
+    sections = MAX_PARSED_SECTIONS
     start = 1
     while len(found) < limit and parsed < MAX_PARSED_CANDIDATES:
         offset = data.find(ELF_MAGIC, start)
@@ -195,6 +197,10 @@ def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
         span = _embedded_bytes(data, offset)
         if span is None:
             continue
+        declared = _section_count(span)
+        if declared > sections:
+            break  # the file declares more sections than any real set of skeletons: stop searching it
+        sections -= declared
         parsed += 1
         try:
             obj = inspect(span, "embedded")
@@ -202,6 +208,12 @@ def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
             continue
         found.append(EmbeddedObject(offset, obj))
     return found
+
+
+def _section_count(span: bytes) -> int:
+    """e_shnum of the (pre-checked) ELF header at the start of ``span``."""
+    layout = _LAYOUT[span[4]]
+    return struct.unpack_from("<H" if span[5] == 1 else ">H", span, layout[4] + 2)[0]
 
 
 # ELFCLASS32, ELFCLASS64: (header size, section header entry size, e_shoff/e_ehsize/e_shentsize offsets)

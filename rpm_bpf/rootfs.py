@@ -25,6 +25,7 @@ _OPEN_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 TEXT_LIMIT = 16 << 20  # /etc/passwd, /etc/group: far above any real system's
+_OPEN_LEVELS = 64  # descriptors a tree walk keeps open (one per level, the deepest ones)
 
 
 class UnsafePathError(OSError):
@@ -77,6 +78,18 @@ def read_user_file(path: str | os.PathLike, limit: int) -> bytes:
         return read_fd(fd, limit, name)
     finally:
         os.close(fd)
+
+
+def _lexical(parts: list[str]) -> str:
+    """An absolute path from components, ``..`` applied as text and stopping at ``/``."""
+    out: list[str] = []
+    for part in parts:
+        if part == "..":
+            if out:
+                out.pop()
+        elif part and part != ".":
+            out.append(part)
+    return "/" + "/".join(out)
 
 
 class RootFS:
@@ -148,38 +161,60 @@ class RootFS:
             return UnsafePathError(path, f"{walked} is {describe_mode(mode)}, not a directory", errno.ENOTDIR)
         return OSError(exc.errno, exc.strerror, path)
 
-    def resolve(self, path: str, max_links: int = 40) -> str:
+    def resolve(self, path: str, max_links: int = 40, max_parts: int = 4096) -> str:
         """``path`` with its symbolic links resolved as if the root were ``/`` (``RESOLVE_IN_ROOT``).
 
         An absolute target starts again at the root, ``..`` stops at the
         root: the result never leaves it. For paths a root may legitimately
         lay out with links (Fedora's ``/var/lib/rpm -> ../../usr/lib/sysimage/rpm``).
+        One step per component, from descriptors of the part already resolved:
+        linear in the components walked, which are bounded like the links.
         """
-        pending = [p for p in path.split("/") if p and p != "."]
+        from collections import deque
+
+        pending = deque(p for p in path.split("/") if p and p != ".")
+        fds = [os.dup(self._fd)]  # fds[i]: the directory after i resolved components
         done: list[str] = []
-        links = 0
-        while pending:
-            part = pending.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            current = "/" + "/".join(done + [part])
-            try:
-                mode = self.lstat(current).st_mode
-            except FileNotFoundError:
-                return "/" + "/".join(done + [part] + pending)  # the rest does not exist: nothing to resolve
-            if not stat.S_ISLNK(mode):
+        links = walked = 0
+        try:
+            while pending:
+                walked += 1
+                if walked > max_parts:
+                    raise UnsafePathError(path, f"more than {max_parts} path components to resolve", errno.ELOOP)
+                part = pending.popleft()
+                if part == "..":
+                    if done:
+                        done.pop()
+                        os.close(fds.pop())
+                    continue
+                try:
+                    mode = os.stat(part, dir_fd=fds[-1], follow_symlinks=False).st_mode
+                except FileNotFoundError:
+                    return _lexical(done + [part] + list(pending))  # nothing there to resolve
+                if stat.S_ISLNK(mode):
+                    links += 1
+                    if links > max_links:
+                        raise UnsafePathError(path, f"more than {max_links} symbolic links", errno.ELOOP)
+                    target = os.readlink(part, dir_fd=fds[-1])
+                    if target.startswith("/"):
+                        for fd in fds[1:]:
+                            os.close(fd)
+                        del fds[1:]
+                        done.clear()
+                    pending.extendleft(reversed([p for p in target.split("/") if p and p != "."]))
+                    continue
+                if not stat.S_ISDIR(mode):
+                    if pending:
+                        raise UnsafePathError(path, f"/{'/'.join(done + [part])} is {describe_mode(mode)}, "
+                                                    "not a directory", errno.ENOTDIR)
+                    done.append(part)
+                    break
+                fds.append(os.open(part, _OPEN_DIR, dir_fd=fds[-1]))
                 done.append(part)
-                continue
-            links += 1
-            if links > max_links:
-                raise UnsafePathError(path, f"more than {max_links} symbolic links", errno.ELOOP)
-            target = self.readlink(current)
-            if target.startswith("/"):
-                done = []
-            pending = [p for p in target.split("/") if p and p != "."] + pending
-        return "/" + "/".join(done)
+            return "/" + "/".join(done)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def lstat(self, path: str) -> os.stat_result:
         fd, name = self._parent(path)
@@ -241,26 +276,30 @@ class RootFS:
     def walk(self, top: str, onerror: Callable[[OSError], None]) -> Iterator[tuple[str, os.stat_result]]:
         """Every entry below ``top`` that is not a directory (symlinks included, not followed).
 
-        Depth-first with an explicit stack (no recursion limit): each level
-        keeps the descriptor of its directory, so a subdirectory is opened
-        from its parent in one step and time stays linear in the tree's size.
-        A tree deeper than the descriptors allow is an error for that subtree.
+        Depth-first with an explicit stack (no recursion limit). A level keeps
+        the descriptor of its directory, so a subdirectory is opened from its
+        parent in one step: time stays linear in the size of the tree. At most
+        ``_OPEN_LEVELS`` descriptors stay open; a level closed on the way down
+        is opened again on the way up as its child's ``..``, checked to be the
+        same directory (device and inode) as before.
         """
         try:
             fd = self.open_dir(top)
         except OSError as exc:
             onerror(exc)
             return
-        base = top.rstrip("/")
-        stack: list[tuple[int, str, Iterator[str]]] = []
+        stack: list[list] = []  # [fd or -1, path, remaining names, (device, inode)]
         try:
-            self._push(stack, fd, base, onerror)
+            self._push(stack, fd, top.rstrip("/"), onerror)
             while stack:
-                dir_fd, path, names = stack[-1]
+                level = stack[-1]
+                dir_fd, path, names, _ = level
                 name = next(names, None)
                 if name is None:
-                    os.close(dir_fd)
                     stack.pop()
+                    if stack and stack[-1][0] < 0:
+                        self._reopen_parent(stack[-1], dir_fd, onerror)
+                    os.close(dir_fd)
                     continue
                 child = f"{path}/{name}"
                 try:
@@ -277,18 +316,42 @@ class RootFS:
                     onerror(OSError(exc.errno, exc.strerror, child))
                     continue
                 self._push(stack, sub, child, onerror)
+                opened = [entry for entry in stack if entry[0] >= 0]
+                if len(opened) > _OPEN_LEVELS:
+                    os.close(opened[0][0])
+                    opened[0][0] = -1
         finally:
-            for dir_fd, _, _ in stack:
-                os.close(dir_fd)
+            for entry in stack:
+                if entry[0] >= 0:
+                    os.close(entry[0])
+
+    @staticmethod
+    def _reopen_parent(parent: list, child_fd: int, onerror: Callable[[OSError], None]) -> None:
+        """Open a level closed on the way down again, from its child, if it is still the same directory."""
+        try:
+            fd = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=child_fd)
+        except OSError as exc:
+            onerror(OSError(exc.errno, exc.strerror, parent[1] or "/"))
+            parent[2] = iter(())
+            return
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != parent[3]:
+            os.close(fd)
+            onerror(UnsafePathError(parent[1] or "/", "moved while it was being listed; not listed further"))
+            parent[2] = iter(())
+            parent[0] = os.open("/", os.O_PATH | os.O_CLOEXEC)  # something to close; nothing is read from it
+            return
+        parent[0] = fd
 
     @staticmethod
     def _push(stack: list, fd: int, path: str, onerror: Callable[[OSError], None]) -> None:
         """List a directory (sorted) and put it on the walk's stack; it owns ``fd`` from now on."""
         try:
+            st = os.fstat(fd)
             with os.scandir(fd) as entries:
                 names = sorted(e.name for e in entries)
         except OSError as exc:
             os.close(fd)
             onerror(OSError(exc.errno, exc.strerror, path or "/"))
             return
-        stack.append((fd, path, iter(names)))
+        stack.append([fd, path, iter(names), (st.st_dev, st.st_ino)])

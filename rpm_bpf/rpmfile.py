@@ -397,8 +397,9 @@ def _file_names(hdr: rpm.hdr) -> list[str]:
     classes = hdr[rpm.RPMTAG_FILECLASS]
     if classes and len(classes) != count:
         raise HeaderError(f"{len(classes)} FILECLASS entries for {count} files")
-    for name in basenames:
-        if "/" in name or name in ("", ".", ".."):
+    for name, d in zip(basenames, dirindexes):
+        if "/" in name or name in (".", "..") or (name == "" and dirnames[d] != "/"):
+            # (rpm keeps "/" itself as the directory "/" with an empty file name)
             raise HeaderError(f"file name {name!r} in BASENAMES is not a plain name")
     return [dirnames[d] + b for d, b in zip(dirindexes, basenames)]
 

@@ -151,6 +151,7 @@ def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], dee
     ctx = multiprocessing.get_context("fork")
     queue = deque(enumerate(inputs))
     workers: dict = {}  # connection -> (process, inputs sent and not answered)
+    idle_deaths = [0]  # workers died in a row before taking any input
 
     def start() -> None:
         parent, child = ctx.Pipe()
@@ -174,11 +175,18 @@ def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], dee
         if process.is_alive():
             process.kill()
             process.join()
-        if inflight:
-            index, item = inflight.popleft()
-            done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); "
-                                                       "not checked")]))
-            queue.extendleft(reversed(inflight))
+        if not inflight:
+            # Died before taking any input: after a few such deaths, the next input is charged,
+            # so that workers are never forked forever without progress.
+            idle_deaths[0] += 1
+            if idle_deaths[0] <= 2 * jobs or not queue:
+                return
+            inflight.append(queue.popleft())
+        idle_deaths[0] = 0
+        index, item = inflight.popleft()
+        done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); "
+                                                   "not checked")]))
+        queue.extendleft(reversed(inflight))
 
     def feed(conn) -> None:
         batch = [queue.popleft() for _ in range(min(_BATCH, len(queue)))]
@@ -207,6 +215,7 @@ def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], dee
                     continue
                 inflight.popleft()
                 done(index, chunk)
+                idle_deaths[0] = 0
                 if len(inflight) <= _BATCH // 2:
                     feed(conn)
     finally:

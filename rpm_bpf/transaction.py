@@ -116,7 +116,9 @@ def _conflicts(root: str, shipped: list, leaving: set[tuple[str, str, str]], inc
     roots = {r for arch in {bpfdirs.host_arch()} | {o.package.ref.arch for o in shipped}
              for r in bpfdirs.for_arch(arch).roots}
     paths = {f"{r}/{o.relname}" if o.relname is not None else o.entry.path for o in shipped for r in roots}
-    for pkg in rpmdb.owners(root, paths, result.errors):
+    with rpmdb.snapshot(root, private=False) as live:  # a database must be there, and inside the root
+        installed = list(rpmdb.owners(live, paths, result.errors))
+    for pkg in installed:
         ref = pkg.ref
         if (ref.name, _evr(ref), ref.arch) in leaving or ref.nevra in incoming_nevras:
             continue
@@ -161,20 +163,32 @@ def check_provides(root: str, candidates: Iterable[Candidate], leaving: Iterable
         return result  # the common case: nothing BPF-related, no policy file read
     leaving = set(leaving)
     incoming_nevras = {ref.nevra for refs in by_name.values() for ref in refs}
-    installed = rpmdb.providers(root, [f"{BPF_PROVIDE_PREFIX}{name})" for name in by_name])
-    raw = []
+    with rpmdb.snapshot(root, private=False) as live:  # a database must be there, and inside the root
+        installed = rpmdb.providers(live, [f"{BPF_PROVIDE_PREFIX}{name})" for name in by_name])
+    policy = load_policy()
     for name, refs in sorted(by_name.items()):
         others = refs + [ref for ref in installed.get(f"{BPF_PROVIDE_PREFIX}{name})", [])
                          if ref.nevra not in incoming_nevras and (ref.name, _evr(ref), ref.arch) not in leaving]
         for ref in refs:
             clashing = sorted({o.nevra for o in others if o.name != ref.name})
             if clashing:
-                raw.append(Finding.of("bpf-name-conflict", ref, None,
-                                      f"bpf({name}) is also provided by {', '.join(clashing)} "
-                                      "(repository metadata, before download)", related=tuple(clashing)))
+                detail = (f"bpf({name}) is also provided by {', '.join(clashing)} "
+                          "(repository metadata, before download)")
+                result.findings += _judged_at_every_bpfdir(policy, ref, name, detail, tuple(clashing))
         result.bpf_names.update(ref.name for ref in refs)
-    result.findings = load_policy().apply(raw)
     return result
+
+
+def _judged_at_every_bpfdir(policy: Policy, ref: PackageRef, name: str, detail: str,
+                            related: tuple[str, ...]) -> list[Finding]:
+    """The conflict as the policy has it, its path not known yet: the object is NAME under one of
+    the BPF directories, so a waiver or severity that holds for any of those paths holds."""
+    judged = [policy.apply([Finding.of("bpf-name-conflict", ref, f"{root}/{name}", detail, related=related)])
+              for root in bpfdirs.for_arch(ref.arch).roots]
+    if any(not found for found in judged):
+        return []  # turned off
+    chosen = next((found for found in judged if found[0].waived or found[0].severity != Severity.ERROR), judged[0])
+    return [chosen[0]._replace(path=None)]  # which directory holds it is known only from the file
 
 
 def _evr(ref: PackageRef) -> str:
@@ -226,8 +240,8 @@ def parse_request(text: str) -> tuple[list[Incoming], set[tuple[str, str, str]]]
         raise RequestError("'incoming' and 'leaving' must be arrays")
     items = [Incoming(_field(i, "path", f"incoming[{n}]"), _field(i, "nevra", f"incoming[{n}]"))
              for n, i in enumerate(incoming)]
-    gone = {(_field(i, "name", f"leaving[{n}]"), _field(i, "evr", f"leaving[{n}]"), _field(i, "arch", f"leaving[{n}]"))
-            for n, i in enumerate(leaving)}
+    gone = {(_field(i, "name", f"leaving[{n}]"), _field(i, "evr", f"leaving[{n}]").removeprefix("0:"),
+             _field(i, "arch", f"leaving[{n}]")) for n, i in enumerate(leaving)}
     return items, gone
 
 

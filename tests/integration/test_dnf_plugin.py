@@ -296,3 +296,15 @@ def test_unreadable_object_as_ordinary_user(dnf, as_nobody):
     # Unreadable is not "modified"; the mode change is what differs from the package.
     assert "bpf-object-modified" not in proc.stdout
     assert "bpf-object-attrs-changed" in proc.stdout
+
+
+def test_path_scoped_waiver_holds_before_download(dnf, tmp_path):
+    """A waiver for the object's path applies to the metadata check too, whichever BPF directory holds it."""
+    policy = tmp_path / "waive.toml"
+    policy.write_text('[[waiver]]\nrule = "bpf-name-conflict"\npackage = "xdp-clash-diff"\n'
+                      'path = "/usr/lib/bpf/xdp-good/*"\nreason = "transition, bug 7"\n')
+    (dnf.confdir / "bpf.conf").write_text(f"[main]\nenabled = 1\nmode = enforce\npolicy = {policy}\n")
+    assert dnf("install", "xdp-good-1.0").returncode == 0
+    proc = dnf("install", "xdp-clash-diff")
+    assert proc.returncode == 0, _out(proc)
+    assert dnf.installed("xdp-clash-diff")

@@ -315,3 +315,13 @@ def test_payload_reads_leak_no_descriptors(victim, tmp_path):
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "100 packages checked; 0 errors" in proc.stdout
+
+
+def test_package_owning_the_root_directory_is_read(rpms, objects, bpfdir):
+    """rpm keeps "/" as the directory "/" with an empty file name: legitimate, not a crafted name."""
+    path = rpms.build(PkgSpec("owns-root", requires=["bpf-filesystem"], files=[
+        PkgFile("/", directory=True, mode=0o755), PkgFile(f"{bpfdir}/owns-root", directory=True, mode=0o755),
+        PkgFile(f"{bpfdir}/owns-root/counter.bpf.o", objects.full)]))
+    result = _scan(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 packages checked; 0 errors" in result.stdout

@@ -110,3 +110,19 @@ def test_bad_requests_are_one_message_exit_2(installed, request_text, message):
 def test_relative_root_is_refused(installed, repo):  # noqa: F811
     proc = _check("relative/root", {"incoming": []})
     assert proc.returncode == 2 and "the root must be an absolute path" in proc.stderr
+
+
+def test_root_without_a_database_is_refused_and_left_alone(repo, tmp_path):  # noqa: F811
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    request = {"incoming": [{"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64"}]}
+    proc = _check(empty, request, "--json")
+    assert proc.returncode == 2 and f"no rpm database in {empty}" in proc.stderr
+    assert list(empty.iterdir()) == []  # librpm would have created one
+
+
+def test_leaving_evr_with_epoch_zero_written_out(installed, repo):  # noqa: F811
+    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}],
+               "leaving": [{"name": "xdp-good", "evr": "0:1.0-1", "arch": "x86_64"}]}
+    proc = _check(installed.root, request, "--json")
+    assert proc.returncode == 0, proc.stdout
