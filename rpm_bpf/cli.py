@@ -300,7 +300,7 @@ def _configure_verify(verify: argparse.ArgumentParser) -> None:
 
 def cmd_transaction_check(args: argparse.Namespace) -> int:
     from .rpmdb import RpmdbError, check_root
-    from .transaction import MAX_REQUEST, RequestError, check_transaction, parse_request, response
+    from .transaction import MAX_REQUEST, RequestError, check_request, parse_request, response
 
     source = sys.stdin.buffer if args.request == "-" else None
     try:
@@ -312,9 +312,10 @@ def cmd_transaction_check(args: argparse.Namespace) -> int:
             data = source.read(MAX_REQUEST + 1)
             if len(data) > MAX_REQUEST:
                 raise RequestError(f"larger than {MAX_REQUEST} bytes")
-        incoming, leaving = parse_request(data.decode("utf-8"))
+        # surrogateescape: a file name that is not UTF-8 still names its file
+        request = parse_request(data.decode("utf-8", "surrogateescape"))
         check_root(args.root)
-    except (OSError, UnicodeDecodeError, RequestError, RpmdbError) as exc:
+    except (OSError, RequestError, RpmdbError) as exc:
         where = "standard input" if source is not None else args.request
         _error(f"transaction request ({where}): {getattr(exc, 'strerror', None) or exc}")
         return EXIT_USAGE
@@ -326,7 +327,7 @@ def cmd_transaction_check(args: argparse.Namespace) -> int:
         return policy[0]
 
     try:
-        answer = response(check_transaction(args.root, incoming, leaving, load_policy), args.mode)
+        answer = response(check_request(args.root, request, load_policy), args.mode)
     except RpmdbError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -340,10 +341,12 @@ def cmd_transaction_check(args: argparse.Namespace) -> int:
 
 def _configure_transaction_check(check: argparse.ArgumentParser) -> None:
     check.description = (
-        "The check a package manager runs before a transaction (the DNF plugins call it): the incoming "
-        "package files are judged with the per-package rules and for bpf-name-conflict, among themselves "
-        "and against the installed packages of ROOT that stay. The request is JSON on stdin: "
-        '{"incoming": [{"path": FILE, "nevra": NEVRA, "action": "install"}], '
+        "The check a package manager runs on a transaction (the DNF plugins call it). Before download, "
+        "the bpf(NAME) provides of the packages depsolving chose are compared with each other and with the "
+        "installed packages of ROOT that stay; before the transaction, the downloaded package files are "
+        "judged with the per-package rules and for bpf-name-conflict. The request is JSON on stdin: "
+        '{"candidates": [{"name": N, "epoch": E, "version": V, "release": R, "arch": A, "provides": [...]}], '
+        '"incoming": [{"path": FILE, "nevra": NEVRA, "action": "install"}], '
         '"leaving": [{"name": N, "evr": "[E:]V-R", "arch": A}]}. '
         "Exit 0: accept (or warn), 1: refuse (mode enforce), 2: bad request.")
     check.add_argument("--root", default="/", metavar="DIR", help="the system the transaction changes")

@@ -216,14 +216,38 @@ def _field(item: object, key: str, where: str) -> str:
     return value
 
 
-def parse_request(text: str) -> tuple[list[Incoming], set[tuple[str, str, str]]]:
-    """The incoming and leaving packages of a request::
+class Request(namedtuple("Request", ("incoming", "candidates", "leaving"))):
+    """A transaction as a host describes it: downloaded files, metadata candidates, leaving packages."""
+
+    __slots__ = ()
+    incoming: list[Incoming]
+    candidates: list[Candidate]
+    leaving: set[tuple[str, str, str]]
+
+
+def _candidate(item: object, where: str) -> Candidate:
+    epoch = item.get("epoch") if isinstance(item, dict) else None
+    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
+        raise RequestError(f"{where}: 'epoch' must be a non-negative integer or null")
+    provides = item.get("provides", []) if isinstance(item, dict) else None
+    if not isinstance(provides, list) or not all(isinstance(p, str) for p in provides):
+        raise RequestError(f"{where}: 'provides' must be an array of strings")
+    ref = PackageRef(_field(item, "name", where), epoch or None, _field(item, "version", where),
+                     _field(item, "release", where), _field(item, "arch", where), "repository metadata")
+    return Candidate(ref, tuple(provides))
+
+
+def parse_request(text: str) -> Request:
+    """A request (schema ``REQUEST_SCHEMA``); every key is optional::
 
         {"incoming": [{"path": "/var/cache/.../x.rpm", "nevra": "x-1.0-1.x86_64", "action": "install"}],
+         "candidates": [{"name": "x", "epoch": null, "version": "1.0", "release": "1", "arch": "x86_64",
+                         "provides": ["bpf(x/prog.bpf.o)", "x = 1.0-1"]}],
          "leaving": [{"name": "x", "evr": "0.9-1", "arch": "x86_64"}]}
 
-    ``evr`` is written as DNF writes it (``[EPOCH:]VERSION-RELEASE``, no ``0:``).
-    ``action`` is informative; ``schema`` (if given) must be REQUEST_SCHEMA.
+    ``incoming``: downloaded files (``check_transaction``); ``candidates``:
+    what depsolving chose, from repository metadata, before download
+    (``check_provides``). ``evr`` as DNF writes it (``[EPOCH:]VERSION-RELEASE``).
     """
     import json
 
@@ -235,14 +259,26 @@ def parse_request(text: str) -> tuple[list[Incoming], set[tuple[str, str, str]]]
         raise RequestError("the request must be a JSON object")
     if doc.get("schema", REQUEST_SCHEMA) != REQUEST_SCHEMA:
         raise RequestError(f"schema {doc.get('schema')!r} is not {REQUEST_SCHEMA!r}")
-    incoming, leaving = doc.get("incoming", []), doc.get("leaving", [])
-    if not isinstance(incoming, list) or not isinstance(leaving, list):
-        raise RequestError("'incoming' and 'leaving' must be arrays")
+    incoming, candidates, leaving = doc.get("incoming", []), doc.get("candidates", []), doc.get("leaving", [])
+    if not all(isinstance(x, list) for x in (incoming, candidates, leaving)):
+        raise RequestError("'incoming', 'candidates' and 'leaving' must be arrays")
     items = [Incoming(_field(i, "path", f"incoming[{n}]"), _field(i, "nevra", f"incoming[{n}]"))
              for n, i in enumerate(incoming)]
+    chosen = [_candidate(c, f"candidates[{n}]") for n, c in enumerate(candidates)]
     gone = {(_field(i, "name", f"leaving[{n}]"), _field(i, "evr", f"leaving[{n}]").removeprefix("0:"),
              _field(i, "arch", f"leaving[{n}]")) for n, i in enumerate(leaving)}
-    return items, gone
+    return Request(items, chosen, gone)
+
+
+def check_request(root: str, request: Request, load_policy: Callable[[], Policy]) -> TransactionResult:
+    """Both stages a request may ask for, as one result."""
+    result = check_provides(root, request.candidates, request.leaving, load_policy)
+    if request.incoming:
+        files = check_transaction(root, request.incoming, request.leaving, load_policy)
+        files.findings = result.findings + files.findings
+        files.bpf_names |= result.bpf_names
+        result = files
+    return result
 
 
 def response(result: TransactionResult, mode: str) -> dict:

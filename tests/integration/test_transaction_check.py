@@ -126,3 +126,18 @@ def test_leaving_evr_with_epoch_zero_written_out(installed, repo):  # noqa: F811
                "leaving": [{"name": "xdp-good", "evr": "0:1.0-1", "arch": "x86_64"}]}
     proc = _check(installed.root, request, "--json")
     assert proc.returncode == 0, proc.stdout
+
+
+def test_candidates_stage_refuses_clashing_provides_before_download(installed):
+    """What a host sends right after depsolving: names and provides from repository metadata, no file."""
+    request = {"candidates": [{"name": "xdp-clash-same", "epoch": None, "version": "1.0", "release": "1",
+                               "arch": "x86_64", "provides": ["bpf(xdp-good/counter.bpf.o)", "xdp-clash-same"]}]}
+    proc = _check(installed.root, request)
+    assert proc.returncode == 1
+    assert ("xdp-clash-same.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
+            "xdp-good-1.0-1.x86_64 (repository metadata, before download)") in proc.stdout
+    leaving = dict(request, leaving=[{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}])
+    assert _check(installed.root, leaving).returncode == 0
+    bad = {"candidates": [{"name": "x", "epoch": "1", "version": "1", "release": "1", "arch": "x86_64"}]}
+    proc = _check(installed.root, bad)
+    assert proc.returncode == 2 and "candidates[0]: 'epoch' must be a non-negative integer or null" in proc.stderr
