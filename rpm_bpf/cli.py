@@ -27,7 +27,8 @@ EPILOG = """\
 exit status:
   0  no errors (warnings and info may have been reported)
   1  at least one error-level finding that no waiver covers
-  2  bad invocation, or an input could not be read (the others are still checked)
+  2  bad invocation, an input could not be read (the others are still checked),
+     or an internal error of rpm-bpf
 
 files:
   /etc/rpm-bpf/policy.toml   system policy: severities and waivers (see rpm-bpf policy)
@@ -445,6 +446,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # rpm-bpf's own bug: never exit 1, which means "errors found" to every host
+        _error(f"internal error ({type(exc).__name__}: {exc}); please report it (RPM_BPF_DEBUG=1 shows where)")
+        if os.environ.get("RPM_BPF_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -1,0 +1,174 @@
+"""DNF 5: the libdnf5 plugin and `dnf5 bpf-verify`, for real, in a Debian sid root.
+
+Debian 12 has no dnf5; sid does. A sid tree with dnf5 and its development
+packages is made once by debootstrap and cached (tests/integration/debroot.py);
+each session copies it, builds both C++ shims there with CMake, installs
+rpm-bpf into it, and runs real `dnf5 --installroot` transactions against the
+createrepo_c repository of rpmbuild-built packages that the DNF 4 tests use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.integration import debroot
+from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, repo  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+DNF5_PACKAGES = ["dnf5", "python3-libdnf5", "rpm", "python3-rpm", "python3-pyelftools", "createrepo-c", "g++",
+                 "make", "pkg-config", "cmake", "dnf5-dev", "libdnf5-dev", "libdnf5-cli-dev",
+                 # libmodulemd-dev needs it and debootstrap does not pull it in by itself
+                 "gir1.2-glib-2.0-dev"]
+RPM_BPF_SCRIPT = "#!/usr/bin/python3\nimport sys\nfrom rpm_bpf.cli import main\nsys.exit(main())\n"
+CONF = "/etc/dnf/libdnf5-plugins/bpf.conf"  # read from the host (here: the sid root), even with --installroot
+
+
+@pytest.fixture(scope="module")
+def sid(repo, tmp_path_factory) -> Path:  # noqa: F811
+    if os.geteuid() != 0:
+        pytest.skip("chroot into the sid root needs root")
+    try:
+        base = debroot.base_tree("sid-dnf5", "sid", DNF5_PACKAGES)
+    except debroot.RootUnavailable as exc:
+        pytest.skip(f"no Debian sid root with dnf5: {exc}")
+    root = debroot.fresh_copy(base, tmp_path_factory.mktemp("sid-dnf5"))
+    site = root / "usr/lib/python3/dist-packages"
+    shutil.copytree(REPO / "rpm_bpf", site / "rpm_bpf", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "usr/bin/rpm-bpf").write_text(RPM_BPF_SCRIPT)
+    (root / "usr/bin/rpm-bpf").chmod(0o755)
+    shutil.copytree(REPO / "dnf5_plugin", root / "src")
+    built = debroot.run_in(root, "sh", "-c", "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr "
+                           "-DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && cmake --build /build && "
+                           "cmake --install /build", timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    shutil.copytree(repo, root / "repo")
+    return root
+
+
+class Dnf5:
+    """dnf5 inside the sid root, into a fresh installroot of its own."""
+
+    def __init__(self, root: Path, name: str):
+        self.root, self.inst = root, f"/inst-{name}"
+        self.configure()
+
+    def configure(self, mode: str = "enforce", fail_on_error: int = 0, command: str = "/usr/bin/rpm-bpf") -> None:
+        (self.root / CONF.lstrip("/")).write_text(
+            f"[main]\nname = bpf\nenabled = 1\nmode = {mode}\nfail_on_error = {fail_on_error}\n"
+            f"verify_after = 1\npolicy =\ncommand = {command}\n")
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess:
+        return debroot.run_in(self.root, "dnf5", "-y", f"--installroot={self.inst}", "--setopt=reposdir=/nonexistent",
+                              "--repofrompath=local,/repo", "--setopt=local.gpgcheck=0", "--releasever=1", *args,
+                              timeout=300)
+
+    def installed(self, name: str) -> bool:
+        return debroot.run_in(self.root, "rpm", "--root", self.inst, "-q", name).returncode == 0
+
+    def path(self, inside: str) -> Path:
+        return self.root / self.inst.lstrip("/") / inside.lstrip("/")
+
+
+@pytest.fixture
+def dnf5(sid, request) -> Dnf5:
+    return Dnf5(sid, request.node.name.replace("[", "-").replace("]", ""))
+
+
+def _out(proc) -> str:
+    return proc.stdout + proc.stderr
+
+
+def test_clean_install_passes(dnf5):
+    proc = dnf5("install", "xdp-good-1.0")
+    assert proc.returncode == 0, _out(proc)
+    assert dnf5.installed("xdp-good") and "rpm-bpf" not in _out(proc)
+
+
+def test_misplaced_object_refused_under_enforce_and_warned_under_warn(dnf5):
+    proc = dnf5("install", "misplaced")
+    assert proc.returncode == 1, _out(proc)
+    assert "rpm-bpf: transaction refused: incoming packages break the BPF object policy" in _out(proc)
+    assert "misplaced.x86_64: E: bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in _out(proc)
+    assert not dnf5.installed("misplaced")
+    dnf5.configure(mode="warn")
+    warned = dnf5("install", "misplaced")
+    assert warned.returncode == 0, _out(warned)
+    assert "mode=warn, continuing" in _out(warned) and dnf5.installed("misplaced")
+
+
+@pytest.mark.parametrize("clash", ["xdp-clash-same", "xdp-clash-diff"])
+def test_clashing_provides_refused_before_download(dnf5, clash):
+    """Identical bytes at one path, other bytes under /usr/lib/bpf: the metadata tells, nothing is fetched."""
+    assert dnf5("install", "xdp-good-1.0").returncode == 0
+    cache = dnf5.path("/var/cache")
+    before = set(cache.rglob("*.rpm"))
+    proc = dnf5("install", clash)
+    assert proc.returncode == 1, _out(proc)
+    assert (f"{clash}.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
+            "xdp-good-1.0-1.x86_64 (repository metadata, before download)") in _out(proc)
+    assert {p for p in cache.rglob("*.rpm") if clash in p.name} - before == set()  # never downloaded
+    assert not dnf5.installed(clash)
+
+
+def test_clash_without_provides_refused_on_the_downloaded_file(dnf5):
+    assert dnf5("install", "xdp-good-1.0").returncode == 0
+    proc = dnf5("install", "xdp-clash-noprov")
+    assert proc.returncode == 1, _out(proc)
+    assert f"xdp-clash-noprov.x86_64: E: bpf-name-conflict {GOOD_OBJ}" in _out(proc)
+    assert "also shipped by xdp-good-1.0-1.x86_64" in _out(proc)
+
+
+def test_upgrade_keeping_the_name_passes(dnf5):
+    assert dnf5("install", "xdp-good-1.0").returncode == 0
+    proc = dnf5("upgrade", "xdp-good")
+    assert proc.returncode == 0, _out(proc)
+    version = debroot.run_in(dnf5.root, "rpm", "--root", dnf5.inst, "-q", "xdp-good").stdout
+    assert version.startswith("xdp-good-2.0-1")
+
+
+def test_bpf_verify_reports_tampering(dnf5):
+    assert dnf5("install", "xdp-good-1.0").returncode == 0
+    clean = debroot.run_in(dnf5.root, "dnf5", f"--installroot={dnf5.inst}", "bpf-verify")
+    assert clean.returncode == 0, _out(clean)
+    assert "0 errors" in clean.stdout
+    obj = dnf5.path(GOOD_OBJ)
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    obj.write_bytes(bytes(data))
+    dnf5.path(f"{BPFDIR}/dropped.o").write_bytes(b"\x7fELF at run time")
+    proc = debroot.run_in(dnf5.root, "dnf5", f"--installroot={dnf5.inst}", "bpf-verify")
+    assert proc.returncode == 1, _out(proc)
+    assert f"xdp-good.x86_64: E: bpf-object-modified {GOOD_OBJ}" in proc.stdout
+    assert f"rpm-bpf: E: bpf-object-unowned {BPFDIR}/dropped.o" in proc.stdout
+    as_json = debroot.run_in(dnf5.root, "dnf5", f"--installroot={dnf5.inst}", "bpf-verify", "--json", "xdp-good")
+    assert as_json.returncode == 1 and '"rule": "bpf-object-modified"' in as_json.stdout
+
+
+def test_bpf_verify_help(sid):
+    proc = debroot.run_in(sid, "dnf5", "bpf-verify", "--help")
+    assert proc.returncode == 0, _out(proc)
+    assert "--json" in proc.stdout and "PACKAGE" in proc.stdout
+
+
+def test_failing_rpm_bpf_does_not_block_by_default(dnf5):
+    dnf5.configure(command="/bin/false")
+    proc = dnf5("install", "xdp-good-1.0")
+    assert proc.returncode == 0, _out(proc)
+    assert "rpm-bpf: internal error of the BPF plugin" in _out(proc)
+    assert "goes on without the BPF policy check" in _out(proc)
+    assert dnf5.installed("xdp-good")
+
+
+def test_failing_rpm_bpf_refuses_with_fail_on_error(dnf5):
+    dnf5.configure(command="/bin/false", fail_on_error=1)
+    proc = dnf5("install", "xdp-good-1.0")
+    assert proc.returncode == 1, _out(proc)
+    assert "rpm-bpf: internal error of the BPF plugin" in _out(proc)
+    assert not dnf5.installed("xdp-good")
