@@ -332,6 +332,13 @@ def cmd_transaction_check(args: argparse.Namespace) -> int:
     except RpmdbError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    if args.bpf_packages:
+        try:
+            with open(args.bpf_packages, "w", encoding="utf-8", errors="surrogateescape") as stream:
+                stream.write("".join(f"{name}\n" for name in answer["bpf_packages"]))
+        except OSError as exc:
+            _error(f"{args.bpf_packages}: cannot write: {exc.strerror}")
+            return EXIT_USAGE
     if args.json:
         sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     else:
@@ -354,6 +361,9 @@ def _configure_transaction_check(check: argparse.ArgumentParser) -> None:
     check.add_argument("--mode", choices=("enforce", "warn", "off"), default="enforce")
     check.add_argument("--json", action="store_true", help="answer in JSON (schema rpm-bpf/transaction-check/v1)")
     check.add_argument("--request", default="-", metavar="FILE", help="read the request from FILE (default: stdin)")
+    check.add_argument("--bpf-packages", metavar="FILE",
+                       help="write the names of the incoming packages with BPF content to FILE, one a line "
+                            "(what to verify after the transaction; for hosts that do not read --json)")
     check.add_argument("--policy", action="append", metavar="FILE")
     check.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     check.set_defaults(func=cmd_transaction_check)

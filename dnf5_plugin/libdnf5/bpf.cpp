@@ -341,7 +341,7 @@ public:
             }
             if (incoming.empty()) return;  // removals only: nothing comes in to judge
             check("pre_transaction",
-                  "{\"incoming\": [" + incoming + "], \"leaving\": [" + leaving(transaction) + "]}");
+                  "{\"incoming\": [" + incoming + "], \"leaving\": [" + leaving(transaction) + "]}", &bpf_names);
         });
     }
 
@@ -365,6 +365,22 @@ private:
     std::vector<std::string> policy_files;
     std::string command;
     int timeout_s{600};
+    std::set<std::string> bpf_names;  // incoming packages with BPF content, as pre_transaction's check said
+    bool bpf_checked{false};
+
+    static void read_lines(int fd, std::set<std::string> & out) {
+        std::string text;
+        char buf[4096];
+        ssize_t got;
+        while ((got = pread(fd, buf, sizeof buf, static_cast<off_t>(text.size()))) > 0) {
+            text.append(buf, static_cast<size_t>(got));
+        }
+        for (size_t pos = 0, end; pos < text.size(); pos = end + 1) {
+            end = text.find('\n', pos);
+            if (end == std::string::npos) end = text.size();
+            if (end > pos) out.insert(text.substr(pos, end - pos));
+        }
+    }
 
     std::string installroot() { return get_base().get_config().get_installroot_option().get_value(); }
 
@@ -418,13 +434,28 @@ private:
         std::cerr << error << '\n' << MSG_GOES_ON << std::endl;
     }
 
-    // Runs `rpm-bpf transaction-check` and acts on its answer.
-    void check(const char * hook, const std::string & request) {
+    // Runs `rpm-bpf transaction-check` and acts on its answer. With ``names``,
+    // rpm-bpf also lists the incoming packages with BPF content there (what
+    // post_transaction verifies: nothing at all in most transactions).
+    void check(const char * hook, const std::string & request, std::set<std::string> * names = nullptr) {
         std::vector<std::string> argv{command, "transaction-check", "--root", installroot(), "--mode", mode};
         for (const auto & p : policy_files) {
             argv.insert(argv.end(), {"--policy", p});
         }
+        char list[] = "/tmp/rpm-bpf-packages-XXXXXX";
+        int list_fd = names ? mkstemp(list) : -1;
+        if (list_fd >= 0) {
+            argv.insert(argv.end(), {"--bpf-packages", list});
+        }
         Outcome res = run_tool(argv, request, timeout_s);
+        if (list_fd >= 0) {
+            if (res.exited && (res.status == 0 || res.status == 1)) {
+                read_lines(list_fd, *names);
+                bpf_checked = true;
+            }
+            close(list_fd);
+            unlink(list);
+        }
         std::cerr << res.err << std::flush;  // rpm-bpf's own diagnostics, whatever the verdict
         std::string message = trimmed(res.out);
         if (res.exited && res.status == 0) {
@@ -445,10 +476,13 @@ private:
     }
 
     void verify_after_transaction(const base::Transaction & transaction) {
-        std::set<std::string> names;
-        for (const auto & item : transaction.get_transaction_packages()) {
-            if (transaction::transaction_item_action_is_inbound(item.get_action())) {
-                names.insert(item.get_package().get_name());
+        // What rpm-bpf said has BPF content; every inbound package if it could not say.
+        std::set<std::string> names = bpf_names;
+        if (!bpf_checked) {
+            for (const auto & item : transaction.get_transaction_packages()) {
+                if (transaction::transaction_item_action_is_inbound(item.get_action())) {
+                    names.insert(item.get_package().get_name());
+                }
             }
         }
         // Without names rpm-bpf verify would check every installed package.

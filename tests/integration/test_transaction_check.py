@@ -67,6 +67,17 @@ def test_clash_with_an_installed_package_is_refused(installed, repo):  # noqa: F
     assert text.returncode == 1 and "\nrpm-bpf: transaction refused" in text.stdout
 
 
+def test_bpf_packages_list_for_hosts_that_read_no_json(installed, repo, tmp_path):  # noqa: F811
+    """What a host verifies after the transaction: only the incoming packages with BPF content."""
+    listing = tmp_path / "names"
+    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"},
+                            {"path": _rpm(repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"}],
+               "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}]}
+    proc = _check(installed.root, request, "--bpf-packages", str(listing))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert listing.read_text() == "xdp-good\n"
+
+
 def test_the_package_it_replaces_does_not_count(installed, repo):  # noqa: F811
     request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64",
                              "action": "upgrade"}],
