@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, Dnf, repo  # noqa: F401 (fixture)
+from tests.integration.test_dnf_plugin import GOOD_OBJ, Dnf, repo  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
