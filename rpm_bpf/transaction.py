@@ -72,14 +72,19 @@ def check_transaction(root: str, incoming: Iterable[Incoming], leaving: Iterable
     for item in incoming:
         try:
             rpmfile = open_rpm(item.path, bpfdirs.for_arch)
-            if not rpmfile.package.files:
-                continue  # header triage: nothing BPF-related in it
-            policy = policy or load_policy()
-            checked = check_package(rpmfile.package, bpfdirs.for_arch(rpmfile.package.ref.arch),
-                                    policy.owner_provides, rpmfile)
         except RpmFileError as exc:
             raw.append(_unreadable(item, exc.reason))
             continue
+        except Exception as exc:  # our bug met on this package: it stays unchecked, so it is refused
+            raw.append(_unreadable(item, f"internal error while reading it ({type(exc).__name__}: {exc})"))
+            continue
+        if not rpmfile.package.files:
+            continue  # header triage: nothing BPF-related in it
+        # Outside the package's try: a broken policy file is the host's error, not this package's.
+        policy = policy or load_policy()
+        try:
+            checked = check_package(rpmfile.package, bpfdirs.for_arch(rpmfile.package.ref.arch),
+                                    policy.owner_provides, rpmfile)
         except Exception as exc:  # our bug met on this package: it stays unchecked, so it is refused
             raw.append(_unreadable(item, f"internal error while checking it ({type(exc).__name__}: {exc})"))
             continue

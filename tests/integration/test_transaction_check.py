@@ -152,3 +152,12 @@ def test_candidates_stage_refuses_clashing_provides_before_download(installed):
     bad = {"candidates": [{"name": "x", "epoch": "1", "version": "1", "release": "1", "arch": "x86_64"}]}
     proc = _check(installed.root, bad)
     assert proc.returncode == 2 and "candidates[0]: 'epoch' must be a non-negative integer or null" in proc.stderr
+
+
+def test_broken_policy_file_is_the_hosts_error_not_the_packages(installed, repo, tmp_path):  # noqa: F811
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[severity]\nbpf-object-no-btf = 3\n")
+    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}]}
+    proc = _check(installed.root, request, "--json", "--policy", str(broken))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"rpm-bpf: error: {broken}: [severity] bpf-object-no-btf: expected a string" in proc.stderr
