@@ -157,7 +157,7 @@ def _inspect_one(path: str) -> tuple[dict | None, str | None]:
 
     from . import elf
     from .rootfs import describe_mode, read_user_file
-    from .rpmfile import MAX_CONTENT
+    from .package import MAX_CONTENT
 
     try:
         mode = os.lstat(path).st_mode

@@ -8,9 +8,8 @@ file the link points to), nothing blocks, and no file is read beyond
 
 from __future__ import annotations
 
+from .package import MAX_CONTENT
 from .rootfs import RootFS
-
-MAX_CONTENT = 1 << 30  # as for RPM payloads (rpmfile.MAX_CONTENT)
 
 
 class DiskReader:

@@ -11,6 +11,10 @@ from collections import namedtuple
 
 from .findings import PackageRef
 
+# One file's content read at most, from a payload, a directory tree or a user-named file:
+# far above any BPF object or loader, and a bound for crafted sizes.
+MAX_CONTENT = 1 << 30
+
 # rpm's file flags (rpmfiles.h); stable since rpm 4.0
 RPMFILE_CONFIG = 1 << 0
 RPMFILE_GHOST = 1 << 6

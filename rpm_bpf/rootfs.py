@@ -66,16 +66,30 @@ def _check_regular(fd: int, name: str) -> os.stat_result:
     return st
 
 
+def open_user_file(path: str | os.PathLike, what: str = "a regular file") -> int:
+    """A descriptor of a file the user named (symlinks followed), which must be a regular file.
+
+    The type is checked before opening (opening a FIFO or a device may block
+    or have effects) and again after (``O_NONBLOCK``); ``what`` names the
+    kind of file expected in the message.
+    """
+    name = os.fspath(path)
+    mode = os.stat(name).st_mode
+    if not stat.S_ISREG(mode):
+        raise UnsafePathError(name, f"is {describe_mode(mode)}, not {what}", errno.EINVAL)
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnsafePathError(name, f"is {describe_mode(mode)}, not {what}", errno.EINVAL)
+    return fd
+
+
 def read_user_file(path: str | os.PathLike, limit: int) -> bytes:
     """A file the user named (symlinks followed): regular files only, at most ``limit`` bytes."""
-    name = os.fspath(path)
-    st = os.stat(name)  # before opening: opening a FIFO or a device may block or have effects
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafePathError(name, f"is {describe_mode(st.st_mode)}, not a regular file", errno.EINVAL)
-    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = open_user_file(path)
     try:
-        _check_regular(fd, name)
-        return read_fd(fd, limit, name)
+        return read_fd(fd, limit, os.fspath(path))
     finally:
         os.close(fd)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import stat
 import struct
 from collections.abc import Callable
 
@@ -19,7 +18,8 @@ import rpm
 
 from .bpfdirs import is_arch_name, under
 from .findings import PackageRef
-from .package import ContentError, FileEntry, Package
+from .package import MAX_CONTENT, ContentError, FileEntry, Package
+from .rootfs import open_user_file
 
 _LEAD_SIZE = 96
 _LEAD_MAGIC = b"\xed\xab\xee\xdb"
@@ -139,7 +139,6 @@ class RpmFile:
 
 _FIRST_READ = 16 * 1024  # lead, signature and main header of most packages; more is read when needed
 _READ_CHUNK = 1 << 20
-MAX_CONTENT = 1 << 30  # one file's content read from a payload, at most
 MAX_CONTENT_TOTAL = 2 << 30  # all the files read from one payload, at most
 _SIGTAG_SIZE, _SIGTAG_LONGSIZE = 1000, 270  # header+payload size, in the signature header
 _SIGTAG_SHA1, _SIGTAG_SHA256 = 269, 273  # hex digests of the main header, in the signature header
@@ -162,20 +161,10 @@ def _identity(st: os.stat_result) -> tuple[int, ...]:
 
 def _open_regular(path: str) -> int:
     """A descriptor of ``path``, which must be a regular file: never blocks on a FIFO or reads a device."""
-    from .rootfs import describe_mode
-
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise RpmFileError(path, f"is {describe_mode(mode)}, not an RPM file")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return open_user_file(path, "an RPM file")
     except OSError as exc:
         raise RpmFileError(path, exc.strerror or str(exc)) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise RpmFileError(path, f"is {describe_mode(mode)}, not an RPM file")
-    return fd
 
 
 def _header_blob(path: str, fd: int, data: bytes, offset: int, what: str, file_size: int) -> tuple[bytes, int]:

@@ -43,7 +43,3 @@ def escape(text: str) -> str:
         return text  # the common case: one C-level scan
     return "".join(ch if ch.isprintable() and ch != "\\" else _escape_char(ch) for ch in text)
 
-
-def escape_bytes(data: bytes) -> str:
-    """Bytes (an ELF string table entry, a license) as terminal-safe text."""
-    return escape(data.decode("utf-8", "surrogateescape"))

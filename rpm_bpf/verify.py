@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from . import bpfdirs, rpmdb
 from .bpfdirs import location_finding, relative_name
 from .findings import Finding, InputError, PackageRef
-from .package import FileEntry, Package
+from .package import MAX_CONTENT, FileEntry, Package
 from .policy import Policy
 from .rootfs import RootFS, describe_mode
-from .rpmfile import DIGEST_ALGOS, MAX_CONTENT
+from .rpmfile import DIGEST_ALGOS
 
 _READ_CHUNK = 1 << 20
 
