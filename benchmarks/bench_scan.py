@@ -56,6 +56,8 @@ def main() -> int:
     parser.add_argument("--packages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rpmlint-limit", type=int, default=0, help="time rpmlint on the first N packages only")
+    parser.add_argument("--no-realworld", action="store_true",
+                        help="skip the real-world corpus (benchmarks/realworld_corpus.py: apt-get download)")
     args = parser.parse_args()
 
     manifest_path = args.corpus / "expected.json"
@@ -78,6 +80,7 @@ def main() -> int:
         fast_times.append(elapsed)
     fast_s = min(fast_times)
     deep_s, deep = _timed(rpm_bpf[:2] + ["--deep"] + rpm_bpf[2:])
+    all_s, every_elf = _timed(rpm_bpf[:2] + ["--embedded=all"] + rpm_bpf[2:])
 
     lint_files = rpms[: args.rpmlint_limit] if args.rpmlint_limit else rpms
     lint_s, lint = _timed([_tool("rpmlint"), *map(str, lint_files)])
@@ -90,9 +93,11 @@ def main() -> int:
 
     print(f"{'tool':34} {'packages':>8} {'seconds':>9} {'packages/s':>11}")
     print(f"{'rpm-bpf scan (best of ' + str(args.repeat) + ')':34} {n:8} {fast_s:9.3f} {fast_rate:11.0f}")
+    print(f"{'rpm-bpf scan --embedded=all':34} {n:8} {all_s:9.3f} {n / all_s:11.0f}")
     print(f"{'rpm-bpf scan --deep':34} {n:8} {deep_s:9.3f} {deep_rate:11.0f}")
     print(f"{'rpmlint ' + lint_run_label(lint):34} {lint_n:8} {lint_s:9.3f} {lint_rate:11.1f}")
     print(f"ratio rpm-bpf / rpmlint: {ratio:,.0f}x  (target >= {TARGET_RATIO}x and >= {TARGET_RATE} packages/s)")
+    print(f"ratio rpm-bpf --embedded=all / rpmlint: {n / all_s / lint_rate:,.0f}x")
     print(f"findings: fast {len(fast_found)}, deep {len(deep_found)}, planted {len(expected)}")
     missing_vs_deep = deep_found - fast_found
     missing_planted = expected - fast_found
@@ -106,11 +111,47 @@ def main() -> int:
             print(f"MISMATCH: {label}:")
             for row in sorted(rows):
                 print("   ", *row)
+    if _findings(every_elf) != fast_found:
+        ok = False
+        print("MISMATCH: --embedded=all differs from the default scan on the synthetic corpus")
     met = ratio >= TARGET_RATIO and fast_rate >= TARGET_RATE
     print(f"result: {'findings identical' if ok else 'FINDINGS DIFFER'}; "
           f"target {'met' if met else 'NOT met'}")
+    if not args.no_realworld:
+        ok = realworld() and ok
     header_checks(rpms)
     return 0 if ok else 1
+
+
+def _embedded(proc: subprocess.CompletedProcess) -> set[tuple[str, str, int]]:
+    doc = json.loads(proc.stdout)
+    return {(f["package"]["name"], f["path"], f["embedded"]["offset"]) for f in doc["findings"] if f["embedded"]}
+
+
+def realworld() -> bool:
+    """Embedded-object recall of the default scan against --deep on Debian packages repacked as RPMs."""
+    import realworld_corpus
+
+    try:
+        rpms = realworld_corpus.build()
+    except realworld_corpus.CorpusUnavailable as exc:
+        print(f"real-world corpus: not measured ({exc})")
+        return True
+    files = sorted(rpms.glob("*.rpm"))
+    size_mb = sum(p.stat().st_size for p in files) / 1e6
+    print(f"real-world corpus: {len(files)} Debian 12 packages repacked as RPMs ({size_mb:.0f} MB), {rpms}")
+    base = [_tool("rpm-bpf"), "scan", "-q", "--no-system-policy", "-f", "json", str(rpms)]
+    runs = {}
+    for label, extra in (("default", []), ("--embedded=all", ["--embedded=all"]), ("--deep", ["--deep"])):
+        elapsed, proc = _timed(base[:2] + extra + base[2:])
+        runs[label] = (elapsed, _embedded(proc))
+    reference = runs["--deep"][1]
+    for label, (elapsed, found) in runs.items():
+        recall = 100 * len(found & reference) / len(reference) if reference else 100.0
+        print(f"  {label:16} {elapsed:7.3f} s  embedded objects {len(found):4}  recall vs --deep {recall:6.2f} %")
+        for missed in sorted(reference - found):
+            print(f"      missed: {missed[0]} {missed[1]} at offset {missed[2]}")
+    return runs["--embedded=all"][1] == reference
 
 
 def header_checks(rpms: list[Path]) -> None:

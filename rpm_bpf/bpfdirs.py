@@ -123,6 +123,16 @@ def relative_name(path: str, roots: tuple[str, ...]) -> str | None:
     return None
 
 
+def exempt_finding(pkg: Package, path: str, exempt: tuple[str, ...]) -> Finding | None:
+    """``bpf-object-exempt-location`` when ``path`` matches one of the policy's ``exempt`` globs."""
+    import fnmatch
+
+    for pattern in exempt:
+        if fnmatch.fnmatchcase(path, pattern):
+            return Finding.of("bpf-object-exempt-location", pkg.ref, path, f"policy [exempt] path {pattern}")
+    return None
+
+
 def location_finding(pkg: Package, entry: FileEntry, dirs: BpfDirs) -> Finding | None:
     """``bpf-object-outside-bpfdir`` for a BPF object, or None where it belongs.
 

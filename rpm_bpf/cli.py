@@ -89,7 +89,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     policy = _load_policy(args)
     progress = _progress(sys.stderr.isatty() and not args.quiet)
-    result = scan(args.paths, policy, progress, deep=args.deep, jobs=args.jobs)
+    result = scan(args.paths, policy, progress, deep=args.deep, jobs=args.jobs, embedded=args.embedded)
     report = Report("scan", result.packages, result.findings, result.errors)
     _report_errors(report)
     _emit(RENDERERS[args.format](report, show_waived=args.show_waived or args.format in ("json", "sarif")),
@@ -105,7 +105,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     policy = _load_policy(args)
     try:
-        result = verify(args.root, policy, args.packages)
+        result = verify(args.root, policy, args.packages, private_db=not args.db_in_place)
     except RpmdbError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -269,9 +269,15 @@ def _configure_scan(scan: argparse.ArgumentParser) -> None:
                       help="policy file applied after the system one (repeatable)")
     scan.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     scan.add_argument("--show-waived", action="store_true", help="list waived findings in text and JUnit output")
+    scan.add_argument("--embedded", choices=("signals", "all"), default="signals",
+                      help="which ELF files are searched for embedded BPF objects: 'signals' (default) those "
+                           "of packages whose header says they may carry some (Requires libbpf, libxdp or "
+                           "libelf; Go binaries; cilium/ebpf, libbpf-rs, aya, bundled libbpf), 'all' every ELF "
+                           "file of every package (finds the rest, e.g. aya programs without such a signal; "
+                           "reads far more payload)")
     scan.add_argument("--deep", action="store_true",
                       help="read every file of every payload instead of triaging from headers (slow; "
-                           "finds embedded objects in packages that do not link libbpf/libxdp)")
+                           "the reference the triage is measured against)")
     scan.add_argument("-j", "--jobs", type=int, metavar="N",
                       help="worker processes (default: one per CPU when scanning 512 or more inputs)")
     scan.add_argument("--exit-zero", action="store_true",
@@ -291,6 +297,9 @@ def _configure_verify(verify: argparse.ArgumentParser) -> None:
     verify.add_argument("--policy", action="append", metavar="FILE")
     verify.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     verify.add_argument("--show-waived", action="store_true")
+    verify.add_argument("--db-in-place", action="store_true",
+                        help="let librpm read ROOT's rpm database where it is instead of a private copy (for a "
+                             "package manager's hook right after its own transaction wrote that database)")
     verify.add_argument("--repair", action="store_true",
                         help="say which dnf reinstall restores the changed objects (run it with --yes)")
     verify.add_argument("-y", "--yes", action="store_true", help="with --repair: run dnf reinstall")
@@ -399,6 +408,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("inspect", "describe BPF object files (or ELF files embedding them)", ":_configure_inspect"),
     ("transaction-check", "judge the packages a transaction brings in (JSON in and out, for package managers)",
      ":_configure_transaction_check"),
+    ("serve", "answer rpm-bpf commands sent one per line on stdin (one process for a whole transaction)",
+     "serve:configure_serve"),
     ("rules", "list the rules, their ids and severities", ":_configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", ":_configure_explain"),
     ("rpmlint-enable", "enable BPFCheck in rpmlint (writes the rpmlint drop-in)",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 
 EM_BPF = 247
@@ -22,25 +22,42 @@ class BpfElfError(ValueError):
     """The bytes are not a usable BPF ELF object."""
 
 
-@dataclass(frozen=True)
-class Program:
+# Named tuples and a plain class, not dataclasses: see findings.py.
+class Program(namedtuple("Program", ("section", "name"))):
+    __slots__ = ()
     section: str
     name: str
 
 
-@dataclass
 class BpfObject:
-    endianness: str  # "little" or "big"
-    elf_class: int  # 32 or 64
-    elf_type: str  # "ET_REL" expected
-    size: int
-    programs: list[Program] = field(default_factory=list)
-    maps: list[str] = field(default_factory=list)
-    license: str | None = None
-    has_btf: bool = False
-    has_btf_ext: bool = False
-    has_debug_info: bool = False
-    sections: list[str] = field(default_factory=list)
+    """What a BPF ELF object holds, as far as the rules care."""
+
+    __slots__ = ("endianness", "elf_class", "elf_type", "size", "programs", "maps", "license", "has_btf",
+                 "has_btf_ext", "has_debug_info", "sections", "program_sections")
+
+    def __init__(self, endianness: str, elf_class: int, elf_type: str, size: int) -> None:
+        self.endianness = endianness  # "little" or "big"
+        self.elf_class = elf_class  # 32 or 64
+        self.elf_type = elf_type  # "ET_REL" expected
+        self.size = size
+        self.programs: list[Program] = []
+        self.maps: list[str] = []
+        self.license: str | None = None
+        self.has_btf = False
+        self.has_btf_ext = False
+        self.has_debug_info = False
+        self.sections: list[str] = []
+        # Executable sections with instructions other than .text (which holds
+        # sub-programs): none means nothing in the object can be loaded as a
+        # program (a toolchain's crt*.o, a library of BPF functions).
+        self.program_sections = 0
+
+    def __repr__(self) -> str:
+        return f"BpfObject({self.to_dict()!r})"
+
+    @property
+    def has_programs(self) -> bool:
+        return self.program_sections > 0
 
     @property
     def is_relocatable(self) -> bool:
@@ -58,11 +75,12 @@ class BpfObject:
             "btf": self.has_btf,
             "btf_ext": self.has_btf_ext,
             "debug_info": self.has_debug_info,
+            "program_sections": self.program_sections,
         }
 
 
-@dataclass(frozen=True)
-class EmbeddedObject:
+class EmbeddedObject(namedtuple("EmbeddedObject", ("offset", "object"))):
+    __slots__ = ()
     offset: int
     object: BpfObject
 
@@ -156,6 +174,7 @@ def _describe(elf, size: int, name: str) -> BpfObject:
         if section["sh_flags"] & _SHF_EXECINSTR and section["sh_size"] > 0 and sname != ".text":
             # .text holds subprograms; every other code section is a program
             exec_sections[index] = sname
+    obj.program_sections = len(exec_sections)
     if symtab is not None:
         for sym in symtab.iter_symbols():
             shndx = sym["st_shndx"]

@@ -38,10 +38,27 @@ class PackageRef(namedtuple("PackageRef", ("name", "epoch", "version", "release"
         return f"{self.name}.{self.arch}"
 
 
-class Finding(namedtuple("Finding", ("rule", "severity", "package", "path", "detail", "waiver", "related"),
-                         defaults=("", None, ()))):
+class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", "signal"))):
+    """A BPF object found inside another ELF file (the finding's path): where, what, and why it was looked for.
+
+    ``programs``: (section, name) pairs; ``signal``: what had the file
+    searched (libbpf-dynamic, libbpf-static, go, rust, payload, deep).
+    """
+
+    __slots__ = ()
+    offset: int
+    size: int
+    programs: tuple[tuple[str, str], ...]
+    license: str | None
+    signal: str
+
+
+class Finding(namedtuple("Finding", ("rule", "severity", "package", "path", "detail", "waiver", "related",
+                                     "embedded"),
+                         defaults=("", None, (), None))):
     """What a rule found. ``waiver`` is the reason of the waiver that silences
-    it (None: not waived); ``related`` names the other packages involved (conflicts)."""
+    it (None: not waived); ``related`` names the other packages involved (conflicts);
+    ``embedded`` describes the object of a ``bpf-object-embedded`` finding."""
 
     __slots__ = ()
     rule: str
@@ -51,11 +68,12 @@ class Finding(namedtuple("Finding", ("rule", "severity", "package", "path", "det
     detail: str
     waiver: str | None
     related: tuple[str, ...]
+    embedded: Embedded | None
 
     @classmethod
     def of(cls, rule_id: str, package: PackageRef | None, path: str | None, detail: str = "",
-           related: tuple[str, ...] = ()) -> "Finding":
-        return cls(rule_id, rules.get(rule_id).severity, package, path, detail, None, related)
+           related: tuple[str, ...] = (), embedded: Embedded | None = None) -> "Finding":
+        return cls(rule_id, rules.get(rule_id).severity, package, path, detail, None, related, embedded)
 
     @property
     def waived(self) -> bool:

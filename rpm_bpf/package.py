@@ -65,22 +65,41 @@ class FileEntry(namedtuple("FileEntry", ("path", "mode", "size", "user", "group"
         return self.fileclass.startswith("ELF")
 
 
+# libmagic's words for a Go binary: Go programs embed BPF objects with go:embed
+# (cilium/ebpf's bpf2go) and need no library that would say so in Requires.
+GO_CLASS = "Go BuildID"
+
+
 class Package:
     """A package and its BPF-relevant files (all files when ``deep``)."""
 
-    __slots__ = ("ref", "sourcerpm", "requires", "files", "digest_algo", "is_source", "wants_embedded_scan", "deep")
+    __slots__ = ("ref", "sourcerpm", "requires", "files", "digest_algo", "is_source", "embedded_signal",
+                 "file_signals", "deep")
 
     def __init__(self, ref: PackageRef, sourcerpm: str, requires: tuple[str, ...],
                  files: list[FileEntry] | None = None, digest_algo: int = 8, is_source: bool = False,
-                 wants_embedded_scan: bool = False, deep: bool = False) -> None:
+                 embedded_signal: str | None = None, deep: bool = False) -> None:
         self.ref = ref
         self.sourcerpm = sourcerpm
         self.requires = requires
         self.files: list[FileEntry] = files if files is not None else []
         self.digest_algo = digest_algo  # rpm's PGPHASHALGO_*; 8 is SHA-256
         self.is_source = is_source
-        self.wants_embedded_scan = wants_embedded_scan  # links a BPF loader: look inside its ELF files
+        # Why this package's ELF files are searched for embedded objects (a
+        # header signal, see rpmfile.embedded_signal), None when only Go
+        # binaries are.
+        self.embedded_signal = embedded_signal
+        self.file_signals: dict[str, str] = {}  # the same, for single files (a file that links libbpf's own deps)
         self.deep = deep  # no triage: every file kept and read (slow; proves triage loses nothing)
+
+    def search_signal(self, entry: FileEntry) -> str | None:
+        """Why ``entry``'s bytes are searched for embedded BPF objects; None: they are not."""
+        if self.deep:
+            return "deep"
+        if not entry.class_says_elf:
+            return None
+        return (self.embedded_signal or self.file_signals.get(entry.path)
+                or ("go" if GO_CLASS in entry.fileclass else None))
 
     def __repr__(self) -> str:
         return f"Package({self.ref.nevra}, {len(self.files)} files)"

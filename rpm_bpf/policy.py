@@ -105,6 +105,7 @@ class Policy:
         self.severities: dict[str, Severity | None] = {}  # None: rule off
         self.waivers: list[Waiver] = []
         self.owner_provides: tuple[str, ...] = DEFAULT_OWNER_PROVIDES
+        self.exempt_paths: tuple[str, ...] = ()  # globs: BPF ELF files there are not deployed programs
         self.sources: list[str] = []
 
     @classmethod
@@ -126,7 +127,7 @@ class Policy:
             raise PolicyError(f"{origin}: invalid TOML: {exc}") from None
         except RecursionError:
             raise PolicyError(f"{origin}: invalid TOML: arrays or tables nested too deeply") from None
-        unknown = set(data) - {"severity", "waiver", "bpfdir"}
+        unknown = set(data) - {"severity", "waiver", "bpfdir", "exempt"}
         if unknown:
             raise PolicyError(f"{origin}: unknown section(s): {', '.join(sorted(unknown))}")
         severity = _expect(data.get("severity", {}), dict, origin, "[severity]", "a table of rule = level")
@@ -152,6 +153,16 @@ class Policy:
                 raise PolicyError(f"{origin}: [bpfdir] owner-provides: expected a list of strings, "
                                   f"got {_type_name(owners)}")
             self.owner_provides = tuple(owners)
+        exempt = _expect(data.get("exempt", {}), dict, origin, "[exempt]", "a table")
+        unknown = set(exempt) - {"paths"}
+        if unknown:
+            raise PolicyError(f"{origin}: [exempt]: unknown key(s): {', '.join(sorted(unknown))}")
+        paths = exempt.get("paths")
+        if paths is not None:
+            if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+                raise PolicyError(f"{origin}: [exempt] paths: expected a list of absolute path globs, "
+                                  f"got {_type_name(paths) if not isinstance(paths, list) else 'other items'}")
+            self.exempt_paths = tuple(paths)  # a later file replaces the list: it can also empty it
         self.sources.append(origin)
 
     def _waiver(self, entry: object, where: str, origin: str) -> Waiver:

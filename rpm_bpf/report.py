@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import __version__, rules
-from .findings import Finding, InputError, PackageRef
+from .findings import Embedded, Finding, InputError, PackageRef
 from .rules import Severity
 from .safetext import escape
 
@@ -100,7 +100,13 @@ def finding_dict(f: Finding) -> dict:
         "waived": f.waived,
         "waiver_reason": f.waiver,
         "related": list(f.related),
+        "embedded": None if f.embedded is None else embedded_dict(f.embedded),
     }
+
+
+def embedded_dict(e: Embedded) -> dict:
+    return {"offset": e.offset, "size": e.size, "license": e.license, "signal": e.signal,
+            "programs": [{"section": section, "name": name} for section, name in e.programs]}
 
 
 def render_json(report: Report, show_waived: bool = True) -> str:
@@ -189,6 +195,8 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
             "locations": [location] if location else [],
             "properties": {"package": f.package.nevra if f.package else None, "path": f.path},
         }
+        if f.embedded is not None:
+            result["properties"]["embedded"] = embedded_dict(f.embedded)
         if f.waived:
             result["suppressions"] = [{"kind": "external", "justification": f.waiver}]
         results.append(result)

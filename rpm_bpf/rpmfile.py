@@ -18,20 +18,41 @@ import rpm
 
 from .bpfdirs import is_arch_name, under
 from .findings import PackageRef
-from .package import MAX_CONTENT, ContentError, FileEntry, Package
+from .package import GO_CLASS, MAX_CONTENT, ContentError, FileEntry, Package
 from .rootfs import open_user_file
 
 _LEAD_SIZE = 96
 _LEAD_MAGIC = b"\xed\xab\xee\xdb"
 _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
-# Dependencies that mean "this package loads BPF programs": only such
-# packages have their ELF files searched for embedded objects.
-LOADER_LIBRARIES = ("libbpf.so", "libxdp.so")
+# Header signals that a package's ELF files may carry BPF objects, as
+# (signal, dependency names (Requires or Provides) containing one of these).
+# The first that matches names the signal; Go binaries are also known by
+# their file class (package.GO_CLASS). Substrings, so that Fedora's
+# bundled(golang(...)) and bundled(crate(...)) provides match too.
+EMBEDDED_SIGNALS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("libbpf-dynamic", ("libbpf.so", "libxdp.so")),
+    ("rust", ("crate(libbpf-sys", "crate(libbpf-rs", "crate(libbpf-cargo", "crate(aya")),
+    ("go", ("golang(github.com/cilium/ebpf",)),
+    ("libbpf-static", ("bundled(libbpf)",)),  # Fedora's mark of a vendored libbpf
+)
+# libbpf linked statically leaves its own link dependencies in the ELF file:
+# libelf and zlib, both (libbpf.pc: Requires.private: libelf zlib). Judged per
+# file from rpm's per-file dependencies: a package whose tools link libelf for
+# other reasons (elfutils users) is not searched for that.
+STATIC_LIBBPF_NEEDS = ("libelf.so", "libz.so")
+EMBEDDED_MODES = ("signals", "all")
 
 
-def _links_loader(requires: tuple[str, ...]) -> bool:
-    joined = "\n".join(requires)  # one scan instead of one call per dependency
-    return any(lib in joined for lib in LOADER_LIBRARIES)
+def embedded_signal(dependencies: str) -> str | None:
+    """The header signal that has this package's ELF files searched for embedded BPF objects.
+
+    ``dependencies``: the package's Requires and Provides names, one a line
+    (one substring scan instead of one call per dependency).
+    """
+    for signal, needles in EMBEDDED_SIGNALS:
+        if any(needle in dependencies for needle in needles):
+            return signal
+    return None
 
 
 class RpmFileError(ContentError):
@@ -205,7 +226,7 @@ def _check_header_digest(path: str, sig: rpm.hdr, on_disk: bytes) -> None:
     raise RpmFileError(path, "the RPM has no header digest (SHA-256 or SHA-1) to check its header against")
 
 
-def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
+def open_rpm(path: str, dirs_for, deep: bool = False, embedded: str = "signals") -> RpmFile:
     """Read, check and triage one RPM file; ``dirs_for(arch)`` gives its BpfDirs.
 
     The lead, signature and header are located with one read, the header
@@ -245,17 +266,21 @@ def open_rpm(path: str, dirs_for, deep: bool = False) -> RpmFile:
     if not is_arch_name(arch):
         raise RpmFileError(path, f"architecture {arch!r} is not an architecture name")
     try:
-        package = package_from_header(hdr, dirs_for, origin=path, deep=deep)
+        package = package_from_header(hdr, dirs_for, origin=path, deep=deep, embedded=embedded)
     except HeaderError as exc:
         raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
     return RpmFile(path, hdr, package, header_start + hdr_size, _identity(st))
 
 
-def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False) -> Package:
+def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False,
+                        embedded: str = "signals") -> Package:
     """The Package model of a header, with only its BPF-relevant files.
 
     Shared by RPM files and the rpm database: both hand over headers.
     ``deep`` keeps every file (and later reads every one): no triage.
+    ``embedded``: "signals" searches ELF files for embedded objects where a
+    header signal says they may be (``embedded_signal``, Go binaries);
+    "all" searches every ELF file (signal "payload" where none says so).
     """
     arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
     # As rpm decides (headerIsSource): a package without SOURCERPM is a source package.
@@ -276,7 +301,7 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
                   digest_algo=hdr[rpm.RPMTAG_FILEDIGESTALGO] or 1, is_source=is_source, deep=deep)
     if is_source:
         # The spec file is what the spec rules judge; nothing else in a source package.
-        pkg.files = _file_entries(hdr, lambda path, fclass: path.endswith(".spec"))
+        pkg.files = _file_entries(hdr, lambda index, path, fclass: path.endswith(".spec"))
         return pkg
     roots = dirs_for(arch).roots
     classes = hdr[rpm.RPMTAG_CLASSDICT]
@@ -285,20 +310,51 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False)
     prefixes = tuple(root + "/" for root in roots)
     in_bpfdir = any(d.startswith(prefixes) for d in hdr[rpm.RPMTAG_DIRNAMES])
     no_classes = not classes and any(b.endswith(".o") for b in hdr[rpm.RPMTAG_BASENAMES])
-    pkg.wants_embedded_scan = deep or (any(c.startswith("ELF") for c in classes)
-                                       and _links_loader(requires))
-    if not (deep or has_bpf_class or in_bpfdir or no_classes or pkg.wants_embedded_scan):
+    has_elf = any(c.startswith("ELF") for c in classes)
+    static: set[int] = set()
+    if has_elf:
+        dependencies = "\n".join(requires + tuple(hdr[rpm.RPMTAG_PROVIDENAME]))
+        pkg.embedded_signal = embedded_signal(dependencies) or ("payload" if embedded == "all" else None)
+        if not pkg.embedded_signal and all(needle in dependencies for needle in STATIC_LIBBPF_NEEDS):
+            static = _files_requiring(hdr, requires, STATIC_LIBBPF_NEEDS)
+    go_files = has_elf and not pkg.embedded_signal and any(GO_CLASS in c for c in classes)
+    if not (deep or has_bpf_class or in_bpfdir or no_classes or pkg.embedded_signal or go_files or static):
         return pkg
-    embedded = pkg.wants_embedded_scan
+    searched = bool(pkg.embedded_signal)
 
-    def wanted(path: str, fclass: str) -> bool:
+    def wanted(index: int, path: str, fclass: str) -> bool:
+        if index in static and fclass.startswith("ELF"):
+            pkg.file_signals[path] = "libbpf-static"
+            return True
         return (deep or any(under(path, root) for root in roots)
                 or "eBPF" in fclass or "arch 0xf7" in fclass
                 or (no_classes and path.endswith(".o"))
-                or (embedded and fclass.startswith("ELF")))
+                or (fclass.startswith("ELF") and (searched or (go_files and GO_CLASS in fclass))))
 
     pkg.files = _file_entries(hdr, wanted)
     return pkg
+
+
+_DEP_REQUIRE = ord("R")  # DEPENDSDICT class of a Requires (rpmfiles.h: class << 24 | index)
+
+
+def _files_requiring(hdr: rpm.hdr, requires: tuple[str, ...], needles: tuple[str, ...]) -> set[int]:
+    """Indexes of the files whose own Requires (rpmbuild's per-file dependencies) contain every needle.
+
+    Read from the raw tags and bounds-checked here: a crafted header's
+    indexes point nowhere rather than anywhere.
+    """
+    starts, counts, table = (hdr[tag] or [] for tag in (rpm.RPMTAG_FILEDEPENDSX, rpm.RPMTAG_FILEDEPENDSN,
+                                                         rpm.RPMTAG_DEPENDSDICT))
+    found = set()
+    for index, (start, count) in enumerate(zip(starts, counts)):
+        if start < 0 or count <= 0 or start + count > len(table):
+            continue
+        names = [requires[d & 0xFFFFFF] for d in table[start:start + count]
+                 if d >> 24 == _DEP_REQUIRE and d & 0xFFFFFF < len(requires)]
+        if all(any(needle in name for name in names) for needle in needles):
+            found.add(index)
+    return found
 
 
 class HeaderError(ValueError):
@@ -316,9 +372,11 @@ _TAG_TYPES = {
     1000: _STRING, 1001: _STRING, 1002: _STRING, 1022: _STRING, 1044: _STRING, 1125: _STRING,  # N V R A, srpm
     1003: _INT32, 1106: _INT32, 5011: _INT32, 5093: _INT32,  # EPOCH, SOURCEPACKAGE, digest algorithms
     1027: _STRING_ARRAY, 1035: _STRING_ARRAY, 1036: _STRING_ARRAY, 1039: _STRING_ARRAY,  # OLDFILENAMES...
-    1040: _STRING_ARRAY, 1049: _STRING_ARRAY, 1117: _STRING_ARRAY, 1118: _STRING_ARRAY,  # ...DIRNAMES
+    1040: _STRING_ARRAY, 1047: _STRING_ARRAY, 1049: _STRING_ARRAY,  # ...PROVIDENAME, REQUIRENAME
+    1117: _STRING_ARRAY, 1118: _STRING_ARRAY,  # BASENAMES, DIRNAMES
     1142: _STRING_ARRAY, 5092: _STRING_ARRAY,  # CLASSDICT, PAYLOADDIGEST
     1028: _INT32, 1037: _INT32, 1116: _INT32, 1141: _INT32,  # FILESIZES, FILEFLAGS, DIRINDEXES, FILECLASS
+    1143: _INT32, 1144: _INT32, 1145: _INT32,  # FILEDEPENDSX, FILEDEPENDSN, DEPENDSDICT
     1030: _INT16, 5008: _INT64,  # FILEMODES, LONGFILESIZES
 }
 
@@ -393,14 +451,14 @@ def _file_names(hdr: rpm.hdr) -> list[str]:
     return [dirnames[d] + b for d, b in zip(dirindexes, basenames)]
 
 
-def _file_entries(hdr: rpm.hdr, wanted: Callable[[str, str], bool]) -> list[FileEntry]:
-    """The header's files for which ``wanted(path, fileclass)`` holds."""
+def _file_entries(hdr: rpm.hdr, wanted: Callable[[int, str, str], bool]) -> list[FileEntry]:
+    """The header's files for which ``wanted(index, path, fileclass)`` holds."""
     check_index(hdr.unload())  # FILECLASS is computed by librpm: headers from an rpmdb are checked too
     names = _file_names(hdr)
     if not names:
         return []
     fclasses = hdr[rpm.RPMTAG_FILECLASS] or [""] * len(names)
-    picked = [i for i, path in enumerate(names) if wanted(path, fclasses[i])]
+    picked = [i for i, path in enumerate(names) if wanted(i, path, fclasses[i])]
     if not picked:
         return []
     modes = hdr[rpm.RPMTAG_FILEMODES]

@@ -102,15 +102,20 @@ def compile_bpf(source: str, out: Path, target: str = "bpf", btf: bool = True) -
     return out
 
 
-def build_skeleton_loader(bpf_object: Path, out: Path) -> Path:
-    """Build an executable embedding ``bpf_object`` via ``bpftool gen skeleton``."""
+def build_skeleton_loader(bpf_object: Path, out: Path, static_libbpf: bool = False) -> Path:
+    """Build an executable embedding ``bpf_object`` via ``bpftool gen skeleton``.
+
+    ``static_libbpf``: libbpf linked in (libbpf.a), as libbpf-tools are; the
+    executable then needs only libbpf's own libraries, libelf and zlib.
+    """
     out = out.resolve()
     work = out.parent
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(bpf_object, work / "prog.bpf.o")
     (work / "prog.skel.h").write_text(_run(["bpftool", "gen", "skeleton", str(work / "prog.bpf.o"), "name", "prog"]))
     (work / "loader.c").write_text(SKELETON_LOADER_C)
-    _run(["gcc", "-O2", "-o", str(out), str(work / "loader.c"), "-lbpf"], cwd=work)
+    libs = ["-Wl,-Bstatic", "-lbpf", "-Wl,-Bdynamic", "-lelf", "-lz"] if static_libbpf else ["-lbpf"]
+    _run(["gcc", "-O2", "-o", str(out), str(work / "loader.c"), *libs], cwd=work)
     return out
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections import deque
-from dataclasses import dataclass, field
+from collections import deque, namedtuple
 from collections.abc import Callable, Iterable, Iterator
 
 from . import bpfdirs
@@ -16,11 +15,14 @@ from .policy import Policy
 from .rpmfile import RpmFileError, open_rpm
 
 
-@dataclass
 class ScanResult:
-    packages: list[PackageRef] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[InputError] = field(default_factory=list)
+    __slots__ = ("packages", "findings", "errors")
+
+    def __init__(self, packages: list[PackageRef] | None = None, findings: list[Finding] | None = None,
+                 errors: list[InputError] | None = None) -> None:
+        self.packages = packages if packages is not None else []
+        self.findings = findings if findings is not None else []
+        self.errors = errors if errors is not None else []
 
 
 def _walk_rpms(top: str, errors: list[InputError]) -> list[str]:
@@ -72,39 +74,51 @@ def expand_inputs(paths: Iterable[str]) -> Iterator[str | InputError]:
             yield path
 
 
-@dataclass
 class _Chunk:
     """What one worker found in its share of the inputs."""
 
-    packages: list[PackageRef] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    shipped: list[ShippedObject] = field(default_factory=list)
-    errors: list[InputError] = field(default_factory=list)
+    __slots__ = ("packages", "findings", "shipped", "errors")
+
+    def __init__(self, errors: list[InputError] | None = None) -> None:
+        self.packages: list[PackageRef] = []
+        self.findings: list[Finding] = []
+        self.shipped: list[ShippedObject] = []
+        self.errors: list[InputError] = errors if errors is not None else []
 
 
-def _scan_chunk(args: tuple[list[str | InputError], tuple[str, ...], bool]) -> _Chunk:
-    items, owner_provides, deep = args
+class _Options(namedtuple("_Options", ("owner_provides", "exempt", "deep", "embedded"))):
+    """What every worker needs to check a package (picklable, sent once per worker)."""
+
+    __slots__ = ()
+    owner_provides: tuple[str, ...]
+    exempt: tuple[str, ...]
+    deep: bool
+    embedded: str
+
+
+def _scan_chunk(args: tuple[list[str | InputError], _Options]) -> _Chunk:
+    items, options = args
     chunk = _Chunk()
     for item in items:
         if isinstance(item, InputError):
             chunk.errors.append(item)
             continue
         try:
-            _scan_one(item, owner_provides, deep, chunk)
+            _scan_one(item, options, chunk)
         except Exception as exc:  # rpm-bpf's own bug, met on this input: fail closed for it
             chunk.errors.append(InputError(item, f"internal error while checking it ({type(exc).__name__}: {exc}); "
                                                  "not checked, please report this"))
     return chunk
 
 
-def _scan_one(item: str, owner_provides: tuple[str, ...], deep: bool, chunk: _Chunk) -> None:
+def _scan_one(item: str, options: _Options, chunk: _Chunk) -> None:
     try:
-        rpmfile = open_rpm(item, bpfdirs.for_arch, deep=deep)
+        rpmfile = open_rpm(item, bpfdirs.for_arch, deep=options.deep, embedded=options.embedded)
     except RpmFileError as exc:
         chunk.errors.append(InputError(item, exc.reason))
         return
     pkg = rpmfile.package
-    checked = check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), owner_provides, rpmfile)
+    checked = check_package(pkg, bpfdirs.for_arch(pkg.ref.arch), options.owner_provides, rpmfile, options.exempt)
     if checked.content_error:
         chunk.errors.append(InputError(item, checked.content_error.removeprefix(item + ": ")))
     chunk.packages.append(pkg.ref)
@@ -116,12 +130,12 @@ _BATCH = 16  # inputs handed to a worker at a time
 _PARALLEL_FROM = 512  # below this, starting workers costs more than it saves
 
 
-def _serve(conn, owner_provides: tuple[str, ...], deep: bool) -> None:
+def _serve(conn, options: _Options) -> None:
     """Worker process: checks the inputs it is sent, answering one result per input."""
     try:
         while (batch := conn.recv()) is not None:
             for index, item in batch:
-                conn.send((index, _scan_chunk(([item], owner_provides, deep))))
+                conn.send((index, _scan_chunk(([item], options))))
     except (EOFError, KeyboardInterrupt):
         pass
 
@@ -138,8 +152,7 @@ def _death(process) -> str:
     return f"exit status {code}"
 
 
-def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], deep: bool,
-                   done: Callable[[int, _Chunk], None]) -> None:
+def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[int, _Chunk], None]) -> None:
     """Check ``inputs`` in ``jobs`` worker processes.
 
     Each worker answers input by input, so when one dies (a crash in a
@@ -155,7 +168,7 @@ def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], dee
 
     def start() -> None:
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=_serve, args=(child, owner_provides, deep), daemon=True)
+        process = ctx.Process(target=_serve, args=(child, options), daemon=True)
         process.start()
         child.close()
         workers[parent] = (process, deque())
@@ -232,13 +245,16 @@ def _scan_parallel(inputs: list, jobs: int, owner_provides: tuple[str, ...], dee
 
 
 def scan(paths: Iterable[str], policy: Policy, progress: Callable[[int, int], None] | None = None,
-         deep: bool = False, jobs: int | None = None) -> ScanResult:
+         deep: bool = False, jobs: int | None = None, embedded: str = "signals") -> ScanResult:
     """Check every package, then conflicts across all of them.
 
     ``deep`` skips header triage and reads every payload in full: slow, and
-    meant to prove that the fast path misses nothing.  ``jobs``: worker
-    processes (default: one per CPU for large scans).
+    meant to prove that the fast path misses nothing.  ``embedded``: which
+    ELF files are searched for embedded objects ("signals": where a header
+    signal says so; "all": every one).  ``jobs``: worker processes (default:
+    one per CPU for large scans).
     """
+    options = _Options(policy.owner_provides, policy.exempt_paths, deep, embedded)
     inputs = list(expand_inputs(paths))
     total = len(inputs)
     if jobs is None:
@@ -256,10 +272,10 @@ def scan(paths: Iterable[str], policy: Policy, progress: Callable[[int, int], No
             progress(count, total)
 
     if jobs > 1 and total > 1:
-        _scan_parallel(inputs, jobs, policy.owner_provides, deep, done)
+        _scan_parallel(inputs, jobs, options, done)
     else:
         for index, item in enumerate(inputs):
-            done(index, _scan_chunk(([item], policy.owner_provides, deep)))
+            done(index, _scan_chunk(([item], options)))
     merged = _Chunk()
     for chunk in results:
         if chunk is None:

@@ -7,7 +7,7 @@ BuildRequires are not installed), the way rpmlint's SpecCheck does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 _SECTION = re.compile(r"^%(package|description|prep|build|install|check|clean|files|changelog|pre|post|preun|"
                       r"postun|pretrans|posttrans|triggerin|triggerun|triggerpostun|verifyscript)\b")
@@ -17,8 +17,8 @@ _BY_HAND = re.compile(r"^\s*(install|cp|mv|ln)\s")
 _CONFIG = re.compile(r"%config(\([^)]*\))?\s")
 
 
-@dataclass(frozen=True)
-class SpecFinding:
+class SpecFinding(namedtuple("SpecFinding", ("rule", "line", "text"))):
+    __slots__ = ()
     rule: str
     line: int  # 1-based
     text: str  # the offending line, stripped

@@ -84,7 +84,7 @@ def check_transaction(root: str, incoming: Iterable[Incoming], leaving: Iterable
         policy = policy or load_policy()
         try:
             checked = check_package(rpmfile.package, bpfdirs.for_arch(rpmfile.package.ref.arch),
-                                    policy.owner_provides, rpmfile)
+                                    policy.owner_provides, rpmfile, policy.exempt_paths)
         except Exception as exc:  # our bug met on this package: it stays unchecked, so it is refused
             raw.append(_unreadable(item, f"internal error while checking it ({type(exc).__name__}: {exc})"))
             continue
@@ -127,7 +127,8 @@ def _conflicts(root: str, shipped: list, leaving: set[tuple[str, str, str]], inc
         ref = pkg.ref
         if (ref.name, _evr(ref), ref.arch) in leaving or ref.nevra in incoming_nevras:
             continue
-        shipped = shipped + check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None).objects
+        shipped = shipped + check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None,
+                                          policy.exempt_paths).objects
     return find_conflicts(shipped, only_for=incoming_nevras)
 
 

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterable
 
 from . import bpfdirs, rpmdb
-from .bpfdirs import location_finding, relative_name
+from .bpfdirs import exempt_finding, location_finding, relative_name
 from .findings import Finding, InputError, PackageRef
 from .package import MAX_CONTENT, FileEntry, Package
 from .policy import Policy
@@ -118,7 +118,8 @@ class _Verifier:
             if entry.is_ghost:
                 continue  # expected to change: the runtime locations' %ghost entries
             if entry.class_says_bpf and entry.is_regular:
-                misplaced = location_finding(pkg, entry, dirs)
+                misplaced = (exempt_finding(pkg, entry.path, self.policy.exempt_paths)
+                             or location_finding(pkg, entry, dirs))
                 if misplaced is not None:
                     self.raw.append(misplaced)
             self.compare(pkg, entry, algo)

@@ -61,7 +61,8 @@ class BPFCheck(AbstractCheck):
                          lambda _: pkg)
             return
         dirs = bpfdirs.for_arch(package.ref.arch)
-        result = check_package(package, dirs, self.policy.owner_provides, DiskReader(pkg.dir_name()))
+        result = check_package(package, dirs, self.policy.owner_provides, DiskReader(pkg.dir_name()),
+                               self.policy.exempt_paths)
         self.checked_files += len(package.files)
         self._report(result.findings, lambda _: pkg)
         self._shipped.extend((obj, pkg) for obj in result.objects)

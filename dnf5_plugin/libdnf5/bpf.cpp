@@ -2,7 +2,8 @@
 //
 // A shim with no rule logic: every hook describes the transaction as JSON,
 // hands it to `rpm-bpf transaction-check` (or runs `rpm-bpf verify` after the
-// transaction) and acts on the exit code: 0 accept (its output are warnings),
+// transaction), through one `rpm-bpf serve` process started before depsolving,
+// and acts on the exit code: 0 accept (its output are warnings),
 // 1 refuse, anything else is an internal error of this check.
 // Configured by /etc/dnf/libdnf5-plugins/bpf.conf ([main]: mode, fail_on_error,
 // verify_after, policy, command, timeout).
@@ -252,6 +253,166 @@ bool truthy(std::string v) {
     return v == "1" || v == "yes" || v == "true" || v == "on";
 }
 
+// --- one rpm-bpf process for the whole transaction (`rpm-bpf serve`) ---------
+
+// Started before depsolving (repos_configured), so that the interpreter's
+// start-up and the engine's imports overlap with dnf5 loading repositories;
+// each hook then costs only its check. Protocol (rpm_bpf/serve.py): a request
+// is one JSON line {"argv": [...], "input": "..."}, the answer "STATUS LENGTH\n"
+// and LENGTH bytes of the command's stdout. Its stderr is dnf5's. A server that
+// cannot start or dies before answering is replaced by one-shot runs.
+class Server {
+public:
+    Server() = default;
+    Server(const Server &) = delete;
+    Server & operator=(const Server &) = delete;
+    ~Server() { stop(); }
+
+    bool running() const { return pid > 0; }
+
+    void start(const std::string & command) {
+        if (pid > 0 || failed) return;
+        int in[2]{-1, -1}, out[2]{-1, -1};
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+            for (int fd : {in[0], in[1], out[0], out[1]}) {
+                if (fd >= 0) close(fd);
+            }
+            failed = true;
+            return;
+        }
+        for (int * fd : {&in[0], &in[1], &out[0], &out[1]}) {
+            *fd = above_stdio(*fd);
+        }
+        std::string serve = "serve";
+        char * argv[]{const_cast<char *>(command.c_str()), serve.data(), nullptr};
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, in[1], 0);
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+        int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv, environ);
+        posix_spawn_file_actions_destroy(&actions);
+        close(in[1]);
+        close(out[1]);
+        if (rc != 0) {
+            pid = -1;
+            failed = true;
+            close(in[0]);
+            close(out[0]);
+            return;
+        }
+        to = in[0];
+        from = out[0];
+    }
+
+    // The answer to `rpm-bpf ARGV` with `input` on stdin. `served` is false when
+    // the server was not there to take the request (the caller runs it once
+    // by itself); a timeout is an answer (res.problem), not a reason to rerun.
+    Outcome call(const std::vector<std::string> & argv, const std::string & input, int timeout_s, bool & served) {
+        Outcome res;
+        served = false;
+        if (pid <= 0) return res;
+        std::string line = "{\"argv\": [";
+        for (size_t i = 1; i < argv.size(); ++i) {  // argv[0] is the command the server runs as
+            line += (i > 1 ? ", " : "") + json_str(argv[i]);
+        }
+        line += "], \"input\": " + json_str(input) + "}\n";
+        using clock = std::chrono::steady_clock;
+        const auto deadline = clock::now() + std::chrono::seconds(timeout_s);
+        auto wait = [&](int fd, short events) -> int {  // 1 ready, 0 timed out, -1 error
+            for (;;) {
+                int wait_ms = -1;
+                if (timeout_s > 0) {
+                    auto left =
+                        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+                    if (left <= 0) return 0;
+                    wait_ms = static_cast<int>(std::min<long long>(left, 60'000));
+                }
+                pollfd pfd{fd, events, 0};
+                int n = poll(&pfd, 1, wait_ms);
+                if (n > 0) return 1;
+                if (n < 0 && errno != EINTR) return -1;
+            }
+        };
+        size_t sent = 0;
+        while (sent < line.size()) {
+            int ready = wait(to, POLLOUT);
+            if (ready == 0) return timed_out(argv, timeout_s, served);
+            ssize_t n = ready < 0 ? -1 : send(to, line.data() + sent, line.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (n <= 0) {
+                stop();  // gone before it took the request
+                return res;
+            }
+            sent += static_cast<size_t>(n);
+        }
+        std::string got;
+        size_t header_end = std::string::npos;
+        size_t want = 0;
+        int status = -1;
+        for (;;) {
+            if (header_end == std::string::npos) {
+                header_end = got.find('\n');
+                if (header_end != std::string::npos) {
+                    unsigned long long length = 0;
+                    if (std::sscanf(got.c_str(), "%d %llu", &status, &length) != 2 || status < 0 ||
+                        length > (1ULL << 30)) {
+                        stop();
+                        served = true;
+                        res.problem = argv[0] + " serve answered something that is not its protocol";
+                        return res;
+                    }
+                    want = header_end + 1 + static_cast<size_t>(length);
+                }
+            }
+            if (header_end != std::string::npos && got.size() >= want) break;
+            int ready = wait(from, POLLIN);
+            if (ready == 0) return timed_out(argv, timeout_s, served);
+            char buf[65536];
+            ssize_t n = ready < 0 ? -1 : read(from, buf, sizeof buf);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (n <= 0) {
+                // Died on this request (a crash in librpm on a hostile package, killed):
+                // the one-shot run the caller makes reports how it ends.
+                stop();
+                return res;
+            }
+            got.append(buf, static_cast<size_t>(n));
+        }
+        served = true;
+        res.exited = true;
+        res.status = status;
+        res.out = got.substr(header_end + 1, want - header_end - 1);
+        return res;
+    }
+
+    // The server holds nothing worth a goodbye: killing it costs dnf5 no wait
+    // for the interpreter's shutdown.
+    void stop() {
+        if (to >= 0) close(to);
+        if (from >= 0) close(from);
+        to = from = -1;
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+        }
+        pid = -1;
+    }
+
+private:
+    pid_t pid{-1};
+    int to{-1}, from{-1};
+    bool failed{false};
+
+    Outcome timed_out(const std::vector<std::string> & argv, int timeout_s, bool & served) {
+        stop();
+        served = true;
+        Outcome res;
+        res.problem = argv[0] + " did not finish within " + std::to_string(timeout_s) + " s (timeout), killed";
+        return res;
+    }
+};
+
 // --- the plugin --------------------------------------------------------------
 
 class BpfPlugin final : public plugin::IPlugin2_1 {
@@ -291,6 +452,17 @@ public:
         }
         return nullptr;
     }
+
+    // Before the repositories load: start the rpm-bpf server now, so that its
+    // start-up runs beside dnf5's own work rather than inside a later hook.
+    void repos_configured() override {
+        if (mode == "off") return;
+        auto started = std::chrono::steady_clock::now();
+        server.start(command);
+        log_time("repos_configured", started);
+    }
+
+    void finish() noexcept override { server.stop(); }
 
     // Before download: depsolving chose packages; their bpf(NAME) provides
     // (primary metadata, always loaded) are enough to see name clashes early.
@@ -365,6 +537,7 @@ private:
     std::vector<std::string> policy_files;
     std::string command;
     int timeout_s{600};
+    Server server;
     std::set<std::string> bpf_names;  // incoming packages with BPF content, as pre_transaction's check said
     bool bpf_checked{false};
 
@@ -380,6 +553,13 @@ private:
             if (end == std::string::npos) end = text.size();
             if (end > pos) out.insert(text.substr(pos, end - pos));
         }
+    }
+
+    // `rpm-bpf ARGV`, answered by the server when it is there, else run once.
+    Outcome run(const std::vector<std::string> & argv, const std::string & input) {
+        bool served = false;
+        Outcome res = server.call(argv, input, timeout_s, served);
+        return served ? res : run_tool(argv, input, timeout_s);
     }
 
     std::string installroot() { return get_base().get_config().get_installroot_option().get_value(); }
@@ -447,7 +627,7 @@ private:
         if (list_fd >= 0) {
             argv.insert(argv.end(), {"--bpf-packages", list});
         }
-        Outcome res = run_tool(argv, request, timeout_s);
+        Outcome res = run(argv, request);
         if (list_fd >= 0) {
             if (res.exited && (res.status == 0 || res.status == 1)) {
                 read_lines(list_fd, *names);
@@ -487,13 +667,14 @@ private:
         }
         // Without names rpm-bpf verify would check every installed package.
         if (names.empty()) return;
-        std::vector<std::string> argv{command, "verify", "--root", installroot()};
+        // dnf5 has just written this database itself: no private copy of it is needed.
+        std::vector<std::string> argv{command, "verify", "--root", installroot(), "--db-in-place"};
         for (const auto & p : policy_files) {
             argv.insert(argv.end(), {"--policy", p});
         }
         argv.push_back("--");
         argv.insert(argv.end(), names.begin(), names.end());
-        Outcome res = run_tool(argv, "", timeout_s);
+        Outcome res = run(argv, "");
         std::cerr << res.err;
         if (res.exited && res.status == 0) return;
         // libdnf5 calls this hook after a failed rpm transaction too, and its

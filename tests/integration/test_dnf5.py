@@ -172,3 +172,55 @@ def test_failing_rpm_bpf_refuses_with_fail_on_error(dnf5):
     assert proc.returncode == 1, _out(proc)
     assert "rpm-bpf: internal error of the BPF plugin" in _out(proc)
     assert not dnf5.installed("xdp-good")
+
+
+def _wrapper(dnf5, name: str, body: str) -> str:
+    """A command for bpf.conf: a shell script in the sid root that ends in the real rpm-bpf."""
+    script = dnf5.root / "usr/local/bin" / name
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f"#!/bin/sh\n{body}\nexec /usr/bin/rpm-bpf \"$@\"\n")
+    script.chmod(0o755)
+    return f"/usr/local/bin/{name}"
+
+
+def test_one_rpm_bpf_process_serves_every_hook(dnf5):
+    """goal_resolved (bpf() provides), pre_transaction and post_transaction: one `rpm-bpf serve`, started early."""
+    starts = dnf5.root / "tmp/rpm-bpf-starts"
+    starts.unlink(missing_ok=True)
+    dnf5.configure(command=_wrapper(dnf5, "rpm-bpf-logged", 'echo "$1" >> /tmp/rpm-bpf-starts'))
+    proc = dnf5("install", "xdp-good-1.0")
+    assert proc.returncode == 0, _out(proc)
+    assert starts.read_text().split() == ["serve"]
+    log = "".join(p.read_text(errors="replace") for p in dnf5.path("/").rglob("dnf5.log"))
+    for hook in ("repos_configured", "goal_resolved", "pre_transaction", "post_transaction"):
+        assert f"rpm-bpf: {hook} took" in log, hook
+    # ... and the server still judges: a misplaced object is refused through it.
+    refused = dnf5("install", "misplaced")
+    assert refused.returncode == 1 and "bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in _out(refused)
+    assert starts.read_text().split() == ["serve", "serve"]
+
+
+def test_server_that_dies_is_replaced_by_one_shot_runs(dnf5):
+    dies = _wrapper(dnf5, "rpm-bpf-dies", 'if [ "$1" = serve ]; then head -c 1 >/dev/null; exit 3; fi')
+    dnf5.configure(command=dies)
+    proc = dnf5("install", "misplaced")
+    assert proc.returncode == 1, _out(proc)
+    assert "misplaced.x86_64: E: bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in _out(proc)
+    assert not dnf5.installed("misplaced")
+
+
+def test_server_speaking_nonsense_is_an_internal_error(dnf5):
+    nonsense = _wrapper(dnf5, "rpm-bpf-nonsense",
+                        'if [ "$1" = serve ]; then read line; echo "not a status"; exec sleep 300; fi')
+    dnf5.configure(command=nonsense)
+    proc = dnf5("install", "xdp-good-1.0")
+    assert proc.returncode == 0, _out(proc)
+    assert "rpm-bpf: internal error of the BPF plugin: goal_resolved: /usr/local/bin/rpm-bpf-nonsense serve " \
+        "answered something that is not its protocol" in _out(proc)
+    assert dnf5.installed("xdp-good")
+    dnf5.configure(command=nonsense, fail_on_error=1)
+    proc = dnf5("install", "misplaced")
+    assert proc.returncode == 1 and "not its protocol" in _out(proc)
+    assert not dnf5.installed("misplaced")
+    lingering = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
+    assert lingering.stdout == "", "the plugin left its server running"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from rpm_bpf.policy import Policy
@@ -248,3 +250,154 @@ install -D -m 0644 %{SOURCE0} %{buildroot}/usr/lib64/bpf/prog.o
     assert found == {("bpf-hardcoded-bpfdir", "handmade.spec", "line 12"),
                      ("bpf-install-by-hand", "handmade.spec", "line 12"),
                      ("bpf-object-config", "handmade.spec", "line 15")}
+
+
+# --- BPF ELF files that are not deployed programs (issue: real-world fidelity) ---
+
+BPF_LIBRARY_C = r"""
+/* Only a sub-program in .text and data: nothing a loader can attach. */
+int shared_counter = 1;
+__attribute__((noinline)) int add_one(int x) { return x + shared_counter; }
+"""
+
+
+@pytest.fixture(scope="module")
+def no_programs(tmp_path_factory):
+    from rpm_bpf import elf, samples
+
+    path = samples.compile_bpf(BPF_LIBRARY_C, tmp_path_factory.mktemp("noprog") / "lib.bpf.o")
+    info = elf.inspect(path.read_bytes())
+    assert ".text" in info.sections and not info.has_programs  # what clang made, checked with pyelftools
+    return path
+
+
+def test_object_without_programs_is_information_not_misplaced(rpms, no_programs, bpfdir):
+    outside = rpms.build(PkgSpec("bpf-runtime", files=[PkgFile("/usr/lib/bpf-runtime/crt.o", no_programs,
+                                                                mode=0o755)]))
+    result = scan([str(outside)], Policy.load(system=None))
+    (finding,) = result.findings
+    assert (finding.rule, finding.severity.label) == ("bpf-object-no-programs", "info")
+    assert "sub-programs only" in finding.detail
+    # In the BPF directory its name still counts: two sources shipping it clash.
+    a = rpms.build(PkgSpec("libbpfa", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/lib.o", no_programs)]))
+    b = rpms.build(PkgSpec("libbpfb", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/lib.o", no_programs)]))
+    assert ("libbpfa", "bpf-name-conflict", f"{bpfdir}/lib.o") in findings_of(a, b)
+
+
+@pytest.mark.parametrize("path", [
+    "/usr/share/gocode/src/github.com/cilium/ebpf/testdata/loader-el.elf",
+    "/usr/share/cargo/registry/aya-obj-0.1.0/tests/prog.o",
+    "/usr/lib/gcc/bpf-unknown-none/13/crti.o",
+    "/usr/lib/rustlib/bpfel-unknown-none/lib/x.o",
+])
+def test_exempt_locations_are_information(rpms, objects, path, tmp_path):
+    name = "exempt-" + str(abs(hash(path)))[:8]
+    pkg = rpms.build(PkgSpec(name, noarch=True, files=[PkgFile(path, objects.no_license, mode=0o664)]))
+    result = scan([str(pkg)], Policy.load(system=None))
+    (finding,) = result.findings  # not misplaced, no license, no BTF, writable: not judged as a program
+    assert (finding.rule, finding.severity.label, finding.path) == ("bpf-object-exempt-location", "info", path)
+    # The policy may take the exemption back: then it is judged like any object.
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[exempt]\npaths = []\n")
+    judged = {f.rule for f in scan([str(pkg)], Policy.load([strict], system=None)).findings}
+    assert {"bpf-object-outside-bpfdir", "bpf-object-writable", "bpf-object-no-license"} <= judged
+
+
+def test_policy_exempt_paths_are_checked(tmp_path):
+    from rpm_bpf.policy import PolicyError
+
+    for text in ('[exempt]\npaths = "/usr/*"\n', "[exempt]\npaths = [\"relative/*\"]\n", "[exempt]\nroots = []\n"):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(PolicyError, match=r"\[exempt\]"):
+            Policy.load([bad], system=None)
+
+
+# --- embedded objects: header signals, and --embedded=all where the header says nothing ---
+
+@pytest.mark.parametrize("provides, requires, signal", [
+    ([], ["libbpf.so.1()(64bit)"], "libbpf-dynamic"),
+    (["bundled(libbpf) = 1.4"], [], "libbpf-static"),
+    (["bundled(golang(github.com/cilium/ebpf)) = 0.16.0"], [], "go"),
+    (["bundled(crate(libbpf-rs)) = 0.24.0"], [], "rust"),
+    (["bundled(crate(aya)) = 0.13.0"], [], "rust"),
+    ([], [], None),
+])
+def test_embedded_found_by_each_header_signal(rpms, objects, provides, requires, signal):
+    name = f"loader-{signal or 'none'}-{len(provides)}{len(requires)}"
+    spec = PkgSpec(name, provides=provides, requires=requires, autodeps=False,
+                   files=[PkgFile(f"/usr/bin/{name}", objects.loader, mode=0o755)])
+    pkg = rpms.build(spec)
+    found = [f for f in scan([str(pkg)], Policy.load(system=None)).findings if f.rule == "bpf-object-embedded"]
+    everything = [f for f in scan([str(pkg)], Policy.load(system=None), embedded="all").findings
+                  if f.rule == "bpf-object-embedded"]
+    (one,) = everything  # --embedded=all searches every ELF file: found whatever the header says
+    assert one.embedded.signal == (signal or "payload")
+    if signal is None:
+        assert found == []  # no header signal: the default scan does not read this payload
+    else:
+        (hit,) = found
+        assert hit.embedded == one.embedded
+        assert hit.embedded.signal == signal and f"found by {signal}" in hit.detail
+        assert ("xdp", "xdp_count") in hit.embedded.programs and hit.embedded.license == "GPL"
+        assert hit.embedded.offset > 0 and hit.embedded.size > 0
+
+
+def test_static_libbpf_found_per_file_by_its_link_dependencies(rpms, objects, tmp_path, no_programs):
+    """libbpf linked in (libbpf-tools): the ELF file itself needs libelf and zlib, as rpm's per-file
+    dependencies record; another file of the package that links libelf alone is not read for it."""
+    from rpm_bpf import samples
+
+    static = samples.build_skeleton_loader(objects.full, tmp_path / "static" / "loader", static_libbpf=True)
+    elf_user = tmp_path / "elfuser"
+    (tmp_path / "elfuser.c").write_text("#include <libelf.h>\nint main(void) { return elf_version(EV_CURRENT) == 0; }\n")
+    subprocess.run(["gcc", "-O2", "-o", str(elf_user), str(tmp_path / "elfuser.c"), "-lelf"], check=True)
+    pkg = rpms.build(PkgSpec("static-tools", files=[PkgFile("/usr/bin/static-tool", static, mode=0o755),
+                                                     PkgFile("/usr/bin/elf-user", elf_user, mode=0o755)]))
+    from rpm_bpf import bpfdirs
+    from rpm_bpf.rpmfile import open_rpm
+
+    opened = open_rpm(str(pkg), bpfdirs.for_arch)
+    assert opened.package.file_signals == {"/usr/bin/static-tool": "libbpf-static"}
+    assert [e.path for e in opened.package.files] == ["/usr/bin/static-tool"]
+    (hit,) = [f for f in scan([str(pkg)], Policy.load(system=None)).findings if f.rule == "bpf-object-embedded"]
+    assert (hit.path, hit.embedded.signal) == ("/usr/bin/static-tool", "libbpf-static")
+    # An elfutils user alone has its payload left alone.
+    alone = rpms.build(PkgSpec("elf-user-only", files=[PkgFile("/usr/bin/elf-user", elf_user, mode=0o755)]))
+    assert open_rpm(str(alone), bpfdirs.for_arch).package.files == []
+
+
+@pytest.mark.parametrize("edit", ["index-out-of-range", "start-past-table", "negative-start", "provides-class"])
+def test_crafted_per_file_dependencies_point_nowhere(rpms, objects, tmp_path, edit):
+    """FILEDEPENDSX/N and DEPENDSDICT come from the package: indexes out of range are ignored, never followed."""
+    import rpm
+
+    from rpm_bpf import bpfdirs
+    from rpm_bpf.rpmfile import open_rpm
+    from tests import craft
+
+    static = objects.loader.parent.parent / "static" / "loader"
+    if not static.exists():
+        from rpm_bpf import samples
+
+        samples.build_skeleton_loader(objects.full, static, static_libbpf=True)
+    src = rpms.build(PkgSpec(f"crafted-deps-{edit}", files=[PkgFile("/usr/bin/tool", static, mode=0o755)]))
+    assert open_rpm(str(src), bpfdirs.for_arch).package.file_signals == {"/usr/bin/tool": "libbpf-static"}
+
+    def change(hdr):
+        table, starts = list(hdr[rpm.RPMTAG_DEPENDSDICT]), list(hdr[rpm.RPMTAG_FILEDEPENDSX])
+        if edit == "index-out-of-range":
+            table = [(d & 0xFF000000) | 0xFFFFFF for d in table]
+        elif edit == "start-past-table":
+            starts = [len(table) + 5 for _ in starts]
+        elif edit == "negative-start":
+            starts = [-1 for _ in starts]
+        else:
+            table = [(ord("P") << 24) | (d & 0xFFFFFF) for d in table]
+        craft.set_tag(hdr, rpm.RPMTAG_DEPENDSDICT, table)
+        craft.set_tag(hdr, rpm.RPMTAG_FILEDEPENDSX, starts)
+
+    crafted = craft.edit_header(src, tmp_path / f"{edit}.rpm", change)
+    package = open_rpm(str(crafted), bpfdirs.for_arch).package
+    assert package.file_signals == {} and package.files == []  # nothing to follow: not searched
+    assert scan([str(crafted)], Policy.load(system=None)).errors == []

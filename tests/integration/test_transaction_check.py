@@ -161,3 +161,84 @@ def test_broken_policy_file_is_the_hosts_error_not_the_packages(installed, repo,
     proc = _check(installed.root, request, "--json", "--policy", str(broken))
     assert proc.returncode == 2 and proc.stdout == ""
     assert f"rpm-bpf: error: {broken}: [severity] bpf-object-no-btf: expected a string" in proc.stderr
+
+
+# --- `rpm-bpf serve`: the same commands from one process (the libdnf5 plugin's way) ---
+
+class Server:
+    """A real `rpm-bpf serve` process spoken to with its line protocol."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", "rpm_bpf", "serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+    def send(self, line: bytes) -> tuple[int, bytes]:
+        self.proc.stdin.write(line)
+        self.proc.stdin.flush()
+        status, length = self.proc.stdout.readline().split()
+        return int(status), self.proc.stdout.read(int(length))
+
+    def call(self, argv: list[str], data: str = "") -> tuple[int, bytes]:
+        return self.send(json.dumps({"argv": argv, "input": data}).encode() + b"\n")
+
+    def close(self) -> str:
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=30) == 0
+        return self.proc.stderr.read().decode()
+
+
+def test_serve_answers_as_the_one_shot_command_does(installed, repo):  # noqa: F811
+    request = json.dumps({"incoming": [{"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64",
+                                        "action": "install"}], "leaving": []})
+    argv = ["transaction-check", "--root", str(installed.root), "--no-system-policy", "--json"]
+    once = _check(installed.root, request, "--json")
+    server = Server()
+    try:
+        for _ in range(2):  # the second answer comes from the same process, warm
+            status, out = server.call(argv, request)
+            assert status == once.returncode == 1
+            assert json.loads(out) == json.loads(once.stdout)
+        verify = ["verify", "--root", str(installed.root), "--no-system-policy", "--format", "json", "--", "xdp-good"]
+        alone = subprocess.run([sys.executable, "-m", "rpm_bpf", *verify], capture_output=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+        status, out = server.call(verify)
+        assert status == alone.returncode == 0
+        assert json.loads(out) == json.loads(alone.stdout)
+        assert json.loads(out)["summary"]["packages"] == 1
+    finally:
+        stderr = server.close()
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("line, message", [
+    (b"not json\n", "bad request"),
+    (b'{"argv": "transaction-check"}\n', "bad request"),
+    (b'{"argv": ["serve"]}\n', "'serve' is not served"),
+    (b'{"argv": ["transaction-check", "--no-such-option"]}\n', "unrecognized arguments"),
+    (b'{"argv": []}\n', "is not served"),
+])
+def test_serve_bad_requests_are_exit_2_and_the_server_goes_on(installed, line, message):
+    server = Server()
+    try:
+        assert server.send(line) == (2, b"")
+        status, out = server.call(["transaction-check", "--root", str(installed.root), "--no-system-policy"],
+                                  '{"incoming": []}')
+        assert (status, out) == (0, b"")
+    finally:
+        stderr = server.close()
+    assert message in stderr and "Traceback" not in stderr
+
+
+def test_serve_passes_non_utf8_paths_through(installed, tmp_path):
+    # A file name that is not UTF-8 reaches the check as the same bytes (a missing package: refused, named).
+    request = b'{"incoming": [{"path": "/nonexistent/\xff.rpm", "nevra": "x-1-1.x86_64"}]}'
+    line = b'{"argv": ["transaction-check", "--root", "' + str(installed.root).encode() + \
+        b'", "--no-system-policy"], "input": ' + json.dumps(request.decode("latin-1")).encode("latin-1") \
+        .replace(b"\\u00ff", b"\xff") + b"}\n"
+    server = Server()
+    try:
+        status, out = server.send(line)
+    finally:
+        server.close()
+    assert status == 1 and b"bpf-package-unreadable /nonexistent/\\xff.rpm" in out

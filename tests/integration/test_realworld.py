@@ -1,0 +1,130 @@
+"""Real-world fidelity: Debian 12 packages that ship eBPF, repacked file for file as RPMs.
+
+The corpus (benchmarks/realworld_corpus.py) is downloaded with apt-get and
+built with rpmbuild once, then cached under /var/cache/rpm-bpf-realworld.
+Its EXPECTED table was counted independently of rpm-bpf (a byte search for
+EM_BPF ELF headers that pyelftools parses); these tests hold every verdict of
+the default scan, of --embedded=all and of --deep against it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+_spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
+realworld_corpus = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(realworld_corpus)
+EXPECTED = realworld_corpus.EXPECTED
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    try:
+        return realworld_corpus.build()
+    except realworld_corpus.CorpusUnavailable as exc:
+        pytest.skip(f"the real-world corpus cannot be made here (apt cannot fetch the Debian packages): {exc}")
+
+
+def _scan(corpus: Path, *args: str, fmt: str = "json") -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "scan", "-q", "--no-system-policy", "-f", fmt, *args,
+                           str(corpus)], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def scans(corpus) -> dict[str, list[dict]]:
+    runs = {"default": [], "all": ["--embedded=all"], "deep": ["--deep"]}
+    found = {}
+    for label, args in runs.items():
+        doc = json.loads(_scan(corpus, *args).stdout)
+        assert doc["summary"]["packages"] == len(EXPECTED) and doc["input_errors"] == []
+        found[label] = doc["findings"]
+    return found
+
+
+def _embedded(findings: list[dict]) -> Counter:
+    return Counter((f["package"]["name"].removeprefix("deb-"), f["path"]) for f in findings
+                   if f["rule"] == "bpf-object-embedded")
+
+
+def test_every_embedded_object_counted_in_every_file(scans):
+    deep, every, default = (_embedded(scans[k]) for k in ("deep", "all", "default"))
+    for name, expected in EXPECTED.items():
+        for path, count in expected.get("embedded", {}).items():
+            assert deep[(name, path)] == count, (name, path)
+            assert every[(name, path)] == count, (name, path)
+            # The default scan searches where a header signal says so (delve has none: --embedded=all finds it).
+            assert default[(name, path)] == (count if expected["signal"] else 0), (name, path)
+    wanted = {(n, p) for n, e in EXPECTED.items() for p in e.get("embedded", {})}
+    assert set(deep) == wanted and set(every) == wanted  # nothing anywhere else either
+
+
+def test_each_embedded_object_says_which_signal_found_it(scans):
+    for f in scans["default"]:
+        if f["rule"] == "bpf-object-embedded":
+            expected = EXPECTED[f["package"]["name"].removeprefix("deb-")]
+            assert f["embedded"]["signal"] == expected["signal"]
+            assert f["embedded"]["programs"] and f["embedded"]["size"] > 0 and f["embedded"]["offset"] > 0
+            assert f["embedded"]["license"]  # every real skeleton here declares one
+    delve = [f for f in scans["all"] if f["package"]["name"] == "deb-delve" and f["rule"] == "bpf-object-embedded"]
+    assert [f["embedded"]["signal"] for f in delve] == ["payload"]
+    assert [p["section"] for p in delve[0]["embedded"]["programs"]] == ["uprobe/dlv_trace"]
+
+
+def test_errors_land_only_where_expected(scans):
+    for label in ("default", "all", "deep"):
+        errors = [(f["package"]["name"].removeprefix("deb-"), f["rule"], f["path"]) for f in scans[label]
+                  if f["severity"] == "error"]
+        for name, rule, path in errors:
+            allowed = EXPECTED[name].get("errors", [])
+            assert any(rule == r and fnmatch.fnmatchcase(path, glob) for r, glob in allowed), (label, name, rule, path)
+        for name, expected in EXPECTED.items():
+            for rule, glob in expected.get("errors", []):
+                hits = [e for e in errors if e[0] == name and e[1] == rule and fnmatch.fnmatchcase(e[2], glob)]
+                assert len(hits) == expected["standalone"], (label, name, rule, glob)
+
+
+def test_bpf_files_that_are_not_programs_are_information(scans):
+    for name, expected in EXPECTED.items():
+        for rule, glob, count in expected.get("info", []):
+            hits = [f for f in scans["default"] if f["package"]["name"] == f"deb-{name}"]
+            assert {f["rule"] for f in hits} == {rule}, name  # no other rule fires on them
+            assert len(hits) == count and all(fnmatch.fnmatchcase(f["path"], glob) for f in hits)
+            assert all(f["severity"] == "info" for f in hits)
+
+
+def test_packages_without_bpf_have_no_finding(scans):
+    for name, expected in EXPECTED.items():
+        if not expected:
+            assert [f for f in scans["deep"] if f["package"]["name"] == f"deb-{name}"] == [], name
+
+
+def test_embedded_detail_in_text_junit_and_sarif(corpus):
+    path = "/usr/lib/x86_64-linux-gnu/libknot.so.13.0.0"
+    text = _scan(corpus, fmt="text").stdout
+    (line,) = [line for line in text.splitlines() if path in line]
+    assert "I: bpf-object-embedded" in line and "found by libbpf-dynamic" in line and "at offset " in line
+    sarif = json.loads(_scan(corpus, fmt="sarif").stdout)
+    (result,) = [r for r in sarif["runs"][0]["results"] if r["properties"]["path"] == path]
+    assert result["properties"]["embedded"]["signal"] == "libbpf-dynamic"
+    assert result["properties"]["embedded"]["programs"][0]["section"] == "xdp"
+    junit = ElementTree.fromstring(_scan(corpus, fmt="junit").stdout)
+    texts = [ElementTree.tostring(case, encoding="unicode") for case in junit.iter("testcase")]
+    assert any(path in t and "found by libbpf-dynamic" in t for t in texts)
