@@ -126,16 +126,24 @@ def _scan_one(item: str, options: _Options, chunk: _Chunk) -> None:
     chunk.shipped.extend(checked.objects)
 
 
-_BATCH = 16  # inputs handed to a worker at a time
+_BATCH = 16  # inputs handed to a worker at a time, answered together
 _PARALLEL_FROM = 512  # below this, starting workers costs more than it saves
 
 
-def _serve(conn, options: _Options) -> None:
-    """Worker process: checks the inputs it is sent, answering one result per input."""
+def _serve(conn, options: _Options, on) -> None:
+    """Worker process: checks the batches it is sent, answering one message per batch.
+
+    Before each input it writes the input's index to ``on`` (shared memory,
+    no system call), so that if it dies the parent knows which input killed it.
+    """
     try:
         while (batch := conn.recv()) is not None:
+            answers = []
             for index, item in batch:
-                conn.send((index, _scan_chunk(([item], options))))
+                on.value = index
+                answers.append((index, _scan_chunk(([item], options))))
+            on.value = -1
+            conn.send(answers)
     except (EOFError, KeyboardInterrupt):
         pass
 
@@ -155,51 +163,61 @@ def _death(process) -> str:
 def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[int, _Chunk], None]) -> None:
     """Check ``inputs`` in ``jobs`` worker processes.
 
-    Each worker answers input by input, so when one dies (a crash in a
-    library on a crafted file) the input it was on is known: it becomes an
-    input error, the rest of its batch goes to a fresh worker. Never a hang.
+    Each worker answers batch by batch and marks in shared memory the input
+    it is on, so when one dies (a crash in a library on a crafted file) that
+    input becomes an input error and the rest of its work, answered or not,
+    goes to a fresh worker. Never a hang.
     """
     from multiprocessing.connection import wait
 
     ctx = multiprocessing.get_context("fork")
     queue = deque(enumerate(inputs))
-    workers: dict = {}  # connection -> (process, inputs sent and not answered)
+    workers: dict = {}  # connection -> (process, shared "on" index, inputs sent and not answered)
     idle_deaths = [0]  # workers died in a row before taking any input
 
     def start() -> None:
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=_serve, args=(child, options), daemon=True)
+        on = ctx.RawValue("q", -1)
+        process = ctx.Process(target=_serve, args=(child, options, on), daemon=True)
         process.start()
         child.close()
-        workers[parent] = (process, deque())
+        workers[parent] = (process, on, deque())
+
+    def answered(conn, answers) -> None:
+        inflight = workers[conn][2]
+        for index, chunk in answers:
+            inflight.popleft()
+            done(index, chunk)
 
     def retire(conn) -> None:
-        """A worker died: the input it was on is an error, the rest of its batch goes back."""
-        process, inflight = workers.pop(conn)
+        """A worker died: the input it was on is an error, the rest of its work goes back."""
+        process, on, inflight = workers[conn]
         try:
-            while inflight and conn.poll(0):  # answers it sent before dying are still in the pipe
-                index, chunk = conn.recv()
-                inflight.popleft()
-                done(index, chunk)
+            while inflight and conn.poll(0):  # batches it answered before dying are still in the pipe
+                answered(conn, conn.recv())
         except (EOFError, OSError):
             pass
+        del workers[conn]
         conn.close()
         process.join(timeout=5)
         if process.is_alive():
             process.kill()
             process.join()
-        if not inflight:
+        culprit = next((pending for pending in inflight if pending[0] == on.value), None)
+        if culprit is None:
             # Died before taking any input: after a few such deaths, the next input is charged,
             # so that workers are never forked forever without progress.
+            queue.extendleft(reversed(inflight))
             idle_deaths[0] += 1
             if idle_deaths[0] <= 2 * jobs or not queue:
                 return
-            inflight.append(queue.popleft())
+            culprit = queue.popleft()
+        else:
+            queue.extendleft(reversed([pending for pending in inflight if pending is not culprit]))
         idle_deaths[0] = 0
-        index, item = inflight.popleft()
+        index, item = culprit
         done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); "
                                                    "not checked")]))
-        queue.extendleft(reversed(inflight))
 
     def feed(conn) -> None:
         batch = [queue.popleft() for _ in range(min(_BATCH, len(queue)))]
@@ -211,34 +229,35 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
             queue.extendleft(reversed(batch))
             retire(conn)
             return
-        workers[conn][1].extend(batch)
+        workers[conn][2].extend(batch)
 
     try:
-        while queue or any(inflight for _, inflight in workers.values()):
+        while queue or any(inflight for _, _, inflight in workers.values()):
             while queue and len(workers) < jobs:
                 start()
-                feed(next(reversed(workers)))
-            busy = [c for c, (_, inflight) in workers.items() if inflight]
+                conn = next(reversed(workers))
+                feed(conn)
+                if conn in workers:
+                    feed(conn)  # a second batch waits in the pipe: the worker never idles between batches
+            busy = [c for c, (_, _, inflight) in workers.items() if inflight]
             for conn in wait(busy) if busy else []:
-                _, inflight = workers[conn]
                 try:
-                    index, chunk = conn.recv()
+                    answers = conn.recv()
                 except (EOFError, OSError):
                     retire(conn)
                     continue
-                inflight.popleft()
-                done(index, chunk)
+                answered(conn, answers)
                 idle_deaths[0] = 0
-                if len(inflight) <= _BATCH // 2:
+                if len(workers[conn][2]) <= _BATCH:
                     feed(conn)
     finally:
-        for conn, (process, _) in workers.items():
+        for conn, (process, _, _) in workers.items():
             try:
                 conn.send(None)
             except OSError:
                 pass
             conn.close()
-        for process, _ in workers.values():
+        for process, _, _ in workers.values():
             process.join(timeout=5)
             if process.is_alive():
                 process.kill()
