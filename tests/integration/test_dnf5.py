@@ -224,3 +224,24 @@ def test_server_speaking_nonsense_is_an_internal_error(dnf5):
     assert not dnf5.installed("misplaced")
     lingering = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
     assert lingering.stdout == "", "the plugin left its server running"
+
+
+def test_spec_files_match_what_cmake_installs(sid):
+    """The spec's libdnf5-plugin-bpf (--with dnf5; Fedora's %cmake macros are not on Debian, so rpmbuild
+    cannot run that part here) must list exactly what the shims' CMake install puts in a root."""
+    spec = (REPO / "packaging" / "rpm-bpf.spec").read_text()
+    section = spec.split("%files -n libdnf5-plugin-bpf\n", 1)[1].split("%endif", 1)[0]
+    listed = {line.split()[-1] for line in section.splitlines() if line.strip()}
+    proc = debroot.run_in(sid, "sh", "-c", "DESTDIR=/staged cmake --install /build")
+    assert proc.returncode == 0, _out(proc)
+    staged = sid / "staged"
+    try:
+        installed = {"/" + str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    libdir = "/usr/lib/x86_64-linux-gnu"  # the sid root's %{_libdir}, as the fixture configured CMake
+    expected = {p.replace("%{_libdir}", libdir).replace("%{_sysconfdir}", "/etc") for p in listed}
+    assert installed == expected
+    names = subprocess.run(["rpmspec", "-q", "--with", "dnf5", "--provides", str(REPO / "packaging/rpm-bpf.spec")],
+                           capture_output=True, text=True)
+    assert names.returncode == 0 and "dnf5-command(bpf-verify)" in names.stdout.split("\n")
