@@ -9,7 +9,8 @@
 #   3. the rpm-bpf macros, file attribute generator and strip wrapper made active for this
 #      machine's rpm, where the rpm-bpf-macros package would put them, with %__rpm_bpf
 #      pointing at this checkout's .venv (/etc/rpm/macros.rpm-bpf-local);
-#   4. unless --no-demo: `rpm-bpf demo`, which builds sample packages and scans them.
+#   4. man pages (/usr/local/share/man) and bash/zsh completion, generated from the sources;
+#   5. unless --no-demo: `rpm-bpf demo`, which builds sample packages and scans them.
 # Idempotent: running it again installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +21,7 @@ APT_PACKAGES=(
   createrepo-c python3-createrepo-c dnf python3-dnf python3-libdnf python3-hawkey
   rpmlint python3-pyelftools python3-jinja2
   file cpio zstd xz-utils bzip2 debootstrap git util-linux strace
+  man-db groff-base bash-completion zsh
 )
 
 run_demo=1
@@ -53,7 +55,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   echo "setup: installing rpm-bpf (editable) into .venv"
   # compat mode: a plain path entry instead of an import hook, which would cost
   # every rpm-bpf command ~20 ms of start-up.
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,docs]' --config-settings editable_mode=compat
   touch "$stamp"
 fi
 # Byte-compiled like an installed package (PYTHONDONTWRITEBYTECODE may be set).
@@ -96,6 +98,20 @@ if [ -n "$dnf_plugin_dir" ]; then
   install_file 0644 dnf_plugin/bpf.py "$dnf_plugin_dir/bpf.py"
   [ -f /etc/dnf/plugins/bpf.conf ] || install_file 0644 dnf_plugin/bpf.conf /etc/dnf/plugins/bpf.conf
 fi
+
+# Man pages and shell completion, generated from the argparse definitions, the rule
+# registry, the default policy and the macro file (where the spec puts them, under
+# /usr/local for man pages on this machine).
+generated=$(mktemp -d)
+.venv/bin/python -m rpm_bpf.manpages "$generated/man"
+for page in "$generated"/man/*.[0-9]; do
+  install_file 0644 "$page" "/usr/local/share/man/man${page##*.}/$(basename "$page")"
+done
+.venv/bin/python -m rpm_bpf.completion bash > "$generated/rpm-bpf.bash"
+.venv/bin/python -m rpm_bpf.completion zsh > "$generated/_rpm-bpf"
+install_file 0644 "$generated/rpm-bpf.bash" /usr/share/bash-completion/completions/rpm-bpf
+install_file 0644 "$generated/_rpm-bpf" /usr/share/zsh/vendor-completions/_rpm-bpf
+rm -rf "$generated"
 
 if [ "$run_demo" -eq 1 ]; then
   echo "setup: done. Running the demo: .venv/bin/rpm-bpf demo"

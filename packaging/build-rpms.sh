@@ -11,5 +11,9 @@ rm -rf "$top"
 mkdir -p "$top/SOURCES"
 git ls-files -z --cached --others --exclude-standard \
   | tar --null -T - --transform "s|^|rpm-bpf-$version/|" -czf "$top/SOURCES/rpm-bpf-$version.tar.gz"
-rpmbuild -ba --nodeps --define "_topdir $top" packaging/rpm-bpf.spec
+# Man pages and completion are generated with this checkout's .venv (./setup.sh), which has
+# a shtab new enough to complete sub-commands (Debian 12's python3-shtab 1.5 is not).
+docs_python=()
+[ -x .venv/bin/python ] && docs_python=(--define "__python3_docs $(pwd)/.venv/bin/python")
+rpmbuild -ba --nodeps --define "_topdir $top" "${docs_python[@]}" packaging/rpm-bpf.spec
 find "$top/RPMS" "$top/SRPMS" -name '*.rpm' -print

@@ -59,6 +59,29 @@ class OutputError(Exception):
     """The report file cannot be written."""
 
 
+def _use_color(args: argparse.Namespace) -> bool:
+    """Colour like rpmlint: on a terminal only, unless asked; NO_COLOR (any value) turns "auto" off."""
+    if args.color != "auto":
+        return args.color == "always"
+    return (not args.output and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+            and os.environ.get("TERM") != "dumb")
+
+
+def _render(args: argparse.Namespace, report: Report) -> str:
+    show_waived = args.show_waived or args.format in ("json", "sarif")
+    if args.format == "text":
+        from .report import render_text
+
+        return render_text(report, show_waived=show_waived, color=_use_color(args))
+    return RENDERERS[args.format](report, show_waived=show_waived)
+
+
+def _add_color(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour text output by level: auto (default: on a terminal, unless NO_COLOR is set), "
+                             "always, never")
+
+
 def _emit(text: str, output: str | None) -> None:
     if not output:
         sys.stdout.write(text)
@@ -92,7 +115,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     result = scan(args.paths, policy, progress, deep=args.deep, jobs=args.jobs, embedded=args.embedded)
     report = Report("scan", result.packages, result.findings, result.errors)
     _report_errors(report)
-    _emit(RENDERERS[args.format](report, show_waived=args.show_waived or args.format in ("json", "sarif")),
+    _emit(_render(args, report),
           args.output)
     if args.exit_zero and report.exit_code == EXIT_FINDINGS:
         return EXIT_OK
@@ -111,7 +134,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     report = Report("verify", result.packages, result.findings, result.errors)
     _report_errors(report)
-    _emit(RENDERERS[args.format](report, show_waived=args.show_waived or args.format in ("json", "sarif")),
+    _emit(_render(args, report),
           args.output)
     status = report.exit_code
     if args.repair:
@@ -264,6 +287,7 @@ def _configure_scan(scan: argparse.ArgumentParser) -> None:
     scan.description = "Check RPM files against the BPF policy, and for object name conflicts across all packages given."
     scan.add_argument("paths", nargs="+", metavar="PATH", help="RPM file, or directory searched for *.rpm")
     scan.add_argument("-f", "--format", choices=FORMATS, default="text", help="report format (default: text)")
+    _add_color(scan)
     scan.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
     scan.add_argument("--policy", action="append", metavar="FILE",
                       help="policy file applied after the system one (repeatable)")
@@ -293,6 +317,7 @@ def _configure_verify(verify: argparse.ArgumentParser) -> None:
     verify.add_argument("packages", nargs="*", metavar="PACKAGE", help="package names (default: all installed)")
     verify.add_argument("--root", default="/", metavar="DIR", help="verify the system installed in DIR")
     verify.add_argument("-f", "--format", choices=FORMATS, default="text")
+    _add_color(verify)
     verify.add_argument("-o", "--output", metavar="FILE")
     verify.add_argument("--policy", action="append", metavar="FILE")
     verify.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
@@ -394,6 +419,47 @@ def _configure_explain(explain: argparse.ArgumentParser) -> None:
     explain.set_defaults(func=cmd_explain)
 
 
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from .policy import render_effective
+
+    sys.stdout.write(render_effective(_load_policy(args)))
+    return EXIT_OK
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from .safetext import escape
+
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            Policy.load([path], system=None)
+        except PolicyError as exc:
+            print(escape(str(exc)))
+            status = EXIT_USAGE
+        else:
+            print(f"{escape(path)}: ok")
+    return status
+
+
+def _configure_policy(policy: argparse.ArgumentParser) -> None:
+    policy.description = ("Policy files: severities, waivers, BPF directory owners, exempt locations "
+                          "(see rpm-bpf-policy(5)).")
+    actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="print the effective policy, each value with the file it came from",
+                              description="Print the merged policy in force (the built-in default, then "
+                                          f"{SYSTEM_POLICY}, then each --policy) as TOML, each value with a "
+                                          "comment naming the file it came from, like rpmlint --print-config.")
+    show.add_argument("--policy", action="append", metavar="FILE", help="policy file applied after the system one")
+    show.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
+    show.set_defaults(func=cmd_policy_show)
+    check = actions.add_parser("check", help="validate policy files (exit 0: all valid, 2: not)",
+                               description="Check each FILE as a policy file on top of the built-in default: "
+                                           "TOML syntax, every key and type, rule ids and globs. Prints "
+                                           "'FILE: ok' or the error; exit 0 when all are valid, 2 otherwise.")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(func=cmd_policy_check)
+
+
 def _configure_demo(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--dir", default="demo-out", help="where to build (default: ./demo-out)")
     demo.add_argument("-f", "--format", choices=FORMATS, default="text")
@@ -412,6 +478,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "serve:configure_serve"),
     ("rules", "list the rules, their ids and severities", ":_configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", ":_configure_explain"),
+    ("policy", "show the effective policy, or check policy files", ":_configure_policy"),
     ("rpmlint-enable", "enable BPFCheck in rpmlint (writes the rpmlint drop-in)",
      "buildhelpers:configure_rpmlint_enable"),
     ("install-objects", "install BPF objects into the buildroot (behind %%bpf_install)",

@@ -107,6 +107,9 @@ class Policy:
         self.owner_provides: tuple[str, ...] = DEFAULT_OWNER_PROVIDES
         self.exempt_paths: tuple[str, ...] = ()  # globs: BPF ELF files there are not deployed programs
         self.sources: list[str] = []
+        # Where each value in force came from ("severity.RULE", "bpfdir.owner-provides",
+        # "exempt.paths"): what `rpm-bpf policy show` prints beside it.
+        self.origins: dict[str, str] = {}
 
     @classmethod
     def load(cls, paths: Iterable[os.PathLike | str] = (), system: os.PathLike | str | None = SYSTEM_POLICY
@@ -140,6 +143,7 @@ class Policy:
                 raise PolicyError(f"{origin}: [severity] {key}: {exc} or off") from None
             for rule_id in _rule_ids(key, origin, f"[severity] {key}"):
                 self.severities[rule_id] = parsed
+                self.origins[f"severity.{rule_id}"] = origin
         waivers = _expect(data.get("waiver", []), list, origin, "waiver", "an array of tables ([[waiver]])")
         for index, entry in enumerate(waivers, 1):
             self.waivers.append(self._waiver(entry, f"{origin}: waiver #{index}", origin))
@@ -153,6 +157,7 @@ class Policy:
                 raise PolicyError(f"{origin}: [bpfdir] owner-provides: expected a list of strings, "
                                   f"got {_type_name(owners)}")
             self.owner_provides = tuple(owners)
+            self.origins["bpfdir.owner-provides"] = origin
         exempt = _expect(data.get("exempt", {}), dict, origin, "[exempt]", "a table")
         unknown = set(exempt) - {"paths"}
         if unknown:
@@ -163,6 +168,7 @@ class Policy:
                 raise PolicyError(f"{origin}: [exempt] paths: expected a list of absolute path globs, "
                                   f"got {_type_name(paths) if not isinstance(paths, list) else 'other items'}")
             self.exempt_paths = tuple(paths)  # a later file replaces the list: it can also empty it
+            self.origins["exempt.paths"] = origin
         self.sources.append(origin)
 
     def _waiver(self, entry: object, where: str, origin: str) -> Waiver:
@@ -218,3 +224,38 @@ class Policy:
                     break
             result.append(finding)
         return result
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's, and every control character is escaped)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def render_effective(policy: Policy) -> str:
+    """The merged policy as TOML, each value with the file it came from (``rpm-bpf policy show``).
+
+    The output is itself a valid policy file (every rule's severity written out).
+    """
+    builtin = "built-in rule registry"
+    lines = ["# rpm-bpf effective policy, merged in this order:"]
+    lines += [f"#   {i}. {source}" for i, source in enumerate(policy.sources, 1)]
+    lines += ["", "[severity]"]
+    for rule_id, rule in rules.registry().items():
+        level = policy.severity(rule_id)
+        text = "off" if level is None else level.label
+        lines.append(f"{rule_id} = {_toml_string(text)}  # {policy.origins.get(f'severity.{rule_id}', builtin)}")
+    lines += ["", "[bpfdir]",
+              f"owner-provides = [{', '.join(map(_toml_string, policy.owner_provides))}]"
+              f"  # {policy.origins.get('bpfdir.owner-provides', 'built-in default')}",
+              "", "[exempt]", f"# {policy.origins.get('exempt.paths', 'built-in default')}", "paths = ["]
+    lines += [f"    {_toml_string(path)}," for path in policy.exempt_paths]
+    lines.append("]")
+    for waiver in policy.waivers:
+        lines += ["", f"[[waiver]]  # {waiver.origin}", f"rule = {_toml_string(waiver.rule)}",
+                  f"package = {_toml_string(waiver.package)}", f"path = {_toml_string(waiver.path)}",
+                  f"reason = {_toml_string(waiver.reason)}"]
+        if waiver.expires is not None:
+            lines.append(f"expires = {waiver.expires.isoformat()}")
+    return "\n".join(lines) + "\n"

@@ -50,14 +50,21 @@ class Report:
         }
 
 
-def finding_line(f: Finding, label: bool = True) -> str:
+# rpmlint's colours for the level and the message id: errors red, warnings yellow, info blue.
+_COLORS = {Severity.ERROR: "\033[1;31m", Severity.WARNING: "\033[1;33m", Severity.INFO: "\033[1;34m"}
+_RESET = "\033[0m"
+
+
+def finding_line(f: Finding, label: bool = True, color: bool = False) -> str:
     """One finding as rpmlint writes a message line, terminal-safe.
 
     Shared by every human-readable output: text reports, JUnit, the DNF
-    plugins' messages. Names from packages are escaped (see safetext).
+    plugins' messages. Names from packages are escaped (see safetext), so
+    the only escape sequences in a line are the colours asked for here.
     """
     parts = [f"{escape(f.package.label) if f.package else 'rpm-bpf'}: " if label else ""]
-    parts.append(f"{f.severity.letter}: {f.rule}")
+    level = f"{f.severity.letter}: {f.rule}"
+    parts.append(f"{_COLORS[f.severity]}{level}{_RESET}" if color else level)
     if f.path:
         parts.append(" " + escape(f.path))
     if f.detail:
@@ -72,8 +79,8 @@ def input_error_line(err: InputError) -> str:
     return f"rpm-bpf: error: {escape(err.input)}: {escape(err.message)}"
 
 
-def render_text(report: Report, show_waived: bool = False) -> str:
-    lines = [finding_line(f) for f in report._sorted() if show_waived or not f.waived]
+def render_text(report: Report, show_waived: bool = False, color: bool = False) -> str:
+    lines = [finding_line(f, color=color) for f in report._sorted() if show_waived or not f.waived]
     s = report.summary()
     line = (f"{s['packages']} packages checked; {s['errors']} errors, {s['warnings']} warnings, "
             f"{s['info']} info")

@@ -38,18 +38,22 @@ def test_subpackages_put_each_piece_where_its_host_looks(built):
     assert set(built) == {"python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros", "python3-rpmlint-bpf",
                           "python3-dnf-plugin-bpf"}
     assert {"/usr/bin/rpm-bpf", "/usr/lib/python3/dist-packages/rpm_bpf/cli.py",
-            "/usr/share/rpm-bpf/spec-templates/prebuilt.spec.j2", "/etc/rpm-bpf/policy.toml"} <= _list(
-        built["python3-rpm-bpf"])
+            "/usr/share/rpm-bpf/spec-templates/prebuilt.spec.j2", "/etc/rpm-bpf/policy.toml",
+            "/usr/share/man/man1/rpm-bpf.1", "/usr/share/man/man5/rpm-bpf-policy.5",
+            "/usr/share/man/man7/rpm-bpf-rules.7", "/usr/share/bash-completion/completions/rpm-bpf",
+            "/usr/share/zsh/site-functions/_rpm-bpf"} <= _list(built["python3-rpm-bpf"])
     assert _list(built["bpf-filesystem"]) == {"/usr/lib64/bpf", "/usr/lib/bpf"}
     assert {"/usr/lib/rpm/macros.d/macros.bpf", "/usr/lib/rpm/fileattrs/bpf.attr",
-            "/usr/lib/rpm/rpm-bpf/strip-bpf"} <= _list(built["rpm-bpf-macros"])
+            "/usr/lib/rpm/rpm-bpf/strip-bpf", "/usr/share/man/man7/rpm-bpf-macros.7"} <= _list(
+        built["rpm-bpf-macros"])
     assert _list(built["python3-rpmlint-bpf"]) == {"/usr/lib/python3/dist-packages/rpmlint/checks/BPFCheck.py",
                                                    "/etc/xdg/rpmlint/bpf.toml"}
     provides = subprocess.run(["rpm", "-qp", "--provides", str(built["python3-rpm-bpf"])], capture_output=True,
                               text=True).stdout
     assert "rpm-bpf = " in provides
     assert _list(built["python3-dnf-plugin-bpf"]) == {"/usr/lib/python3/dist-packages/dnf-plugins/bpf.py",
-                                                      "/etc/dnf/plugins/bpf.conf"}
+                                                      "/etc/dnf/plugins/bpf.conf",
+                                                      "/usr/share/man/man8/dnf-bpf-verify.8"}
     dnf_provides = subprocess.run(["rpm", "-qp", "--provides", str(built["python3-dnf-plugin-bpf"])],
                                   capture_output=True, text=True).stdout
     assert "dnf-command(bpf-verify)" in dnf_provides
