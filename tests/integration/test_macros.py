@@ -7,6 +7,7 @@ test makes sure those copies are this tree's, so every build here uses them.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ Test package for the rpm-bpf macros.
 
 
 def build(tmp_path: Path, name: str, install: str, files: str, sources: dict[str, Path | bytes],
-          extra: str = "", defines: dict[str, str] | None = None) -> Build:
+          extra: str = "", defines: dict[str, str] | None = None, args: list[str] | tuple[str, ...] = (),
+          env: dict[str, str] | None = None) -> Build:
     top = tmp_path / name
     src = top / "SOURCES"
     src.mkdir(parents=True)
@@ -90,7 +92,8 @@ def build(tmp_path: Path, name: str, install: str, files: str, sources: dict[str
     cmd = ["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", f"_sourcedir {src}"]
     for key, value in (defines or {}).items():
         cmd += ["--define", f"{key} {value}"]
-    proc = subprocess.run(cmd + [str(spec)], capture_output=True, text=True)
+    proc = subprocess.run(cmd + list(args) + [str(spec)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
     return Build(proc, sorted((top / "RPMS").rglob("*.rpm")))
 
 
@@ -199,3 +202,4 @@ def test_stock_strip_is_what_the_wrapper_prevents(tmp_path, objects):
         assert _payload_sha256(pkg, "/usr/lib64/bpf/c.o") == hashlib.sha256(objects.full.read_bytes()).hexdigest()
     else:
         assert "Unable to recognise the format of the input file" in b.output
+

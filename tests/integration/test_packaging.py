@@ -44,7 +44,8 @@ def test_subpackages_put_each_piece_where_its_host_looks(built):
             "/usr/share/zsh/site-functions/_rpm-bpf"} <= _list(built["python3-rpm-bpf"])
     assert _list(built["bpf-filesystem"]) == {"/usr/lib64/bpf", "/usr/lib/bpf"}
     assert {"/usr/lib/rpm/macros.d/macros.bpf", "/usr/lib/rpm/fileattrs/bpf.attr",
-            "/usr/lib/rpm/rpm-bpf/strip-bpf", "/usr/share/man/man7/rpm-bpf-macros.7"} <= _list(
+            "/usr/lib/rpm/rpm-bpf/strip-bpf", "/usr/lib/rpm/rpm-bpf/pkgcheck-chain",
+            "/usr/share/man/man7/rpm-bpf-macros.7"} <= _list(
         built["rpm-bpf-macros"])
     assert _list(built["python3-rpmlint-bpf"]) == {"/usr/lib/python3/dist-packages/rpmlint/checks/BPFCheck.py",
                                                    "/etc/xdg/rpmlint/bpf.toml"}
@@ -110,11 +111,11 @@ Built inside the fresh root with the installed rpm-bpf-macros.
 """
 
 
-def _build_in_root(root: Path, name: str, install: str, files: str) -> subprocess.CompletedProcess:
+def _build_in_root(root: Path, name: str, install: str, files: str, preamble: str = "") -> subprocess.CompletedProcess:
     top = root / "tmp" / name
     (top / "SOURCES").mkdir(parents=True)
     shutil.copy(root / "tmp" / "counter.bpf.o", top / "SOURCES")
-    (top / f"{name}.spec").write_text(SPEC.format(name=name, install=install, files=files))
+    (top / f"{name}.spec").write_text(preamble + "\n" + SPEC.format(name=name, install=install, files=files))
     return debroot.run_in(root, "rpmbuild", "-bb", "--define", f"_topdir /tmp/{name}", f"/tmp/{name}/{name}.spec")
 
 
@@ -192,3 +193,75 @@ def test_newer_rpm_builds_with_the_macros(sid_root, objects):
                          "/opt/sid/x.o")
     assert bad.returncode != 0
     assert "E: bpf-object-outside-bpfdir /opt/sid/x.o" in bad.stdout + bad.stderr
+
+
+# --- the distribution's own build check (%_build_pkgcheck_set) is chained, not replaced ---
+
+# Where rpm 4.18 loads a vendor's macros relative to the installed macros.d/macros.bpf
+# (its compiled-in macro path: macros.d/macros.* in name order, then the vendor directory).
+VENDOR_FILES = {"vendor-loaded-first": "/usr/lib/rpm/macros.d/macros.aaa-vendor",
+                "vendor-loaded-last": "/usr/lib/rpm/debian/macros"}
+
+
+@pytest.fixture
+def vendor(installroot, request):
+    """A vendor's package check (as OpenMandriva's and Mageia's rpmlint runs) defined in a real macro file
+    of the root: it logs its arguments to /tmp/vendor.log and exits with the number in /tmp/vendor-status."""
+    check = installroot / "usr/local/bin/vendor-check"
+    check.parent.mkdir(parents=True, exist_ok=True)
+    check.write_text('#!/bin/sh\necho "vendor-check $*" >> /tmp/vendor.log\nexit "$(cat /tmp/vendor-status)"\n')
+    check.chmod(0o755)
+    (installroot / "tmp/vendor-status").write_text("0")
+    (installroot / "tmp/vendor.log").unlink(missing_ok=True)
+    target = installroot / VENDOR_FILES[request.param].lstrip("/")
+    saved = target.read_bytes() if target.exists() else None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("ab") as stream:
+        stream.write(b"\n%_build_pkgcheck_set /usr/local/bin/vendor-check --strict\n")
+    yield installroot
+    if saved is None:
+        target.unlink()
+    else:
+        target.write_bytes(saved)
+
+
+def _vendor_log(root: Path) -> list[str]:
+    log = root / "tmp/vendor.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.parametrize("vendor", list(VENDOR_FILES), indirect=True)
+def test_vendor_check_and_rpm_bpf_both_run(vendor, request):
+    order = request.node.callspec.params["vendor"]
+    good = _build_in_root(vendor, f"chain-good-{order}", "%bpf_install -d inroot %{SOURCE0}",
+                          "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o")
+    out = good.stdout + good.stderr
+    assert good.returncode == 0, out[-3000:]
+    (pkg,) = (vendor / "tmp" / f"chain-good-{order}" / "RPMS").rglob("*.rpm")
+    assert _vendor_log(vendor) == [f"vendor-check --strict /{pkg.relative_to(vendor)}"]
+    assert "1 packages checked; 0 errors" in out  # rpm-bpf's own summary: it ran as well
+
+    (vendor / "tmp/vendor-status").write_text("3")
+    vendor_fails = _build_in_root(vendor, f"chain-vendor-fails-{order}", "%bpf_install -d inroot %{SOURCE0}",
+                                  "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o")
+    out = vendor_fails.stdout + vendor_fails.stderr
+    assert vendor_fails.returncode != 0 and "Package check" in out and "failed" in out
+    assert "1 packages checked; 0 errors" in out  # rpm-bpf still ran after the failing check
+    (vendor / "tmp/vendor-status").write_text("0")
+
+    ours_fail = _build_in_root(vendor, f"chain-ours-fail-{order}",
+                               "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o", "/opt/inroot/x.o")
+    out = ours_fail.stdout + ours_fail.stderr
+    assert ours_fail.returncode != 0
+    assert f"chain-ours-fail-{order}.x86_64: E: bpf-object-outside-bpfdir /opt/inroot/x.o" in out
+    assert len(_vendor_log(vendor)) == 3  # the vendor's check ran on every build
+
+
+@pytest.mark.parametrize("vendor", ["vendor-loaded-last"], indirect=True)
+def test_spec_switching_the_vendor_check_off_keeps_rpm_bpf(vendor):
+    """OpenMandriva's specs turn rpmlint off with %define _build_pkgcheck_set %{nil}: rpm-bpf's check stays."""
+    bad = _build_in_root(vendor, "chain-vendor-off", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o",
+                         "/opt/inroot/x.o", preamble="%define _build_pkgcheck_set %{nil}")
+    assert bad.returncode != 0
+    assert "chain-vendor-off.x86_64: E: bpf-object-outside-bpfdir /opt/inroot/x.o" in bad.stdout + bad.stderr
+    assert _vendor_log(vendor) == []
