@@ -3,4 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./setup.sh --no-demo
+# Static checks first: lint, formatting and strict typing of the engine fail the run like a test.
+echo "run-tests: ruff check, ruff format --check, mypy --strict rpm_bpf/"
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -16,8 +16,10 @@ from setuptools import setup
 
 _site = os.path.relpath(sysconfig.get_path("purelib"), sysconfig.get_path("data"))
 
-setup(data_files=[
-    (os.path.join(_site, "rpmlint", "checks"), ["rpmlint_checks/BPFCheck.py"]),
-    ("share/rpm-bpf/rpmlint", ["rpmlint_checks/bpf.toml"]),
-    ("share/rpm-bpf/spec-templates", sorted(glob.glob("spec-templates/*.j2"))),
-])
+setup(
+    data_files=[
+        (os.path.join(_site, "rpmlint", "checks"), ["rpmlint_checks/BPFCheck.py"]),
+        ("share/rpm-bpf/rpmlint", ["rpmlint_checks/bpf.toml"]),
+        ("share/rpm-bpf/spec-templates", sorted(glob.glob("spec-templates/*.j2"))),
+    ]
+)

@@ -41,14 +41,20 @@ TARGET_SHARE = 1.0  # percent of the transaction
 def _root(work: Path) -> Path:
     base = debroot.base_tree("sid-dnf5", "sid", DNF5_PACKAGES)
     root = debroot.fresh_copy(base, work / "sid")
-    shutil.copytree(REPO / "rpm_bpf", root / "usr/lib/python3/dist-packages/rpm_bpf",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "rpm_bpf", root / "usr/lib/python3/dist-packages/rpm_bpf", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (root / "usr/bin/rpm-bpf").write_text(RPM_BPF_SCRIPT)
     (root / "usr/bin/rpm-bpf").chmod(0o755)
     shutil.copytree(REPO / "dnf5_plugin", root / "src")
-    built = debroot.run_in(root, "sh", "-c", "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr "
-                           "-DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && cmake --build /build && "
-                           "cmake --install /build && python3 -m compileall -q /usr/lib/python3/dist-packages/rpm_bpf")
+    built = debroot.run_in(
+        root,
+        "sh",
+        "-c",
+        "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr "
+        "-DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && cmake --build /build && "
+        "cmake --install /build && python3 -m compileall -q /usr/lib/python3/dist-packages/rpm_bpf",
+    )
     if built.returncode != 0:
         raise SystemExit(f"building the plugin failed: {built.stderr[-2000:]}")
     return root
@@ -66,21 +72,36 @@ def bench(root: Path, names: list[str], repeat: int, label: str) -> float:
         for state in ("disabled", "enabled") if i % 2 == 0 else ("enabled", "disabled"):
             (root / CONF.lstrip("/")).write_text(
                 f"[main]\nname = bpf\nenabled = {1 if state == 'enabled' else 0}\nmode = enforce\n"
-                "fail_on_error = 0\nverify_after = 1\npolicy =\ncommand = /usr/bin/rpm-bpf\n")
+                "fail_on_error = 0\nverify_after = 1\npolicy =\ncommand = /usr/bin/rpm-bpf\n"
+            )
             subprocess.run(["sync"], check=True)
             inst = f"/inst-{abs(hash(label))}-{state}-{i}"
             started = time.perf_counter()
-            proc = debroot.run_in(root, "dnf5", "-y", "-q", f"--installroot={inst}", "--setopt=reposdir=/nonexistent",
-                                  "--repofrompath=bench,/repo", "--setopt=bench.gpgcheck=0", "--releasever=1",
-                                  "install", *names, timeout=1800)
+            proc = debroot.run_in(
+                root,
+                "dnf5",
+                "-y",
+                "-q",
+                f"--installroot={inst}",
+                "--setopt=reposdir=/nonexistent",
+                "--repofrompath=bench,/repo",
+                "--setopt=bench.gpgcheck=0",
+                "--releasever=1",
+                "install",
+                *names,
+                timeout=1800,
+            )
             elapsed = time.perf_counter() - started
             if proc.returncode != 0:
                 raise SystemExit(f"dnf5 failed ({state}): {proc.stderr[-2000:]}")
             times[state].append(elapsed)
             if state == "enabled":
                 logs = list((root / inst.lstrip("/")).rglob("dnf5.log"))
-                hooks = [(hook, float(took)) for log in logs
-                         for hook, took in re.findall(r"rpm-bpf: (\w+) took ([\d.]+) s", log.read_text(errors="replace"))]
+                hooks = [
+                    (hook, float(took))
+                    for log in logs
+                    for hook, took in re.findall(r"rpm-bpf: (\w+) took ([\d.]+) s", log.read_text(errors="replace"))
+                ]
                 if not hooks:
                     raise SystemExit(f"the plugin did not run: no timing lines in {logs}")
                 own.append(sum(took for _, took in hooks))
@@ -92,9 +113,11 @@ def bench(root: Path, names: list[str], repeat: int, label: str) -> float:
     print(f"dnf5 install of {len(names)} packages ({label}) into a fresh installroot, best of {repeat}:")
     print(f"  wall clock, plugin disabled: {best_off:.3f} s ({_series(times['disabled'])})")
     print(f"  wall clock, plugin enabled:  {min(times['enabled']):.3f} s ({_series(times['enabled'])})")
-    print(f"  the plugin's own hooks (timed inside dnf5, dnf5.log): {min(own):.3f} s ({_series(own)}) "
-          f"= {share:.2f} % of the fastest transaction without it (target < {TARGET_SHARE} %): "
-          f"{'met' if share < TARGET_SHARE else 'NOT met'}")
+    print(
+        f"  the plugin's own hooks (timed inside dnf5, dnf5.log): {min(own):.3f} s ({_series(own)}) "
+        f"= {share:.2f} % of the fastest transaction without it (target < {TARGET_SHARE} %): "
+        f"{'met' if share < TARGET_SHARE else 'NOT met'}"
+    )
     print("  by hook, in that run: " + ", ".join(f"{hook} {took:.4f} s" for hook, took in best_hooks))
     return share
 
@@ -106,23 +129,32 @@ def _names(rpms: list[Path]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=HERE / "out" / "corpus-noautodeps")
-    parser.add_argument("--dpkg-corpus", type=Path, metavar="DIR",
-                        help="also 100 packages of this dpkg_corpus.py corpus (this machine's Debian packages "
-                             "repacked as RPMs: real sizes), as bench_verify.py's DNF 4 transaction")
+    parser.add_argument(
+        "--dpkg-corpus",
+        type=Path,
+        metavar="DIR",
+        help="also 100 packages of this dpkg_corpus.py corpus (this machine's Debian packages "
+        "repacked as RPMs: real sizes), as bench_verify.py's DNF 4 transaction",
+    )
     parser.add_argument("--repeat", type=int, default=4)
     args = parser.parse_args()
     if not (args.corpus / "expected.json").exists():
-        subprocess.run([sys.executable, str(HERE / "corpus.py"), str(args.corpus), "--packages", "100",
-                        "--no-autodeps"], check=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "corpus.py"), str(args.corpus), "--packages", "100", "--no-autodeps"],
+            check=True,
+        )
     synthetic = sorted((args.corpus / "rpms").glob("*.rpm"))
-    workloads = [(f"synthetic, {sum(p.name.startswith('bpfpkg') for p in synthetic)} with BPF objects", synthetic),
-                 ("synthetic, none with BPF objects: the fixed cost",
-                  [p for p in synthetic if not p.name.startswith("bpfpkg")])]
+    workloads = [
+        (f"synthetic, {sum(p.name.startswith('bpfpkg') for p in synthetic)} with BPF objects", synthetic),
+        ("synthetic, none with BPF objects: the fixed cost", [p for p in synthetic if not p.name.startswith("bpfpkg")]),
+    ]
     if args.dpkg_corpus:
         repacked = sorted((args.dpkg_corpus / "rpms").glob("deb-*.rpm"))
         good = sorted((args.dpkg_corpus / "rpms").glob("bpfpkg0000-*.rpm"))  # kind 0: follows the convention
-        workloads += [("repacked Debian packages, 1 with BPF objects", repacked[:100 - len(good)] + good),
-                      ("repacked Debian packages, none with BPF objects", repacked[:100])]
+        workloads += [
+            ("repacked Debian packages, 1 with BPF objects", repacked[: 100 - len(good)] + good),
+            ("repacked Debian packages, none with BPF objects", repacked[:100]),
+        ]
     work = Path(tempfile.mkdtemp(prefix="rpm-bpf-dnf5-bench-", dir="/var/tmp"))
     try:
         root = _root(work)

@@ -61,17 +61,24 @@ def main() -> int:
     total = re.search(r"TOTAL\s+([\d.]+)", report)
     own = re.search(r"BPFCheck\s+([\d.]+)\s+([\d.]+)", report)
     print(f"packages: {len(files)} ordinary RPMs (no BPF objects), rpmlint {RPMLINT}")
-    print(f"rpmlint without BPFCheck: {best_without:.2f} s (best of {args.repeat}: "
-          + ", ".join(f"{t:.2f}" for t in without_times) + ")")
-    print(f"rpmlint with BPFCheck:    {best_with:.2f} s (best of {args.repeat}: "
-          + ", ".join(f"{t:.2f}" for t in with_times) + ")")
+    print(
+        f"rpmlint without BPFCheck: {best_without:.2f} s (best of {args.repeat}: "
+        + ", ".join(f"{t:.2f}" for t in without_times)
+        + ")"
+    )
+    print(
+        f"rpmlint with BPFCheck:    {best_with:.2f} s (best of {args.repeat}: "
+        + ", ".join(f"{t:.2f}" for t in with_times)
+        + ")"
+    )
     print(f"wall-clock overhead: {overhead:+.2f} % (target < {TARGET} %)")
     if total and own:
-        print(f"rpmlint --time-report: BPFCheck {own.group(1)} s of {total.group(1)} s checks time "
-              f"({own.group(2)} %)")
+        print(f"rpmlint --time-report: BPFCheck {own.group(1)} s of {total.group(1)} s checks time ({own.group(2)} %)")
     elif total:
-        print(f"rpmlint --time-report: BPFCheck not listed, i.e. under rpmlint's reporting threshold "
-              f"(1 % and 0.1 s) of {total.group(1)} s")
+        print(
+            f"rpmlint --time-report: BPFCheck not listed, i.e. under rpmlint's reporting threshold "
+            f"(1 % and 0.1 s) of {total.group(1)} s"
+        )
     met = overhead < TARGET
     print(f"result: target {'met' if met else 'NOT met'}")
     return 0

@@ -56,22 +56,28 @@ def main() -> int:
     parser.add_argument("--packages", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rpmlint-limit", type=int, default=0, help="time rpmlint on the first N packages only")
-    parser.add_argument("--no-realworld", action="store_true",
-                        help="skip the real-world corpus (benchmarks/realworld_corpus.py: apt-get download)")
+    parser.add_argument(
+        "--no-realworld",
+        action="store_true",
+        help="skip the real-world corpus (benchmarks/realworld_corpus.py: apt-get download)",
+    )
     args = parser.parse_args()
 
     manifest_path = args.corpus / "expected.json"
     if not manifest_path.exists():
-        subprocess.run([sys.executable, str(HERE / "corpus.py"), str(args.corpus), "--packages", str(args.packages)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "corpus.py"), str(args.corpus), "--packages", str(args.packages)], check=True
+        )
     manifest = json.loads(manifest_path.read_text())
     rpms = sorted((args.corpus / "rpms").glob("*.rpm"))
     n = len(rpms)
     size_mb = sum(p.stat().st_size for p in rpms) / 1e6
     for path in rpms:  # warm cache for every tool alike
         path.read_bytes()
-    print(f"corpus: {n} packages, {manifest['bpf_packages']} ship BPF objects "
-          f"({100 * manifest['bpf_packages'] / n:.1f} %), {size_mb:.0f} MB, seed {manifest['seed']}")
+    print(
+        f"corpus: {n} packages, {manifest['bpf_packages']} ship BPF objects "
+        f"({100 * manifest['bpf_packages'] / n:.1f} %), {size_mb:.0f} MB, seed {manifest['seed']}"
+    )
 
     rpm_bpf = [_tool("rpm-bpf"), "scan", "-q", "--no-system-policy", "-f", "json", str(args.corpus / "rpms")]
     fast_times, fast = [], None
@@ -79,8 +85,8 @@ def main() -> int:
         elapsed, fast = _timed(rpm_bpf)
         fast_times.append(elapsed)
     fast_s = min(fast_times)
-    deep_s, deep = _timed(rpm_bpf[:2] + ["--deep"] + rpm_bpf[2:])
-    all_s, every_elf = _timed(rpm_bpf[:2] + ["--embedded=all"] + rpm_bpf[2:])
+    deep_s, deep = _timed([*rpm_bpf[:2], "--deep", *rpm_bpf[2:]])
+    all_s, every_elf = _timed([*rpm_bpf[:2], "--embedded=all", *rpm_bpf[2:]])
 
     lint_files = rpms[: args.rpmlint_limit] if args.rpmlint_limit else rpms
     lint_s, lint = _timed([_tool("rpmlint"), *map(str, lint_files)])
@@ -103,9 +109,11 @@ def main() -> int:
     missing_planted = expected - fast_found
     unexpected = fast_found - expected
     ok = True
-    for label, rows in (("found by --deep but not by the fast scan", missing_vs_deep),
-                        ("planted but not found", missing_planted),
-                        ("found but not planted", unexpected)):
+    for label, rows in (
+        ("found by --deep but not by the fast scan", missing_vs_deep),
+        ("planted but not found", missing_planted),
+        ("found but not planted", unexpected),
+    ):
         if rows:
             ok = False
             print(f"MISMATCH: {label}:")
@@ -115,8 +123,7 @@ def main() -> int:
         ok = False
         print("MISMATCH: --embedded=all differs from the default scan on the synthetic corpus")
     met = ratio >= TARGET_RATIO and fast_rate >= TARGET_RATE
-    print(f"result: {'findings identical' if ok else 'FINDINGS DIFFER'}; "
-          f"target {'met' if met else 'NOT met'}")
+    print(f"result: {'findings identical' if ok else 'FINDINGS DIFFER'}; target {'met' if met else 'NOT met'}")
     if not args.no_realworld:
         ok = realworld() and ok
     header_checks(rpms)
@@ -168,6 +175,7 @@ def header_checks(rpms: list[Path]) -> None:
                 return function(*args)
             finally:
                 spent[name] += time.perf_counter() - started
+
         return wrapper
 
     rpmfile.quiet_rpm_log()
@@ -185,10 +193,14 @@ def header_checks(rpms: list[Path]) -> None:
     rpm_k, _ = _timed(["rpm", "-K", "--nosignature", *map(str, rpms)])
     print(f"reading {n} headers in-process (open_rpm, triage included): {total:.3f} s, {1e6 * total / n:.0f} us each")
     for name, label in (("digest", "header digest (SHA-256)"), ("index", "index type check")):
-        print(f"  {label:28} {spent[name]:.3f} s, {1e6 * spent[name] / n:.1f} us each, "
-              f"{100 * spent[name] / total:.1f} % of open_rpm")
-    print(f"rpm -K --nosignature on the same files (header and payload digests): {rpm_k:.3f} s, "
-          f"{1e6 * rpm_k / n:.0f} us each")
+        print(
+            f"  {label:28} {spent[name]:.3f} s, {1e6 * spent[name] / n:.1f} us each, "
+            f"{100 * spent[name] / total:.1f} % of open_rpm"
+        )
+    print(
+        f"rpm -K --nosignature on the same files (header and payload digests): {rpm_k:.3f} s, "
+        f"{1e6 * rpm_k / n:.0f} us each"
+    )
 
 
 def lint_run_label(proc: subprocess.CompletedProcess) -> str:

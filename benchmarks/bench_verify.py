@@ -85,10 +85,14 @@ def bench_verify(rpms: list[Path], repeat: int, label: str, cold: bool = False) 
     root = Path(tempfile.mkdtemp(prefix="rpm-bpf-verify-root-"))
     try:
         subprocess.run(["rpm", "--root", str(root), "--initdb"], check=True)
-        subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", "--replacefiles", "--noscripts",
-                        *map(str, rpms)], check=True, capture_output=True)
-        query = subprocess.run(["rpm", "--root", str(root), "-qa", "--qf", "[%{FILESIZES}\n]"],
-                               capture_output=True, text=True).stdout.split()
+        subprocess.run(
+            ["rpm", "--root", str(root), "-i", "--nodeps", "--replacefiles", "--noscripts", *map(str, rpms)],
+            check=True,
+            capture_output=True,
+        )
+        query = subprocess.run(
+            ["rpm", "--root", str(root), "-qa", "--qf", "[%{FILESIZES}\n]"], capture_output=True, text=True
+        ).stdout.split()
         size = sum(int(s) for s in query)
         rpm_times, bpf_times = [], []
         for _ in range(repeat + 1):  # the first round warms the page cache for both
@@ -119,12 +123,17 @@ def bench_verify(rpms: list[Path], repeat: int, label: str, cold: bool = False) 
 
 def _compare(rpm_times: list[float], bpf_times: list[float], rpm_proc, bpf_proc) -> float:
     share = 100 * min(bpf_times) / min(rpm_times)
-    print(f"    rpm -Va:         {min(rpm_times):.3f} s ({', '.join(f'{t:.3f}' for t in rpm_times)}; "
-          f"exit {rpm_proc.returncode}, {len(rpm_proc.stdout.splitlines())} lines)")
-    print(f"    rpm-bpf verify:  {min(bpf_times):.3f} s ({', '.join(f'{t:.3f}' for t in bpf_times)}; "
-          f"exit {bpf_proc.returncode}: {bpf_proc.stdout.strip().splitlines()[-1]})")
-    print(f"    rpm-bpf verify takes {share:.2f} % of rpm -Va's time (target < 1 %): "
-          f"{'met' if share < 1 else 'NOT met'}")
+    print(
+        f"    rpm -Va:         {min(rpm_times):.3f} s ({', '.join(f'{t:.3f}' for t in rpm_times)}; "
+        f"exit {rpm_proc.returncode}, {len(rpm_proc.stdout.splitlines())} lines)"
+    )
+    print(
+        f"    rpm-bpf verify:  {min(bpf_times):.3f} s ({', '.join(f'{t:.3f}' for t in bpf_times)}; "
+        f"exit {bpf_proc.returncode}: {bpf_proc.stdout.strip().splitlines()[-1]})"
+    )
+    print(
+        f"    rpm-bpf verify takes {share:.2f} % of rpm -Va's time (target < 1 %): {'met' if share < 1 else 'NOT met'}"
+    )
     return share
 
 
@@ -138,20 +147,35 @@ def _floor(root: Path) -> None:
     probes = {
         "interpreter start-up (python -c pass)": [python, "-c", "pass"],
         "start-up + import rpm": [python, "-c", "import rpm"],
-        "start-up + import rpm + read every header of the rpmdb": [python, "-c", (
-            "import rpm, sys; ts = rpm.TransactionSet(sys.argv[1]); ts.setVSFlags(-1); "
-            "sum(1 for h in ts.dbMatch())"), str(root)],
-        "rpm -qa (librpm's own C tool, reading every header)": ["rpm", "--root", str(root), "-qa", "--nosignature",
-                                                                "--nodigest"],
+        "start-up + import rpm + read every header of the rpmdb": [
+            python,
+            "-c",
+            ("import rpm, sys; ts = rpm.TransactionSet(sys.argv[1]); ts.setVSFlags(-1); sum(1 for h in ts.dbMatch())"),
+            str(root),
+        ],
+        "rpm -qa (librpm's own C tool, reading every header)": [
+            "rpm",
+            "--root",
+            str(root),
+            "-qa",
+            "--nosignature",
+            "--nodigest",
+        ],
     }
     print("  fixed costs on this machine, warm, best of 5:")
     for label, cmd in probes.items():
         best = min(_timed(cmd)[0] for _ in range(5))
         print(f"    {label}: {best * 1000:.1f} ms")
-    engine = [python, "-c", (
-        "import sys, time; from rpm_bpf.verify import verify; from rpm_bpf.policy import Policy; "
-        "p = Policy.load(system=None); t = time.perf_counter(); verify(sys.argv[1], p); "
-        "print(time.perf_counter() - t)"), str(root)]
+    engine = [
+        python,
+        "-c",
+        (
+            "import sys, time; from rpm_bpf.verify import verify; from rpm_bpf.policy import Policy; "
+            "p = Policy.load(system=None); t = time.perf_counter(); verify(sys.argv[1], p); "
+            "print(time.perf_counter() - t)"
+        ),
+        str(root),
+    ]
     best = min(float(_timed(engine)[1].stdout) for _ in range(5))
     print(f"    the verify engine itself (in-process, after imports): {best * 1000:.1f} ms")
 
@@ -180,10 +204,20 @@ def bench_transaction(rpms: list[Path], repeat: int, label: str) -> float:
             for state in ("disabled", "enabled") if i % 2 == 0 else ("enabled", "disabled"):
                 subprocess.run(["sync"], check=True)
                 root = work / f"root-{state}-{i}"
-                cmd = ["dnf", "-y", "-q", f"--installroot={root}", "--setopt=reposdir=/nonexistent",
-                       f"--repofrompath=bench,{repo}", "--setopt=bench.gpgcheck=0", "--releasever=1",
-                       f"--setopt=pluginpath={REPO / 'dnf_plugin'}", f"--setopt=pluginconfpath={confs[state]}",
-                       "install", *names]
+                cmd = [
+                    "dnf",
+                    "-y",
+                    "-q",
+                    f"--installroot={root}",
+                    "--setopt=reposdir=/nonexistent",
+                    f"--repofrompath=bench,{repo}",
+                    "--setopt=bench.gpgcheck=0",
+                    "--releasever=1",
+                    f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
+                    f"--setopt=pluginconfpath={confs[state]}",
+                    "install",
+                    *names,
+                ]
                 elapsed, cpu, proc = _timed_cpu(cmd)
                 if proc.returncode != 0:
                     raise SystemExit(f"dnf failed ({state}): {proc.stderr[-2000:]}")
@@ -199,24 +233,32 @@ def bench_transaction(rpms: list[Path], repeat: int, label: str) -> float:
         best_on, best_off = min(times["enabled"]), min(times["disabled"])
         cpu_on, cpu_off = min(cpus["enabled"]), min(cpus["disabled"])
         bpf = sum(1 for n in names if n.startswith("bpfpkg"))
-        print(f"dnf install of {len(names)} packages ({label}; {bpf} with BPF objects; {size / 1e6:.0f} MB of RPMs) "
-              f"into a fresh installroot (best of {repeat}, alternating order):")
+        print(
+            f"dnf install of {len(names)} packages ({label}; {bpf} with BPF objects; {size / 1e6:.0f} MB of RPMs) "
+            f"into a fresh installroot (best of {repeat}, alternating order):"
+        )
         print(f"  wall clock, plugin disabled: {best_off:.3f} s ({_series(times['disabled'])})")
         print(f"  wall clock, plugin enabled:  {best_on:.3f} s ({_series(times['enabled'])})")
         med_on, med_off = statistics.median(times["enabled"]), statistics.median(times["disabled"])
-        print(f"    difference of the best runs {100 * (best_on - best_off) / best_off:+.1f} %, of the medians "
-              f"{100 * (med_on - med_off) / med_off:+.1f} %; spread between runs of one configuration up to "
-              f"{100 * max((max(v) - min(v)) / min(v) for v in times.values()):.1f} %")
+        print(
+            f"    difference of the best runs {100 * (best_on - best_off) / best_off:+.1f} %, of the medians "
+            f"{100 * (med_on - med_off) / med_off:+.1f} %; spread between runs of one configuration up to "
+            f"{100 * max((max(v) - min(v)) / min(v) for v in times.values()):.1f} %"
+        )
         print(f"  CPU (user+sys) of dnf, plugin disabled: {cpu_off:.3f} s ({_series(cpus['disabled'])})")
         print(f"  CPU (user+sys) of dnf, plugin enabled:  {cpu_on:.3f} s ({_series(cpus['enabled'])})")
         med_on, med_off = statistics.median(cpus["enabled"]), statistics.median(cpus["disabled"])
-        print(f"    difference of the best runs {100 * (cpu_on - cpu_off) / cpu_off:+.1f} %, of the medians "
-              f"{100 * (med_on - med_off) / med_off:+.1f} %; spread up to "
-              f"{100 * max((max(v) - min(v)) / min(v) for v in cpus.values()):.1f} %")
+        print(
+            f"    difference of the best runs {100 * (cpu_on - cpu_off) / cpu_off:+.1f} %, of the medians "
+            f"{100 * (med_on - med_off) / med_off:+.1f} %; spread up to "
+            f"{100 * max((max(v) - min(v)) / min(v) for v in cpus.values()):.1f} %"
+        )
         own_share = 100 * min(own) / best_off
-        print(f"  the plugin's own hooks (timed inside dnf, dnf.log): {min(own):.3f} s ({_series(own)}) "
-              f"= {own_share:.2f} % of the fastest transaction without it (target < 2 %): "
-              f"{'met' if own_share < 2 else 'NOT met'}")
+        print(
+            f"  the plugin's own hooks (timed inside dnf, dnf.log): {min(own):.3f} s ({_series(own)}) "
+            f"= {own_share:.2f} % of the fastest transaction without it (target < 2 %): "
+            f"{'met' if own_share < 2 else 'NOT met'}"
+        )
         return own_share
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -225,36 +267,53 @@ def bench_transaction(rpms: list[Path], repeat: int, label: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=HERE / "out" / "dpkg-corpus")
-    parser.add_argument("--synthetic-corpus", type=Path, metavar="DIR",
-                        help="also verify an installroot of 300 packages of this corpus.py corpus")
-    parser.add_argument("--synthetic-transaction-corpus", type=Path, metavar="DIR",
-                        help="also run the transaction on this corpus.py --no-autodeps corpus")
+    parser.add_argument(
+        "--synthetic-corpus",
+        type=Path,
+        metavar="DIR",
+        help="also verify an installroot of 300 packages of this corpus.py corpus",
+    )
+    parser.add_argument(
+        "--synthetic-transaction-corpus",
+        type=Path,
+        metavar="DIR",
+        help="also run the transaction on this corpus.py --no-autodeps corpus",
+    )
     parser.add_argument("--transaction", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=("verify", "transaction"), help="run one of the two benchmarks")
-    parser.add_argument("--cold", action="store_true",
-                        help="also time both verifiers on a cold page cache (root: writes /proc/sys/vm/drop_caches)")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="also time both verifiers on a cold page cache (root: writes /proc/sys/vm/drop_caches)",
+    )
     args = parser.parse_args()
     rpms = _dpkg_corpus(args.corpus)
     repacked = sorted(rpms.glob("deb-*.rpm"))
     planted = sorted(rpms.glob("bpfpkg*.rpm"))
     expected = json.loads((args.corpus / "expected.json").read_text())
-    print(f"corpus: {expected['packages']} Debian packages repacked ({expected['installed_bytes'] / 1e9:.2f} GB), "
-          f"{expected['bpf_packages']} BPF packages; left out: {expected['skipped']}")
+    print(
+        f"corpus: {expected['packages']} Debian packages repacked ({expected['installed_bytes'] / 1e9:.2f} GB), "
+        f"{expected['bpf_packages']} BPF packages; left out: {expected['skipped']}"
+    )
     if args.only != "transaction":
         bench_verify(repacked + planted, args.repeat, "repacked Debian packages", cold=args.cold)
     if args.synthetic_corpus and args.only != "transaction":
         small = sorted((args.synthetic_corpus / "rpms").glob("pkg*.rpm"))[:300]
-        bench_verify(small + sorted((args.synthetic_corpus / "rpms").glob("bpfpkg*.rpm")), args.repeat,
-                     "synthetic corpus")
+        bench_verify(
+            small + sorted((args.synthetic_corpus / "rpms").glob("bpfpkg*.rpm")), args.repeat, "synthetic corpus"
+        )
     if args.only == "verify":
         return 0
     good = [p for p in planted if p.name.startswith("bpfpkg0000-")]  # kind 0: follows the convention
-    bench_transaction(repacked[:args.transaction - len(good)] + good, args.repeat, "repacked Debian packages")
-    bench_transaction(repacked[:args.transaction], args.repeat, "repacked Debian packages")
+    bench_transaction(repacked[: args.transaction - len(good)] + good, args.repeat, "repacked Debian packages")
+    bench_transaction(repacked[: args.transaction], args.repeat, "repacked Debian packages")
     if args.synthetic_transaction_corpus:
-        bench_transaction(sorted((args.synthetic_transaction_corpus / "rpms").glob("*.rpm"))[:args.transaction],
-                          args.repeat, "synthetic corpus")
+        bench_transaction(
+            sorted((args.synthetic_transaction_corpus / "rpms").glob("*.rpm"))[: args.transaction],
+            args.repeat,
+            "synthetic corpus",
+        )
     return 0
 
 

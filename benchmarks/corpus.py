@@ -20,41 +20,45 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rpm_bpf import bpfdirs, samples  # noqa: E402
-from rpm_bpf.samples import PkgFile, PkgSpec  # noqa: E402
+from rpm_bpf import bpfdirs, samples
+from rpm_bpf.samples import PkgFile, PkgSpec
 
 FILES_PER_PACKAGE = 40
 SUBPACKAGES_PER_SPEC = 100
 
 
+def _is_small_elf(candidate: Path) -> bool:
+    try:
+        if candidate.is_file() and not candidate.is_symlink() and 4_000 < candidate.stat().st_size < 400_000:
+            with candidate.open("rb") as f:
+                return f.read(4) == b"\x7fELF"
+    except OSError:
+        pass
+    return False
+
+
 def _system_pool(rng: random.Random) -> tuple[list[Path], list[Path]]:
     """ELF files and text files of this machine, for realistic content."""
-    elves, texts = [], []
-    for candidate in sorted(Path("/usr/bin").iterdir()):
-        try:
-            if candidate.is_file() and not candidate.is_symlink() and 4_000 < candidate.stat().st_size < 400_000:
-                with candidate.open("rb") as f:
-                    if f.read(4) == b"\x7fELF":
-                        elves.append(candidate)
-        except OSError:
-            continue
-    for candidate in sorted(Path("/usr/lib/python3.11").glob("*.py")):
-        if candidate.stat().st_size < 120_000:
-            texts.append(candidate)
+    elves = [candidate for candidate in sorted(Path("/usr/bin").iterdir()) if _is_small_elf(candidate)]
+    texts = [
+        candidate
+        for candidate in sorted(Path("/usr/lib/python3.11").glob("*.py"))
+        if candidate.stat().st_size < 120_000
+    ]
     rng.shuffle(elves)
     rng.shuffle(texts)
     return elves[:200], texts[:300]
 
 
 def _ordinary(name: str, rng: random.Random, elves: list[Path], texts: list[Path]) -> PkgSpec:
-    files = [PkgFile(f"/usr/share/{name}", directory=True, mode=0o755),
-             PkgFile(f"/usr/lib/python3/dist-packages/{name}", directory=True, mode=0o755)]
-    for i in range(4):
-        files.append(PkgFile(f"/usr/bin/{name}-tool{i}", rng.choice(elves), mode=0o755))
-    for i in range(14):
-        files.append(PkgFile(f"/usr/lib/python3/dist-packages/{name}/mod{i}.py", rng.choice(texts)))
-    for i in range(14):
-        files.append(PkgFile(f"/usr/share/{name}/data{i}.txt", rng.choice(texts)))
+    files = [
+        PkgFile(f"/usr/share/{name}", directory=True, mode=0o755),
+        PkgFile(f"/usr/lib/python3/dist-packages/{name}", directory=True, mode=0o755),
+    ]
+    # Comprehensions draw from ``rng`` in the same order as loops would: the seed still gives the same corpus.
+    files += [PkgFile(f"/usr/bin/{name}-tool{i}", rng.choice(elves), mode=0o755) for i in range(4)]
+    files += [PkgFile(f"/usr/lib/python3/dist-packages/{name}/mod{i}.py", rng.choice(texts)) for i in range(14)]
+    files += [PkgFile(f"/usr/share/{name}/data{i}.txt", rng.choice(texts)) for i in range(14)]
     files.append(PkgFile(f"/etc/{name}.conf", text=f"# {name} configuration\nenabled = yes\n", config=True))
     while len(files) < FILES_PER_PACKAGE:
         files.append(PkgFile(f"/usr/share/{name}/doc{len(files)}.md", rng.choice(texts)))
@@ -89,15 +93,27 @@ def _bpf_packages(index: int, objs: dict[str, Path], bpfdir: str) -> list[tuple[
     name = f"bpfpkg{index:04d}"
     own = [PkgFile(f"{bpfdir}/{name}", directory=True, mode=0o755)]
     if kind == 0:  # follows the convention
-        return [(PkgSpec(name, requires=["bpf-filesystem"],
-                         files=own + [PkgFile(f"{bpfdir}/{name}/prog.bpf.o", objs["full"])]), [])]
+        return [
+            (
+                PkgSpec(
+                    name,
+                    requires=["bpf-filesystem"],
+                    files=[*own, PkgFile(f"{bpfdir}/{name}/prog.bpf.o", objs["full"])],
+                ),
+                [],
+            )
+        ]
     if kind == 1:  # misplaced
         path = f"/usr/share/{name}/prog.o"
         return [(PkgSpec(name, files=[PkgFile(path, objs["full"])]), [("bpf-object-outside-bpfdir", path)])]
     if kind == 2:  # writable, no license, no BTF
         path = f"{bpfdir}/{name}/bare.o"
-        return [(PkgSpec(name, requires=["bpf-filesystem"], files=own + [PkgFile(path, objs["bare"], mode=0o664)]),
-                 [("bpf-object-writable", path), ("bpf-object-no-license", path), ("bpf-object-no-btf", path)])]
+        return [
+            (
+                PkgSpec(name, requires=["bpf-filesystem"], files=[*own, PkgFile(path, objs["bare"], mode=436)]),
+                [("bpf-object-writable", path), ("bpf-object-no-license", path), ("bpf-object-no-btf", path)],
+            )
+        ]
     if kind == 3:  # two sources, one name
         path = f"{bpfdir}/shared-{index}.o"
         a = PkgSpec(name, requires=["bpf-filesystem"], files=[PkgFile(path, objs["full"])])
@@ -107,8 +123,12 @@ def _bpf_packages(index: int, objs: dict[str, Path], bpfdir: str) -> list[tuple[
         path = f"/usr/bin/{name}-loader"
         return [(PkgSpec(name, files=[PkgFile(path, objs["loader"], mode=0o755)]), [("bpf-object-embedded", path)])]
     path = f"{bpfdir}/{name}/big.o"  # wrong byte order, %config
-    return [(PkgSpec(name, requires=["bpf-filesystem"], files=own + [PkgFile(path, objs["big"], config=True)]),
-             [("bpf-endianness-mismatch", path), ("bpf-object-config", path)])]
+    return [
+        (
+            PkgSpec(name, requires=["bpf-filesystem"], files=[*own, PkgFile(path, objs["big"], config=True)]),
+            [("bpf-endianness-mismatch", path), ("bpf-object-config", path)],
+        )
+    ]
 
 
 def generate(out: Path, packages: int, bpf_share: float, seed: int, autodeps: bool = True) -> dict:
@@ -146,16 +166,20 @@ def generate(out: Path, packages: int, bpf_share: float, seed: int, autodeps: bo
 
     started = time.monotonic()
     for start in range(0, len(specs), SUBPACKAGES_PER_SPEC):
-        group = specs[start:start + SUBPACKAGES_PER_SPEC]
+        group = specs[start : start + SUBPACKAGES_PER_SPEC]
         main = PkgSpec(f"corpus{start // SUBPACKAGES_PER_SPEC:03d}", files=[])
         for built in samples.build_rpms(main, build, subpackages=group):
             if built.name.startswith("corpus"):
                 continue  # the empty main package is not part of the corpus
             built.rename(rpm_dir / built.name)
-        print(f"corpus: {min(start + SUBPACKAGES_PER_SPEC, len(specs))}/{len(specs)} packages built",
-              file=sys.stderr)
-    manifest = {"packages": len(specs), "bpf_packages": sum(1 for s in specs if s.name.startswith("bpfpkg")),
-                "seed": seed, "expected": expected, "build_seconds": round(time.monotonic() - started, 1)}
+        print(f"corpus: {min(start + SUBPACKAGES_PER_SPEC, len(specs))}/{len(specs)} packages built", file=sys.stderr)
+    manifest = {
+        "packages": len(specs),
+        "bpf_packages": sum(1 for s in specs if s.name.startswith("bpfpkg")),
+        "seed": seed,
+        "expected": expected,
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
     (out / "expected.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 

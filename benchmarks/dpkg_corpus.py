@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
+
 from rpm_bpf import bpfdirs, samples  # noqa: E402
 from rpm_bpf.samples import PkgFile, PkgSpec  # noqa: E402
 
@@ -53,8 +54,12 @@ PAYLOAD = "w3.zstdio"
 
 
 def installed_debs() -> list[str]:
-    out = subprocess.run(["dpkg-query", "-W", "-f", "${binary:Package}\\t${db:Status-Abbrev}\\n"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${binary:Package}\\t${db:Status-Abbrev}\\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sorted(line.split("\t")[0] for line in out.splitlines() if line.split("\t")[1].startswith("ii"))
 
 
@@ -123,7 +128,7 @@ def generate(out: Path, packages: int, bpf_packages: int, seed: int) -> dict:
         spec.autodeps = False
         spec.requires = []
     started = time.monotonic()
-    groups = [specs[i:i + PACKAGES_PER_SPEC] for i in range(0, len(specs), PACKAGES_PER_SPEC)] + [planted]
+    groups = [specs[i : i + PACKAGES_PER_SPEC] for i in range(0, len(specs), PACKAGES_PER_SPEC)] + [planted]
     for number, group in enumerate(groups):
         main = PkgSpec(f"repack{number:03d}", files=[])
         for built in samples.build_rpms(main, build, subpackages=group, payload=PAYLOAD, defines=BUILD_DEFINES):
@@ -132,10 +137,17 @@ def generate(out: Path, packages: int, bpf_packages: int, seed: int) -> dict:
         shutil.rmtree(build, ignore_errors=True)  # the staged copies: as big as the corpus
         print(f"dpkg corpus: {number + 1}/{len(groups)} specs built", file=sys.stderr)
     size = sum(p.stat().st_size for p in rpm_dir.glob("*.rpm"))
-    manifest = {"packages": len(specs), "bpf_packages": len(planted), "seed": seed,
-                "files": len(taken), "skipped": skipped, "rpm_bytes": size,
-                "installed_bytes": sum(f.source.stat().st_size for s in specs for f in s.files if f.source),
-                "expected": expected, "build_seconds": round(time.monotonic() - started, 1)}
+    manifest = {
+        "packages": len(specs),
+        "bpf_packages": len(planted),
+        "seed": seed,
+        "files": len(taken),
+        "skipped": skipped,
+        "rpm_bytes": size,
+        "installed_bytes": sum(f.source.stat().st_size for s in specs for f in s.files if f.source),
+        "expected": expected,
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
     (out / "expected.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -148,9 +160,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     m = generate(args.out, args.packages, args.bpf_packages, args.seed)
-    print(f"dpkg corpus: {m['packages']} repacked packages ({m['files']} files, "
-          f"{m['installed_bytes'] / 1e9:.2f} GB installed) + {m['bpf_packages']} BPF packages in {args.out}/rpms; "
-          f"skipped: {m['skipped']}")
+    print(
+        f"dpkg corpus: {m['packages']} repacked packages ({m['files']} files, "
+        f"{m['installed_bytes'] / 1e9:.2f} GB installed) + {m['bpf_packages']} BPF packages in {args.out}/rpms; "
+        f"skipped: {m['skipped']}"
+    )
 
 
 if __name__ == "__main__":

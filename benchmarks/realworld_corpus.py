@@ -59,29 +59,114 @@ MULTIARCH_BPF = "/usr/lib/x86_64-linux-gnu/bpf"  # Debian's place; RPM distribut
 # how many files).
 EXPECTED: dict[str, dict] = {
     "libxdp1": {"errors": [("bpf-object-outside-bpfdir", f"{MULTIARCH_BPF}/*.o")], "standalone": 15},
-    "xdp-tools": {"embedded": {"/usr/sbin/xdp-bench": 9, "/usr/sbin/xdp-filter": 4, "/usr/sbin/xdp-loader": 4,
-                               "/usr/sbin/xdp-monitor": 5, "/usr/sbin/xdp-trafficgen": 5, "/usr/sbin/xdpdump": 4},
-                  "signal": "libbpf-dynamic"},
-    "xdp-tests": {"embedded": {"/usr/libexec/xdp-tools/test-tool": 4}, "signal": "libbpf-dynamic",
-                  "errors": [("bpf-object-outside-bpfdir", "/usr/libexec/xdp-tools/*.o")], "standalone": 3},
-    "libbpf-tools": {"embedded": {f"/usr/sbin/{tool}": 1 for tool in (
-        "bashreadline bindsnoop biolatency biopattern biosnoop biostacks biotop bitesize cachestat capable cpudist "
-        "cpufreq drsnoop execsnoop exitsnoop filelife filetop fsdist fsslower funclatency gethostlatency hardirqs "
-        "javagc klockstat ksnoop llcstat mdflush mountsnoop numamove offcputime oomkill opensnoop readahead runqlat "
-        "runqlen runqslower sigsnoop slabratetop softirqs solisten statsnoop syscount tcpconnect tcpconnlat tcplife "
-        "tcprtt tcpstates tcpsynbl tcptop tcptracer vfsstat wakeuptime").split()},
-        "signal": "libbpf-static"},
-    "pcp": {"embedded": {f"/usr/lib/pcp/pmdas/bpf/modules/{m}.so": 1 for m in (
-        "bashreadline biolatency biosnoop execsnoop exitsnoop fsslower mountsnoop oomkill opensnoop runqlat "
-        "statsnoop tcpconnect tcpconnlat vfsstat").split()}, "signal": "libbpf-dynamic"},
+    "xdp-tools": {
+        "embedded": {
+            "/usr/sbin/xdp-bench": 9,
+            "/usr/sbin/xdp-filter": 4,
+            "/usr/sbin/xdp-loader": 4,
+            "/usr/sbin/xdp-monitor": 5,
+            "/usr/sbin/xdp-trafficgen": 5,
+            "/usr/sbin/xdpdump": 4,
+        },
+        "signal": "libbpf-dynamic",
+    },
+    "xdp-tests": {
+        "embedded": {"/usr/libexec/xdp-tools/test-tool": 4},
+        "signal": "libbpf-dynamic",
+        "errors": [("bpf-object-outside-bpfdir", "/usr/libexec/xdp-tools/*.o")],
+        "standalone": 3,
+    },
+    "libbpf-tools": {
+        "embedded": {
+            f"/usr/sbin/{tool}": 1
+            for tool in [
+                "bashreadline",
+                "bindsnoop",
+                "biolatency",
+                "biopattern",
+                "biosnoop",
+                "biostacks",
+                "biotop",
+                "bitesize",
+                "cachestat",
+                "capable",
+                "cpudist",
+                "cpufreq",
+                "drsnoop",
+                "execsnoop",
+                "exitsnoop",
+                "filelife",
+                "filetop",
+                "fsdist",
+                "fsslower",
+                "funclatency",
+                "gethostlatency",
+                "hardirqs",
+                "javagc",
+                "klockstat",
+                "ksnoop",
+                "llcstat",
+                "mdflush",
+                "mountsnoop",
+                "numamove",
+                "offcputime",
+                "oomkill",
+                "opensnoop",
+                "readahead",
+                "runqlat",
+                "runqlen",
+                "runqslower",
+                "sigsnoop",
+                "slabratetop",
+                "softirqs",
+                "solisten",
+                "statsnoop",
+                "syscount",
+                "tcpconnect",
+                "tcpconnlat",
+                "tcplife",
+                "tcprtt",
+                "tcpstates",
+                "tcpsynbl",
+                "tcptop",
+                "tcptracer",
+                "vfsstat",
+                "wakeuptime",
+            ]
+        },
+        "signal": "libbpf-static",
+    },
+    "pcp": {
+        "embedded": {
+            f"/usr/lib/pcp/pmdas/bpf/modules/{m}.so": 1
+            for m in [
+                "bashreadline",
+                "biolatency",
+                "biosnoop",
+                "execsnoop",
+                "exitsnoop",
+                "fsslower",
+                "mountsnoop",
+                "oomkill",
+                "opensnoop",
+                "runqlat",
+                "statsnoop",
+                "tcpconnect",
+                "tcpconnlat",
+                "vfsstat",
+            ]
+        },
+        "signal": "libbpf-dynamic",
+    },
     "libknot13": {"embedded": {"/usr/lib/x86_64-linux-gnu/libknot.so.13.0.0": 1}, "signal": "libbpf-dynamic"},
-    "ir-keytable": {"errors": [("bpf-object-outside-bpfdir", "/lib/udev/rc_keymaps/protocols/*.o")],
-                    "standalone": 9},
+    "ir-keytable": {"errors": [("bpf-object-outside-bpfdir", "/lib/udev/rc_keymaps/protocols/*.o")], "standalone": 9},
     # Go, cilium/ebpf's bpf2go: libmagic writes no "Go BuildID" for this binary (it also carries a GNU
     # build id) and it needs nothing but libc: no header signal.
     "delve": {"embedded": {"/usr/bin/dlv": 1}, "signal": None},
-    "golang-github-cilium-ebpf-dev": {"info": [("bpf-object-exempt-location", "/usr/share/gocode/src/*", 34)],
-                                      "standalone": 34},
+    "golang-github-cilium-ebpf-dev": {
+        "info": [("bpf-object-exempt-location", "/usr/share/gocode/src/*", 34)],
+        "standalone": 34,
+    },
     "gcc-bpf": {"info": [("bpf-object-exempt-location", "/usr/lib/gcc/bpf/*", 2)], "standalone": 2},
     "bpftool": {},
     "libbpf1": {},
@@ -143,14 +228,18 @@ def repack_spec(deb: Path, work: Path) -> PkgSpec:
                 files.append(PkgFile(path, linkto=os.readlink(host)))
             elif stat.S_ISREG(st.st_mode):
                 files.append(PkgFile(path, source=host, mode=stat.S_IMODE(st.st_mode)))
-    return PkgSpec(f"deb-{name}", files=files, noarch=arch == "all",
-                   summary=f"Debian package {deb.name} repacked by rpm-bpf's real-world corpus")
+    return PkgSpec(
+        f"deb-{name}",
+        files=files,
+        noarch=arch == "all",
+        summary=f"Debian package {deb.name} repacked by rpm-bpf's real-world corpus",
+    )
 
 
 def build(out: Path | None = None, cache: Path = CACHE) -> Path:
     """The directory of repacked RPMs (reused when the same .debs were repacked before)."""
     debs = download(cache)
-    key = hashlib.sha256("\n".join([REPACK_VERSION] + sorted(p.name for p in debs)).encode()).hexdigest()[:12]
+    key = hashlib.sha256("\n".join([REPACK_VERSION, *sorted(p.name for p in debs)]).encode()).hexdigest()[:12]
     out = out or cache / f"rpms-{key}"
     if (out / ".complete").exists():
         return out

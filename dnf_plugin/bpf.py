@@ -117,15 +117,20 @@ class BPF(dnf.Plugin):
 
         install_set = self.base.transaction.install_set
         # The cheap test first: most transactions carry no bpf() provides at all.
-        offered = [(p, provides) for p in install_set
-                   if (provides := tuple(s for s in map(str, p.provides) if s.startswith(BPF_PROVIDE_PREFIX)))]
+        offered = [
+            (p, provides)
+            for p in install_set
+            if (provides := tuple(s for s in map(str, p.provides) if s.startswith(BPF_PROVIDE_PREFIX)))
+        ]
         if not offered:
             return
         from rpm_bpf.findings import PackageRef
         from rpm_bpf.transaction import Candidate, check_provides
 
-        candidates = [Candidate(PackageRef(p.name, p.epoch or None, p.version, p.release, p.arch, p.reponame),
-                                provides) for p, provides in offered]
+        candidates = [
+            Candidate(PackageRef(p.name, p.epoch or None, p.version, p.release, p.arch, p.reponame), provides)
+            for p, provides in offered
+        ]
         leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
         self._act(check_provides(self._root(), candidates, leaving, self.policy), notes=False)
 
@@ -152,13 +157,13 @@ class BPF(dnf.Plugin):
         self._act(result)
 
     def _verify_installed(self) -> None:
-        names = sorted(self._bpf_names if self._bpf_names is not None
-                       else {p.name for p in self.base.transaction.install_set})
+        names = sorted(
+            self._bpf_names if self._bpf_names is not None else {p.name for p in self.base.transaction.install_set}
+        )
         if not names:
             return  # no package of this transaction ships anything BPF-related
-        from rpm_bpf.verify import verify
-
         from rpm_bpf.report import finding_line, input_error_line
+        from rpm_bpf.verify import verify
 
         # The database dnf has just written: read in place (a private copy is for verify proper).
         result = verify(self._root(), self.policy(), names, private_db=False)

@@ -21,11 +21,35 @@ _ARCH_EXPR = "%{?_bpfdir}%{!?_bpfdir:%{_libdir}/bpf}"
 _NOARCH_EXPR = "%{?_bpfdir_noarch}%{!?_bpfdir_noarch:%{_prefix}/lib/bpf}"
 
 # Byte order is a property of the architecture that rpm's macros do not name.
-_BIG_ENDIAN = frozenset({
-    "s390", "s390x", "ppc", "ppc64", "ppc64p7", "ppcpseries", "ppciseries", "sparc", "sparcv8",
-    "sparcv9", "sparcv9v", "sparc64", "sparc64v", "m68k", "mips", "mips64", "mipsr6", "mips64r6",
-    "aarch64_be", "armv5tejb", "armv4b", "hppa", "hppa1.0", "hppa1.1", "hppa2.0",
-})
+_BIG_ENDIAN = frozenset(
+    {
+        "s390",
+        "s390x",
+        "ppc",
+        "ppc64",
+        "ppc64p7",
+        "ppcpseries",
+        "ppciseries",
+        "sparc",
+        "sparcv8",
+        "sparcv9",
+        "sparcv9v",
+        "sparc64",
+        "sparc64v",
+        "m68k",
+        "mips",
+        "mips64",
+        "mipsr6",
+        "mips64r6",
+        "aarch64_be",
+        "armv5tejb",
+        "armv4b",
+        "hppa",
+        "hppa1.0",
+        "hppa1.1",
+        "hppa2.0",
+    }
+)
 
 
 class BpfDirs(namedtuple("BpfDirs", ("arch_dir", "noarch_dir"))):
@@ -100,8 +124,9 @@ def for_arch(arch: str) -> BpfDirs:
         # --target loads the platform macros of another architecture without
         # touching this process's macro context (which dnf may have set up).
         # The architecture is one of known_arches(): plain [A-Za-z0-9_], no option, no macro.
-        out = subprocess.run(["rpm", f"--target={arch}", "--eval", _ARCH_EXPR],
-                             capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+        out = subprocess.run(
+            ["rpm", f"--target={arch}", "--eval", _ARCH_EXPR], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
     return BpfDirs(out, noarch_dir) if out.startswith("/") and "\n" not in out else host_dirs
@@ -119,7 +144,7 @@ def relative_name(path: str, roots: tuple[str, ...]) -> str | None:
     """Name of ``path`` relative to the BPF directory holding it, if any."""
     for root in roots:
         if path.startswith(root + "/"):
-            return path[len(root) + 1:]
+            return path[len(root) + 1 :]
     return None
 
 

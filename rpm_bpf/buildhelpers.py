@@ -84,7 +84,7 @@ def cmd_rpm_deps(args: argparse.Namespace) -> int:
             continue
         if args.multifile:
             print(f";{path}")
-        installed = path[len(buildroot):] if buildroot and path.startswith(buildroot + "/") else path
+        installed = path[len(buildroot) :] if buildroot and path.startswith(buildroot + "/") else path
         name = relative_name(installed, roots)
         if name is None:
             continue
@@ -114,23 +114,29 @@ def cmd_rpmlint_enable(args: argparse.Namespace) -> int:
     try:
         import rpmlint.checks.BPFCheck  # noqa: F401  (where rpmlint will look for it)
     except ImportError as exc:
-        print(f"rpm-bpf: warning: wrote {target}, but this Python's rpmlint cannot import BPFCheck ({exc})",
-              file=sys.stderr)
+        print(
+            f"rpm-bpf: warning: wrote {target}, but this Python's rpmlint cannot import BPFCheck ({exc})",
+            file=sys.stderr,
+        )
         return EXIT_FAIL
     print(target)
     return EXIT_OK
 
 
 def configure_rpmlint_enable(enable: argparse.ArgumentParser) -> None:
-    enable.description = ("Write rpmlint/bpf.toml (Checks = [\"BPFCheck\"]) into /etc/xdg, or with "
-                          "--user into $XDG_CONFIG_HOME; rpmlint merges it into its Checks list.")
+    enable.description = (
+        'Write rpmlint/bpf.toml (Checks = ["BPFCheck"]) into /etc/xdg, or with '
+        "--user into $XDG_CONFIG_HOME; rpmlint merges it into its Checks list."
+    )
     enable.add_argument("--user", action="store_true", help="only for this user")
     enable.set_defaults(func=cmd_rpmlint_enable)
 
 
 def configure_install_objects(install: argparse.ArgumentParser) -> None:
-    install.description = ("Validate BPF objects with the ELF inspection and install them with MODE into "
-                           "DEST[/SUBDIR]. Nothing is installed when any file is not a valid BPF object.")
+    install.description = (
+        "Validate BPF objects with the ELF inspection and install them with MODE into "
+        "DEST[/SUBDIR]. Nothing is installed when any file is not a valid BPF object."
+    )
     install.add_argument("--dest", required=True, help="%%{buildroot}%%{_bpfdir} (or the noarch directory)")
     install.add_argument("--subdir", default="", help="subdirectory of the BPF directory")
     install.add_argument("--mode", default="0644", help="file mode (default 0644)")

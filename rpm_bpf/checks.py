@@ -20,10 +20,11 @@ from .specfile import check_spec_text
 class ShippedObject:
     """A BPF object a package ships: what conflict detection compares."""
 
-    __slots__ = ("package", "entry", "relname", "info")
+    __slots__ = ("entry", "info", "package", "relname")
 
-    def __init__(self, package: Package, entry: FileEntry, relname: str | None,
-                 info: elf.BpfObject | None = None) -> None:
+    def __init__(
+        self, package: Package, entry: FileEntry, relname: str | None, info: elf.BpfObject | None = None
+    ) -> None:
         self.package = package
         self.entry = entry
         self.relname = relname  # name relative to the BPF directory, None outside it
@@ -38,7 +39,7 @@ class ShippedObject:
 
 
 class PackageResult:
-    __slots__ = ("package", "findings", "objects", "content_error")
+    __slots__ = ("content_error", "findings", "objects", "package")
 
     def __init__(self, package: Package) -> None:
         self.package = package
@@ -47,8 +48,13 @@ class PackageResult:
         self.content_error: str | None = None  # the payload could not be read
 
 
-def check_package(pkg: Package, dirs: BpfDirs, owner_provides: tuple[str, ...],
-                  reader: ContentReader | None, exempt: tuple[str, ...] = ()) -> PackageResult:
+def check_package(
+    pkg: Package,
+    dirs: BpfDirs,
+    owner_provides: tuple[str, ...],
+    reader: ContentReader | None,
+    exempt: tuple[str, ...] = (),
+) -> PackageResult:
     """Run every per-package rule; ``reader=None`` judges from the header alone.
 
     ``exempt``: the policy's globs of locations where BPF ELF files are not
@@ -100,8 +106,9 @@ def _needs_content(pkg: Package, entry: FileEntry, roots: tuple[str, ...]) -> bo
     return pkg.search_signal(entry) is not None
 
 
-def _read_needed(pkg: Package, dirs: BpfDirs, reader: ContentReader | None,
-                 result: PackageResult) -> dict[str, bytes | OSError]:
+def _read_needed(
+    pkg: Package, dirs: BpfDirs, reader: ContentReader | None, result: PackageResult
+) -> dict[str, bytes | OSError]:
     if reader is None:
         return {}
     needed = {e.path for e in pkg.files if _needs_content(pkg, e, dirs.roots)}
@@ -158,8 +165,12 @@ class _PackageChecker:
             except elf.BpfElfError as exc:
                 invalid = str(exc).removeprefix(path + ": ")
         if info is not None and not info.has_programs:
-            self.add("bpf-object-no-programs", path, "no executable section with instructions "
-                     f"{'but .text (sub-programs only)' if '.text' in info.sections else 'at all'}")
+            self.add(
+                "bpf-object-no-programs",
+                path,
+                "no executable section with instructions "
+                f"{'but .text (sub-programs only)' if '.text' in info.sections else 'at all'}",
+            )
             if relname is not None:  # its name in the BPF directory can still clash
                 self.result.objects.append(ShippedObject(self.pkg, entry, relname, info))
             return
@@ -190,8 +201,11 @@ class _PackageChecker:
         if not self.pkg.is_noarch:
             want = "big" if is_big_endian(self.pkg.ref.arch) else "little"
             if info.endianness != want:
-                self.add("bpf-endianness-mismatch", path,
-                         f"{info.endianness}-endian object in a {want}-endian {self.pkg.ref.arch} package")
+                self.add(
+                    "bpf-endianness-mismatch",
+                    path,
+                    f"{info.endianness}-endian object in a {want}-endian {self.pkg.ref.arch} package",
+                )
         if info.license is None:
             self.add("bpf-object-no-license", path)
         if not info.has_btf:
@@ -201,12 +215,19 @@ class _PackageChecker:
         for found in elf.find_embedded(data):
             obj = found.object
             programs = ", ".join(f"{p.section}/{p.name}" for p in obj.programs) or "no programs"
-            about = Embedded(found.offset, obj.size, tuple((p.section, p.name) for p in obj.programs),
-                             obj.license, signal)
-            self.result.findings.append(Finding.of(
-                "bpf-object-embedded", self.pkg.ref, entry.path,
-                f"at offset {found.offset}: {obj.size} bytes, {programs}, license {obj.license or 'none'}; "
-                f"found by {signal}", embedded=about))
+            about = Embedded(
+                found.offset, obj.size, tuple((p.section, p.name) for p in obj.programs), obj.license, signal
+            )
+            self.result.findings.append(
+                Finding.of(
+                    "bpf-object-embedded",
+                    self.pkg.ref,
+                    entry.path,
+                    f"at offset {found.offset}: {obj.size} bytes, {programs}, license {obj.license or 'none'}; "
+                    f"found by {signal}",
+                    embedded=about,
+                )
+            )
 
     def check_noarch_endianness(self) -> None:
         if not self.pkg.is_noarch:

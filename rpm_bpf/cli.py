@@ -38,6 +38,7 @@ files:
 def _progress(enabled: bool):
     if not enabled:
         return None
+
     def show(done: int, total: int) -> None:
         if total < 50:
             return  # short scans finish before a bar would help
@@ -47,6 +48,7 @@ def _progress(enabled: bool):
         if done == total:
             sys.stderr.write("\r" + " " * (width + 30) + "\r")
         sys.stderr.flush()
+
     return show
 
 
@@ -63,8 +65,9 @@ def _use_color(args: argparse.Namespace) -> bool:
     """Colour like rpmlint: on a terminal only, unless asked; NO_COLOR (any value) turns "auto" off."""
     if args.color != "auto":
         return args.color == "always"
-    return (not args.output and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-            and os.environ.get("TERM") != "dumb")
+    return (
+        not args.output and sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
 
 
 def _render(args: argparse.Namespace, report: Report) -> str:
@@ -77,9 +80,12 @@ def _render(args: argparse.Namespace, report: Report) -> str:
 
 
 def _add_color(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                        help="colour text output by level: auto (default: on a terminal, unless NO_COLOR is set), "
-                             "always, never")
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour text output by level: auto (default: on a terminal, unless NO_COLOR is set), always, never",
+    )
 
 
 def _emit(text: str, output: str | None) -> None:
@@ -115,8 +121,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     result = scan(args.paths, policy, progress, deep=args.deep, jobs=args.jobs, embedded=args.embedded)
     report = Report("scan", result.packages, result.findings, result.errors)
     _report_errors(report)
-    _emit(_render(args, report),
-          args.output)
+    _emit(_render(args, report), args.output)
     if args.exit_zero and report.exit_code == EXIT_FINDINGS:
         return EXIT_OK
     return report.exit_code
@@ -134,16 +139,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     report = Report("verify", result.packages, result.findings, result.errors)
     _report_errors(report)
-    _emit(_render(args, report),
-          args.output)
+    _emit(_render(args, report), args.output)
     status = report.exit_code
     if args.repair:
         nevras = result.to_repair()
         unowned = [f.path for f in result.findings if f.rule == "bpf-object-unowned" and not f.waived]
         if unowned:
-            print(f"rpm-bpf: {len(unowned)} unowned file(s) in the BPF directory belong to no package; "
-                  "reinstalling cannot fix them. Move them to /var/cache/bpf/<app>/ or /run/<app>/, or "
-                  "remove them.", file=sys.stderr)
+            print(
+                f"rpm-bpf: {len(unowned)} unowned file(s) in the BPF directory belong to no package; "
+                "reinstalling cannot fix them. Move them to /var/cache/bpf/<app>/ or /run/<app>/, or "
+                "remove them.",
+                file=sys.stderr,
+            )
         if not nevras:
             print("rpm-bpf: nothing to repair with dnf", file=sys.stderr)
             return status
@@ -167,8 +174,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             _error(f"dnf reinstall failed ({done.returncode})")
             return EXIT_USAGE
         after = verify(args.root, policy, result.names_of(nevras))
-        left = [f for f in after.findings if f.rule in ("bpf-object-modified", "bpf-object-missing",
-                                                        "bpf-object-attrs-changed") and not f.waived]
+        left = [
+            f
+            for f in after.findings
+            if f.rule in ("bpf-object-modified", "bpf-object-missing", "bpf-object-attrs-changed") and not f.waived
+        ]
         print(f"rpm-bpf: repaired {len(nevras)} package(s); {len(left)} finding(s) left", file=sys.stderr)
         return EXIT_FINDINGS if left or unowned else EXIT_OK
     return status
@@ -179,8 +189,8 @@ def _inspect_one(path: str) -> tuple[dict | None, str | None]:
     import stat
 
     from . import elf
-    from .rootfs import describe_mode, read_user_file
     from .package import MAX_CONTENT
+    from .rootfs import describe_mode, read_user_file
 
     try:
         mode = os.lstat(path).st_mode
@@ -203,8 +213,11 @@ def _inspect_one(path: str) -> tuple[dict | None, str | None]:
     embedded = elf.find_embedded(data)
     if not embedded:
         return None, f"{path}: ELF file without BPF code (no embedded BPF object found)"
-    return {"path": path, "kind": "embedded",
-            "embedded": [{"offset": e.offset, **e.object.to_dict()} for e in embedded]}, None
+    return {
+        "path": path,
+        "kind": "embedded",
+        "embedded": [{"offset": e.offset, **e.object.to_dict()} for e in embedded],
+    }, None
 
 
 def _inspect_text(info: dict) -> str:
@@ -212,16 +225,19 @@ def _inspect_text(info: dict) -> str:
     from .safetext import escape as e
 
     def describe(obj: dict, indent: str) -> list[str]:
-        lines = [f"{indent}ELF{obj['elf_class']} {obj['endianness']}-endian {obj['elf_type']}, {obj['size']} bytes",
-                 f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
-                 f"{indent}BTF: {'yes' if obj['btf'] else 'no'}, BTF.ext: {'yes' if obj['btf_ext'] else 'no'}, "
-                 f"debug info: {'yes' if obj['debug_info'] else 'no'}",
-                 f"{indent}programs ({len(obj['programs'])}):"]
+        lines = [
+            f"{indent}ELF{obj['elf_class']} {obj['endianness']}-endian {obj['elf_type']}, {obj['size']} bytes",
+            f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
+            f"{indent}BTF: {'yes' if obj['btf'] else 'no'}, BTF.ext: {'yes' if obj['btf_ext'] else 'no'}, "
+            f"debug info: {'yes' if obj['debug_info'] else 'no'}",
+            f"{indent}programs ({len(obj['programs'])}):",
+        ]
         lines += [f"{indent}  {e(p['section'])}  {e(p['name'])}" for p in obj["programs"]]
         lines.append(f"{indent}maps ({len(obj['maps'])}): {', '.join(map(e, obj['maps'])) or '-'}")
         return lines
+
     if info["kind"] == "object":
-        return "\n".join([f"{e(info['path'])}: BPF object"] + describe(info, "  ")) + "\n"
+        return "\n".join([f"{e(info['path'])}: BPF object", *describe(info, "  ")]) + "\n"
     out = [f"{e(info['path'])}: ELF file with {len(info['embedded'])} embedded BPF object(s)"]
     for emb in info["embedded"]:
         out.append(f"  at offset {emb['offset']}:")
@@ -248,9 +264,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_rules(args: argparse.Namespace) -> int:
     registry = rules.registry()
     if args.format == "json":
-        sys.stdout.write(json.dumps([{"id": r.id, "severity": r.severity.label, "scope": r.scope,
-                                      "summary": r.summary, "description": r.description}
-                                     for r in registry.values()], indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "severity": r.severity.label,
+                        "scope": r.scope,
+                        "summary": r.summary,
+                        "description": r.description,
+                    }
+                    for r in registry.values()
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
         return EXIT_OK
     for r in registry.values():
         print(f"{r.severity.letter}  {r.id:28} {r.summary}")
@@ -284,36 +313,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _configure_scan(scan: argparse.ArgumentParser) -> None:
-    scan.description = "Check RPM files against the BPF policy, and for object name conflicts across all packages given."
+    scan.description = (
+        "Check RPM files against the BPF policy, and for object name conflicts across all packages given."
+    )
     scan.add_argument("paths", nargs="+", metavar="PATH", help="RPM file, or directory searched for *.rpm")
     scan.add_argument("-f", "--format", choices=FORMATS, default="text", help="report format (default: text)")
     _add_color(scan)
     scan.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
-    scan.add_argument("--policy", action="append", metavar="FILE",
-                      help="policy file applied after the system one (repeatable)")
+    scan.add_argument(
+        "--policy", action="append", metavar="FILE", help="policy file applied after the system one (repeatable)"
+    )
     scan.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     scan.add_argument("--show-waived", action="store_true", help="list waived findings in text and JUnit output")
-    scan.add_argument("--embedded", choices=("signals", "all"), default="signals",
-                      help="which ELF files are searched for embedded BPF objects: 'signals' (default) those "
-                           "of packages whose header says they may carry some (Requires libbpf, libxdp or "
-                           "libelf; Go binaries; cilium/ebpf, libbpf-rs, aya, bundled libbpf), 'all' every ELF "
-                           "file of every package (finds the rest, e.g. aya programs without such a signal; "
-                           "reads far more payload)")
-    scan.add_argument("--deep", action="store_true",
-                      help="read every file of every payload instead of triaging from headers (slow; "
-                           "the reference the triage is measured against)")
-    scan.add_argument("-j", "--jobs", type=int, metavar="N",
-                      help="worker processes (default: one per CPU when scanning 512 or more inputs)")
-    scan.add_argument("--exit-zero", action="store_true",
-                      help="exit 0 even when errors are found (unreadable inputs still give 2)")
+    scan.add_argument(
+        "--embedded",
+        choices=("signals", "all"),
+        default="signals",
+        help="which ELF files are searched for embedded BPF objects: 'signals' (default) those "
+        "of packages whose header says they may carry some (Requires libbpf, libxdp or "
+        "libelf; Go binaries; cilium/ebpf, libbpf-rs, aya, bundled libbpf), 'all' every ELF "
+        "file of every package (finds the rest, e.g. aya programs without such a signal; "
+        "reads far more payload)",
+    )
+    scan.add_argument(
+        "--deep",
+        action="store_true",
+        help="read every file of every payload instead of triaging from headers (slow; "
+        "the reference the triage is measured against)",
+    )
+    scan.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes (default: one per CPU when scanning 512 or more inputs)",
+    )
+    scan.add_argument(
+        "--exit-zero", action="store_true", help="exit 0 even when errors are found (unreadable inputs still give 2)"
+    )
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(func=cmd_scan)
 
 
 def _configure_verify(verify: argparse.ArgumentParser) -> None:
-    verify.description = ("Compare the installed BPF objects (and everything in the BPF directories) with what "
-                          "the rpm database recorded: digest, size, mode, owner, type. Files in the BPF "
-                          "directories that no package owns are reported too (when no PACKAGE is named).")
+    verify.description = (
+        "Compare the installed BPF objects (and everything in the BPF directories) with what "
+        "the rpm database recorded: digest, size, mode, owner, type. Files in the BPF "
+        "directories that no package owns are reported too (when no PACKAGE is named)."
+    )
     verify.add_argument("packages", nargs="*", metavar="PACKAGE", help="package names (default: all installed)")
     verify.add_argument("--root", default="/", metavar="DIR", help="verify the system installed in DIR")
     verify.add_argument("-f", "--format", choices=FORMATS, default="text")
@@ -322,14 +369,22 @@ def _configure_verify(verify: argparse.ArgumentParser) -> None:
     verify.add_argument("--policy", action="append", metavar="FILE")
     verify.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     verify.add_argument("--show-waived", action="store_true")
-    verify.add_argument("--db-in-place", action="store_true",
-                        help="let librpm read ROOT's rpm database where it is instead of a private copy (for a "
-                             "package manager's hook right after its own transaction wrote that database)")
-    verify.add_argument("--repair", action="store_true",
-                        help="say which dnf reinstall restores the changed objects (run it with --yes)")
+    verify.add_argument(
+        "--db-in-place",
+        action="store_true",
+        help="let librpm read ROOT's rpm database where it is instead of a private copy (for a "
+        "package manager's hook right after its own transaction wrote that database)",
+    )
+    verify.add_argument(
+        "--repair", action="store_true", help="say which dnf reinstall restores the changed objects (run it with --yes)"
+    )
     verify.add_argument("-y", "--yes", action="store_true", help="with --repair: run dnf reinstall")
-    verify.add_argument("--dnf-arg", action="append", metavar="ARG",
-                        help="extra argument for the dnf reinstall of --repair (repeatable), e.g. --dnf-arg=--repo=x")
+    verify.add_argument(
+        "--dnf-arg",
+        action="append",
+        metavar="ARG",
+        help="extra argument for the dnf reinstall of --repair (repeatable), e.g. --dnf-arg=--repo=x",
+    )
     verify.set_defaults(func=cmd_verify)
 
 
@@ -390,14 +445,18 @@ def _configure_transaction_check(check: argparse.ArgumentParser) -> None:
         '{"candidates": [{"name": N, "epoch": E, "version": V, "release": R, "arch": A, "provides": [...]}], '
         '"incoming": [{"path": FILE, "nevra": NEVRA, "action": "install"}], '
         '"leaving": [{"name": N, "evr": "[E:]V-R", "arch": A}]}. '
-        "Exit 0: accept (or warn), 1: refuse (mode enforce), 2: bad request.")
+        "Exit 0: accept (or warn), 1: refuse (mode enforce), 2: bad request."
+    )
     check.add_argument("--root", default="/", metavar="DIR", help="the system the transaction changes")
     check.add_argument("--mode", choices=("enforce", "warn", "off"), default="enforce")
     check.add_argument("--json", action="store_true", help="answer in JSON (schema rpm-bpf/transaction-check/v1)")
     check.add_argument("--request", default="-", metavar="FILE", help="read the request from FILE (default: stdin)")
-    check.add_argument("--bpf-packages", metavar="FILE",
-                       help="write the names of the incoming packages with BPF content to FILE, one a line "
-                            "(what to verify after the transaction; for hosts that do not read --json)")
+    check.add_argument(
+        "--bpf-packages",
+        metavar="FILE",
+        help="write the names of the incoming packages with BPF content to FILE, one a line "
+        "(what to verify after the transaction; for hosts that do not read --json)",
+    )
     check.add_argument("--policy", action="append", metavar="FILE")
     check.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     check.set_defaults(func=cmd_transaction_check)
@@ -442,20 +501,27 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def _configure_policy(policy: argparse.ArgumentParser) -> None:
-    policy.description = ("Policy files: severities, waivers, BPF directory owners, exempt locations "
-                          "(see rpm-bpf-policy(5)).")
+    policy.description = (
+        "Policy files: severities, waivers, BPF directory owners, exempt locations (see rpm-bpf-policy(5))."
+    )
     actions = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
-    show = actions.add_parser("show", help="print the effective policy, each value with the file it came from",
-                              description="Print the merged policy in force (the built-in default, then "
-                                          f"{SYSTEM_POLICY}, then each --policy) as TOML, each value with a "
-                                          "comment naming the file it came from, like rpmlint --print-config.")
+    show = actions.add_parser(
+        "show",
+        help="print the effective policy, each value with the file it came from",
+        description="Print the merged policy in force (the built-in default, then "
+        f"{SYSTEM_POLICY}, then each --policy) as TOML, each value with a "
+        "comment naming the file it came from, like rpmlint --print-config.",
+    )
     show.add_argument("--policy", action="append", metavar="FILE", help="policy file applied after the system one")
     show.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     show.set_defaults(func=cmd_policy_show)
-    check = actions.add_parser("check", help="validate policy files (exit 0: all valid, 2: not)",
-                               description="Check each FILE as a policy file on top of the built-in default: "
-                                           "TOML syntax, every key and type, rule ids and globs. Prints "
-                                           "'FILE: ok' or the error; exit 0 when all are valid, 2 otherwise.")
+    check = actions.add_parser(
+        "check",
+        help="validate policy files (exit 0: all valid, 2: not)",
+        description="Check each FILE as a policy file on top of the built-in default: "
+        "TOML syntax, every key and type, rule ids and globs. Prints "
+        "'FILE: ok' or the error; exit 0 when all are valid, 2 otherwise.",
+    )
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(func=cmd_policy_check)
 
@@ -472,17 +538,29 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("scan", "check RPM files (and directories of them) against the BPF policy", ":_configure_scan"),
     ("verify", "check installed BPF objects against the rpm database", ":_configure_verify"),
     ("inspect", "describe BPF object files (or ELF files embedding them)", ":_configure_inspect"),
-    ("transaction-check", "judge the packages a transaction brings in (JSON in and out, for package managers)",
-     ":_configure_transaction_check"),
-    ("serve", "answer rpm-bpf commands sent one per line on stdin (one process for a whole transaction)",
-     "serve:configure_serve"),
+    (
+        "transaction-check",
+        "judge the packages a transaction brings in (JSON in and out, for package managers)",
+        ":_configure_transaction_check",
+    ),
+    (
+        "serve",
+        "answer rpm-bpf commands sent one per line on stdin (one process for a whole transaction)",
+        "serve:configure_serve",
+    ),
     ("rules", "list the rules, their ids and severities", ":_configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", ":_configure_explain"),
     ("policy", "show the effective policy, or check policy files", ":_configure_policy"),
-    ("rpmlint-enable", "enable BPFCheck in rpmlint (writes the rpmlint drop-in)",
-     "buildhelpers:configure_rpmlint_enable"),
-    ("install-objects", "install BPF objects into the buildroot (behind %%bpf_install)",
-     "buildhelpers:configure_install_objects"),
+    (
+        "rpmlint-enable",
+        "enable BPFCheck in rpmlint (writes the rpmlint drop-in)",
+        "buildhelpers:configure_rpmlint_enable",
+    ),
+    (
+        "install-objects",
+        "install BPF objects into the buildroot (behind %%bpf_install)",
+        "buildhelpers:configure_install_objects",
+    ),
     ("rpm-deps", "rpm dependency generator for BPF objects (behind bpf.attr)", "buildhelpers:configure_rpm_deps"),
     ("spec", "spec file templates for BPF packages", "spectemplates:configure_spec"),
     ("demo", "build sample good and bad packages with clang and rpmbuild, and scan them", ":_configure_demo"),
@@ -500,15 +578,17 @@ def _configurer(where: str):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (``command`` given) one with only that command's options."""
-    parser = argparse.ArgumentParser(prog="rpm-bpf", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="rpm-bpf", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"rpm-bpf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text, where in COMMANDS:
         if command is None or command == name:
             # Each sub-parser costs argparse a gettext look-up on disk: only the one run is built.
-            sub_parser = sub.add_parser(name, help=help_text, epilog=EPILOG,
-                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+            sub_parser = sub.add_parser(
+                name, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+            )
             _configurer(where)(sub_parser)
     return parser
 

@@ -26,12 +26,16 @@ def _preamble(shell: str) -> str:
     ids = " ".join(rules.registry())
     if shell == "bash":
         # shtab calls these with IFS set to a newline: the word lists split on any blank here.
-        return (f'_rpm_bpf_rule_ids() {{ local IFS=$\' \\t\\n\'; compgen -W "{ids}" -- "$1"; }}\n'
-                "_rpm_bpf_packages() { local IFS=$' \\t\\n'; "
-                "compgen -W \"$(rpm -qa --qf '%{NAME}\\n' 2>/dev/null)\" -- \"$1\"; }\n")
-    return (f"_rpm_bpf_rule_ids() {{ local -a ids=({ids}); _describe 'rule id' ids; }}\n"
-            "_rpm_bpf_packages() { local -a names=(${(f)\"$(rpm -qa --qf '%{NAME}\\n' 2>/dev/null)\"}); "
-            "_describe 'installed package' names; }\n")
+        return (
+            f'_rpm_bpf_rule_ids() {{ local IFS=$\' \\t\\n\'; compgen -W "{ids}" -- "$1"; }}\n'
+            "_rpm_bpf_packages() { local IFS=$' \\t\\n'; "
+            'compgen -W "$(rpm -qa --qf \'%{NAME}\\n\' 2>/dev/null)" -- "$1"; }\n'
+        )
+    return (
+        f"_rpm_bpf_rule_ids() {{ local -a ids=({ids}); _describe 'rule id' ids; }}\n"
+        "_rpm_bpf_packages() { local -a names=(${(f)\"$(rpm -qa --qf '%{NAME}\\n' 2>/dev/null)\"}); "
+        "_describe 'installed package' names; }\n"
+    )
 
 
 def _parsers(parser: argparse.ArgumentParser):
@@ -46,8 +50,7 @@ def annotated_parser() -> argparse.ArgumentParser:
     """The whole rpm-bpf parser, each argument told what it completes to (shtab's ``complete``)."""
     import shtab
 
-    by_metavar = {"FILE": shtab.FILE, "PATH": shtab.FILE, "DIR": shtab.DIRECTORY, "RULE": _RULES,
-                  "PACKAGE": _PACKAGES}
+    by_metavar = {"FILE": shtab.FILE, "PATH": shtab.FILE, "DIR": shtab.DIRECTORY, "RULE": _RULES, "PACKAGE": _PACKAGES}
     parser = build_parser()
     for sub in _parsers(parser):
         for action in sub._actions:

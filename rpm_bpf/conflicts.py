@@ -21,8 +21,7 @@ def _clash(a: ShippedObject, b: ShippedObject) -> bool:
     # One package name: versions replace each other, multilib builds of one
     # source coexist and are fine when the bytes agree.
     same_evr = (pa.ref.epoch, pa.ref.version, pa.ref.release) == (pb.ref.epoch, pb.ref.version, pb.ref.release)
-    return (same_evr and pa.ref.arch != pb.ref.arch and a.entry.path == b.entry.path
-            and a.entry.digest != b.entry.digest)
+    return same_evr and pa.ref.arch != pb.ref.arch and a.entry.path == b.entry.path and a.entry.digest != b.entry.digest
 
 
 def find_conflicts(objects: Iterable[ShippedObject], only_for: set[str] | None = None) -> list[Finding]:
@@ -48,8 +47,16 @@ def find_conflicts(objects: Iterable[ShippedObject], only_for: set[str] | None =
                 continue
             names = tuple(sorted({o.package.ref.nevra for o in others}))
             where = ", ".join(
-                f"{o.package.ref.nevra} ({o.entry.path})" if o.entry.path != obj.entry.path
-                else o.package.ref.nevra for o in others)
-            findings.append(Finding.of("bpf-name-conflict", obj.package.ref, obj.entry.path,
-                                       f"{key!s} is also shipped by {where}", related=names))
+                f"{o.package.ref.nevra} ({o.entry.path})" if o.entry.path != obj.entry.path else o.package.ref.nevra
+                for o in others
+            )
+            findings.append(
+                Finding.of(
+                    "bpf-name-conflict",
+                    obj.package.ref,
+                    obj.entry.path,
+                    f"{key!s} is also shipped by {where}",
+                    related=names,
+                )
+            )
     return findings

@@ -26,19 +26,29 @@ def build_demo_packages(out: Path) -> Path:
     rpms.mkdir(parents=True, exist_ok=True)
     packages = [
         # Follows the convention: own subdirectory, requires the directory owner.
-        PkgSpec("xdp-good", requires=["bpf-filesystem"], files=[
-            PkgFile(f"{bpfdir}/xdp-good", directory=True, mode=0o755),
-            PkgFile(f"{bpfdir}/xdp-good/xdp_counter.bpf.o", good_obj)]),
+        PkgSpec(
+            "xdp-good",
+            requires=["bpf-filesystem"],
+            files=[
+                PkgFile(f"{bpfdir}/xdp-good", directory=True, mode=0o755),
+                PkgFile(f"{bpfdir}/xdp-good/xdp_counter.bpf.o", good_obj),
+            ],
+        ),
         # Misplaced, executable, %config, no license, no BTF.
-        PkgSpec("legacy-tracer", files=[
-            PkgFile("/usr/share/legacy-tracer/xdp_drop.o", bare_obj, mode=0o755, config=True)]),
+        PkgSpec(
+            "legacy-tracer", files=[PkgFile("/usr/share/legacy-tracer/xdp_drop.o", bare_obj, mode=0o755, config=True)]
+        ),
         # Ships the same name as xdp-good, from another source package.
-        PkgSpec("xdp-fork", requires=["bpf-filesystem"], files=[
-            PkgFile(f"{bpfdir}/xdp-good", directory=True, mode=0o755),
-            PkgFile(f"{bpfdir}/xdp-good/xdp_counter.bpf.o", be_obj)]),
+        PkgSpec(
+            "xdp-fork",
+            requires=["bpf-filesystem"],
+            files=[
+                PkgFile(f"{bpfdir}/xdp-good", directory=True, mode=0o755),
+                PkgFile(f"{bpfdir}/xdp-good/xdp_counter.bpf.o", be_obj),
+            ],
+        ),
         # A libbpf skeleton loader: its embedded object is reported as information.
-        PkgSpec("xdp-loader", files=[
-            PkgFile("/usr/bin/xdp-loader", loader, mode=0o755)]),
+        PkgSpec("xdp-loader", files=[PkgFile("/usr/bin/xdp-loader", loader, mode=0o755)]),
     ]
     for pkg in packages:
         for rpm_path in samples.build_rpms(pkg, build):
@@ -59,6 +69,9 @@ def run_demo(out: Path, fmt: str = "text") -> int:
     for err in report.errors:
         print(input_error_line(err), file=sys.stderr)
     sys.stdout.write(RENDERERS[fmt](report))
-    print(f"rpm-bpf demo: exit status would be {report.exit_code} "
-          "(the truncated RPM makes it 2; policy errors alone give 1)", file=sys.stderr)
+    print(
+        f"rpm-bpf demo: exit status would be {report.exit_code} "
+        "(the truncated RPM makes it 2; policy errors alone give 1)",
+        file=sys.stderr,
+    )
     return 0

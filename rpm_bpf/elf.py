@@ -11,7 +11,6 @@ import io
 import struct
 from collections import namedtuple
 
-
 EM_BPF = 247
 ELF_MAGIC = b"\x7fELF"
 _SHF_EXECINSTR = 0x4
@@ -32,8 +31,20 @@ class Program(namedtuple("Program", ("section", "name"))):
 class BpfObject:
     """What a BPF ELF object holds, as far as the rules care."""
 
-    __slots__ = ("endianness", "elf_class", "elf_type", "size", "programs", "maps", "license", "has_btf",
-                 "has_btf_ext", "has_debug_info", "sections", "program_sections")
+    __slots__ = (
+        "elf_class",
+        "elf_type",
+        "endianness",
+        "has_btf",
+        "has_btf_ext",
+        "has_debug_info",
+        "license",
+        "maps",
+        "program_sections",
+        "programs",
+        "sections",
+        "size",
+    )
 
     def __init__(self, endianness: str, elf_class: int, elf_type: str, size: int) -> None:
         self.endianness = endianness  # "little" or "big"
@@ -90,7 +101,7 @@ def elf_machine(data: bytes, offset: int = 0) -> int | None:
 
     A cheap sniff used before handing bytes to pyelftools.
     """
-    if len(data) < offset + 20 or data[offset:offset + 4] != ELF_MAGIC:
+    if len(data) < offset + 20 or data[offset : offset + 4] != ELF_MAGIC:
         return None
     order = {1: "<", 2: ">"}.get(data[offset + 5])
     if order is None:
@@ -134,7 +145,8 @@ def _check_section_table(elf, size: int, name: str) -> None:
     if shoff + shnum * shentsize > size:
         raise BpfElfError(
             f"{name}: section header table ({shnum} entries at offset {shoff}) "
-            f"runs past the end of the file ({size} bytes)")
+            f"runs past the end of the file ({size} bytes)"
+        )
 
 
 def _text(latin1: str) -> str:
@@ -258,7 +270,13 @@ def _embedded_bytes(data: bytes, offset: int) -> bytes | None:
     ehsize = struct.unpack_from(order + "H", data, offset + ehsize_at)[0]
     shentsize, shnum = struct.unpack_from(order + "HH", data, offset + shentsize_at)
     end = offset + shoff + shentsize * shnum
-    if (e_type != _ET_REL or ehsize != ehdr_size or shentsize != shdr_size or shnum == 0
-            or shoff < ehdr_size or end > len(data)):
+    if (
+        e_type != _ET_REL
+        or ehsize != ehdr_size
+        or shentsize != shdr_size
+        or shnum == 0
+        or shoff < ehdr_size
+        or end > len(data)
+    ):
         return None
     return data[offset:end]

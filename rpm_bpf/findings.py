@@ -12,8 +12,7 @@ from .rules import Severity
 # the DNF plugin) a fifth of its run time.
 
 
-class PackageRef(namedtuple("PackageRef", ("name", "epoch", "version", "release", "arch", "source"),
-                            defaults=("",))):
+class PackageRef(namedtuple("PackageRef", ("name", "epoch", "version", "release", "arch", "source"), defaults=("",))):
     """Enough of a package to name it in a report.
 
     ``epoch`` is an int or None; ``source`` is the RPM file or "rpmdb".
@@ -53,9 +52,13 @@ class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", 
     signal: str
 
 
-class Finding(namedtuple("Finding", ("rule", "severity", "package", "path", "detail", "waiver", "related",
-                                     "embedded"),
-                         defaults=("", None, (), None))):
+class Finding(
+    namedtuple(
+        "Finding",
+        ("rule", "severity", "package", "path", "detail", "waiver", "related", "embedded"),
+        defaults=("", None, (), None),
+    )
+):
     """What a rule found. ``waiver`` is the reason of the waiver that silences
     it (None: not waived); ``related`` names the other packages involved (conflicts);
     ``embedded`` describes the object of a ``bpf-object-embedded`` finding."""
@@ -71,8 +74,15 @@ class Finding(namedtuple("Finding", ("rule", "severity", "package", "path", "det
     embedded: Embedded | None
 
     @classmethod
-    def of(cls, rule_id: str, package: PackageRef | None, path: str | None, detail: str = "",
-           related: tuple[str, ...] = (), embedded: Embedded | None = None) -> "Finding":
+    def of(
+        cls,
+        rule_id: str,
+        package: PackageRef | None,
+        path: str | None,
+        detail: str = "",
+        related: tuple[str, ...] = (),
+        embedded: Embedded | None = None,
+    ) -> Finding:
         return cls(rule_id, rules.get(rule_id).severity, package, path, detail, None, related, embedded)
 
     @property
@@ -85,13 +95,13 @@ class Finding(namedtuple("Finding", ("rule", "severity", "package", "path", "det
         summary = rules.get(self.rule).summary
         return f"{summary}: {self.detail}" if self.detail else summary
 
-    def with_severity(self, severity: Severity) -> "Finding":
+    def with_severity(self, severity: Severity) -> Finding:
         return self._replace(severity=severity)
 
-    def with_detail_note(self, note: str) -> "Finding":
+    def with_detail_note(self, note: str) -> Finding:
         return self._replace(detail=f"{self.detail} ({note})" if self.detail else f"({note})")
 
-    def with_waiver(self, reason: str) -> "Finding":
+    def with_waiver(self, reason: str) -> Finding:
         return self._replace(waiver=reason)
 
 

@@ -27,8 +27,14 @@ from .cli import COMMANDS, DESCRIPTION, build_parser
 
 DATE = "2026-11-25"
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ("rpm-bpf.1", "rpm-bpf-policy.5", "rpm-bpf-rules.7", "rpm-bpf-macros.7", "dnf-bpf-verify.8",
-         "dnf5-bpf-verify.8")
+PAGES = (
+    "rpm-bpf.1",
+    "rpm-bpf-policy.5",
+    "rpm-bpf-rules.7",
+    "rpm-bpf-macros.7",
+    "dnf-bpf-verify.8",
+    "dnf5-bpf-verify.8",
+)
 _SPECIAL = re.compile(r"([\\*`|_\[\]<>:])")
 
 
@@ -43,8 +49,10 @@ def _literal(text: str, indent: str = "    ") -> str:
 
 def _header(name: str, section: str, summary: str, group: str) -> str:
     """Title (the page name) and subtitle (its one-line summary), as docutils' man writer reads them."""
-    return (f"{'=' * len(name)}\n{name}\n{'=' * len(name)}\n\n{'-' * len(summary)}\n{summary}\n{'-' * len(summary)}\n\n"
-            f":Manual section: {section}\n:Manual group: {group}\n:Date: {DATE}\n:Version: rpm-bpf {__version__}\n\n")
+    return (
+        f"{'=' * len(name)}\n{name}\n{'=' * len(name)}\n\n{'-' * len(summary)}\n{summary}\n{'-' * len(summary)}\n\n"
+        f":Manual section: {section}\n:Manual group: {group}\n:Date: {DATE}\n:Version: rpm-bpf {__version__}\n\n"
+    )
 
 
 def _section(title: str) -> str:
@@ -82,10 +90,12 @@ def page_rpm_bpf() -> str:
     text = _header("rpm-bpf", "1", "check and verify BPF objects in RPM packages", "rpm-bpf")
     text += _section("SYNOPSIS") + "**rpm-bpf** *COMMAND* [*OPTIONS*] ...\n\n"
     text += _section("DESCRIPTION") + _inline(DESCRIPTION) + "\n\n"
-    text += ("The convention: objects a package delivers live under %{_libdir}/bpf (or %{_prefix}/lib/bpf for "
-             "architecture-independent ones), two packages never ship the same object name there, and these "
-             "files are never rewritten at run time. Objects compiled at start-up go to /var/cache/bpf/APP/, "
-             "short-lived ones to /run/APP/.\n\n").replace("_", "\\_")
+    text += (
+        "The convention: objects a package delivers live under %{_libdir}/bpf (or %{_prefix}/lib/bpf for "
+        "architecture-independent ones), two packages never ship the same object name there, and these "
+        "files are never rewritten at run time. Objects compiled at start-up go to /var/cache/bpf/APP/, "
+        "short-lived ones to /run/APP/.\n\n"
+    ).replace("_", "\\_")
     text += _section("COMMANDS")
     for name, sub in _subcommands(parser).items():
         text += f"{name}\n{'-' * len(name)}\n\n{_inline(helps[name])}.\n\n"
@@ -99,29 +109,42 @@ def page_rpm_bpf() -> str:
                 text += _inline(action.description) + "\n\n"
             text += _options(action)
     text += _section("EXIT STATUS")
-    text += ("**0**\n    no errors (warnings and info may have been reported)\n\n"
-             "**1**\n    at least one error-level finding that no waiver covers (transaction-check: the "
-             "transaction is refused)\n\n"
-             "**2**\n    bad invocation, an input that could not be read (the others are still checked), a "
-             "broken policy file, or an internal error of rpm-bpf\n\n")
+    text += (
+        "**0**\n    no errors (warnings and info may have been reported)\n\n"
+        "**1**\n    at least one error-level finding that no waiver covers (transaction-check: the "
+        "transaction is refused)\n\n"
+        "**2**\n    bad invocation, an input that could not be read (the others are still checked), a "
+        "broken policy file, or an internal error of rpm-bpf\n\n"
+    )
     text += _section("FILES")
-    text += ("**/etc/rpm-bpf/policy.toml**\n    system policy: severities, waivers, exempt locations "
-             "(rpm-bpf-policy(5))\n\n"
-             "**/etc/dnf/plugins/bpf.conf**, **/etc/dnf/libdnf5-plugins/bpf.conf**\n    the DNF 4 and DNF 5 "
-             "plugins' configuration\n\n").replace("_", "\\_")
+    text += (
+        "**/etc/rpm-bpf/policy.toml**\n    system policy: severities, waivers, exempt locations "
+        "(rpm-bpf-policy(5))\n\n"
+        "**/etc/dnf/plugins/bpf.conf**, **/etc/dnf/libdnf5-plugins/bpf.conf**\n    the DNF 4 and DNF 5 "
+        "plugins' configuration\n\n"
+    ).replace("_", "\\_")
     text += _section("ENVIRONMENT")
-    text += ("**NO_COLOR**\n    any value turns --color=auto off\n\n"
-             "**RPM_BPF_DEBUG**\n    on an internal error, print the Python traceback\n\n").replace("_", "\\_")
+    text += (
+        "**NO_COLOR**\n    any value turns --color=auto off\n\n"
+        "**RPM_BPF_DEBUG**\n    on an internal error, print the Python traceback\n\n"
+    ).replace("_", "\\_")
     text += _section("EXAMPLES")
-    text += _literal("rpm-bpf scan ~/rpmbuild/RPMS\n"
-                     "rpm-bpf scan --format sarif -o bpf.sarif build/*.rpm\n"
-                     "rpm-bpf scan --embedded=all --policy gate.toml compose/Packages\n"
-                     "rpm-bpf verify --root /mnt/sysimage\n"
-                     "rpm-bpf explain bpf-name-conflict\n"
-                     "rpm-bpf policy show --policy gate.toml\n"
-                     "rpm-bpf policy check /etc/rpm-bpf/policy.toml") + "\n"
-    text += _section("SEE ALSO") + ("rpm-bpf-policy(5), rpm-bpf-rules(7), rpm-bpf-macros(7), dnf-bpf-verify(8), "
-                                     "dnf5-bpf-verify(8), rpmlint(1), rpmbuild(8), bpftool(8)\n")
+    text += (
+        _literal(
+            "rpm-bpf scan ~/rpmbuild/RPMS\n"
+            "rpm-bpf scan --format sarif -o bpf.sarif build/*.rpm\n"
+            "rpm-bpf scan --embedded=all --policy gate.toml compose/Packages\n"
+            "rpm-bpf verify --root /mnt/sysimage\n"
+            "rpm-bpf explain bpf-name-conflict\n"
+            "rpm-bpf policy show --policy gate.toml\n"
+            "rpm-bpf policy check /etc/rpm-bpf/policy.toml"
+        )
+        + "\n"
+    )
+    text += _section("SEE ALSO") + (
+        "rpm-bpf-policy(5), rpm-bpf-rules(7), rpm-bpf-macros(7), dnf-bpf-verify(8), "
+        "dnf5-bpf-verify(8), rpmlint(1), rpmbuild(8), bpftool(8)\n"
+    )
     return text
 
 
@@ -129,17 +152,19 @@ def page_policy(policy_text: str) -> str:
     text = _header("rpm-bpf-policy", "5", "rpm-bpf policy files", "rpm-bpf")
     text += _section("SYNOPSIS") + "/etc/rpm-bpf/policy.toml, and files given with **--policy**\n\n"
     text += _section("DESCRIPTION")
-    text += ("Policy files are TOML. They are layered: the built-in default policy, then "
-             "/etc/rpm-bpf/policy.toml (unless --no-system-policy), then each --policy FILE in order. Later "
-             "files change severities and replace the [bpfdir] owner-provides and [exempt] paths lists; waivers "
-             "from every file add up. Every key is checked when a file is loaded (type, rule ids and globs "
-             "against the registry, no unknown key); a bad file is one error line naming file and key, and "
-             "exit status 2. Policy files must be regular files of at most 1 MiB. **rpm-bpf policy show** "
-             "prints the policy in force with the origin of each value; **rpm-bpf policy check FILE** "
-             "validates a file.\n\n").replace("_", "\\_")
-    header, _, body = policy_text.partition("\n\n")
-    comments = "\n".join(line.removeprefix("#").removeprefix(" ") for line in policy_text.splitlines()
-                         if line.startswith("#"))
+    text += (
+        "Policy files are TOML. They are layered: the built-in default policy, then "
+        "/etc/rpm-bpf/policy.toml (unless --no-system-policy), then each --policy FILE in order. Later "
+        "files change severities and replace the [bpfdir] owner-provides and [exempt] paths lists; waivers "
+        "from every file add up. Every key is checked when a file is loaded (type, rule ids and globs "
+        "against the registry, no unknown key); a bad file is one error line naming file and key, and "
+        "exit status 2. Policy files must be regular files of at most 1 MiB. **rpm-bpf policy show** "
+        "prints the policy in force with the origin of each value; **rpm-bpf policy check FILE** "
+        "validates a file.\n\n"
+    ).replace("_", "\\_")
+    comments = "\n".join(
+        line.removeprefix("#").removeprefix(" ") for line in policy_text.splitlines() if line.startswith("#")
+    )
     text += _section("KEYS AND WAIVER SYNTAX")
     text += "Every key, as the built-in default policy documents it:\n\n" + _literal(comments) + "\n"
     text += _section("THE BUILT-IN DEFAULT POLICY") + _literal(policy_text) + "\n"
@@ -150,11 +175,13 @@ def page_policy(policy_text: str) -> str:
 def page_rules() -> str:
     text = _header("rpm-bpf-rules", "7", "the rules of rpm-bpf", "rpm-bpf")
     text += _section("DESCRIPTION")
-    text += ("Every rule rpm-bpf applies, in every front end (rpm-bpf scan and verify, the rpmlint check "
-             "BPFCheck, the DNF 4 and DNF 5 plugins, the build-time check of the RPM macros). Rule ids are "
-             "public interface, like rpmlint's message ids: they are never renamed. Severity: error (E), "
-             "warning (W) or info (I); a policy file may change it (rpm-bpf-policy(5)). Scope: judged from "
-             "one package, across a set of packages, or on an installed system.\n\n")
+    text += (
+        "Every rule rpm-bpf applies, in every front end (rpm-bpf scan and verify, the rpmlint check "
+        "BPFCheck, the DNF 4 and DNF 5 plugins, the build-time check of the RPM macros). Rule ids are "
+        "public interface, like rpmlint's message ids: they are never renamed. Severity: error (E), "
+        "warning (W) or info (I); a policy file may change it (rpm-bpf-policy(5)). Scope: judged from "
+        "one package, across a set of packages, or on an installed system.\n\n"
+    )
     text += _section("RULES")
     for rule in rules.registry().values():
         if getattr(rule, "retired", False):
@@ -168,14 +195,18 @@ def page_rules() -> str:
 
 def page_macros(macros_text: str) -> str:
     text = _header("rpm-bpf-macros", "7", "RPM macros for packaging BPF objects", "rpm-bpf")
-    text += _section("SYNOPSIS") + _literal("%bpf_install [-a] [-d SUBDIR] [-m MODE] FILE...\n%{_bpfdir}\n"
-                                            "%{_bpfdir_noarch}") + "\n"
+    text += (
+        _section("SYNOPSIS")
+        + _literal("%bpf_install [-a] [-d SUBDIR] [-m MODE] FILE...\n%{_bpfdir}\n%{_bpfdir_noarch}")
+        + "\n"
+    )
     text += _section("DESCRIPTION")
-    text += ("The rpm-bpf-macros package installs these macros (as %{_rpmconfigdir}/macros.d/macros.bpf), a "
-             "dependency generator that gives every packaged BPF object a Provides: bpf(NAME) (NAME relative "
-             "to the BPF directory), and a check of the built packages that rpmbuild runs at the end of every "
-             "build. Each macro below is shown with the comment that documents it in the macro file.\n\n"
-             ).replace("_", "\\_")
+    text += (
+        "The rpm-bpf-macros package installs these macros (as %{_rpmconfigdir}/macros.d/macros.bpf), a "
+        "dependency generator that gives every packaged BPF object a Provides: bpf(NAME) (NAME relative "
+        "to the BPF directory), and a check of the built packages that rpmbuild runs at the end of every "
+        "build. Each macro below is shown with the comment that documents it in the macro file.\n\n"
+    ).replace("_", "\\_")
     text += _section("MACROS")
     block: list[str] = []  # the comment above a group of macros documents each of them
     for line in macros_text.splitlines():
@@ -193,9 +224,11 @@ def page_macros(macros_text: str) -> str:
             block.append("") if block and block[-1] != "" else None
         elif not line.strip():
             block = []
-    text += _section("FILES") + ("**%{_rpmconfigdir}/macros.d/macros.bpf**\n    the macros\n\n"
-                                  "**%{_rpmconfigdir}/fileattrs/bpf.attr**\n    the bpf(NAME) dependency "
-                                  "generator\n\n").replace("_", "\\_")
+    text += _section("FILES") + (
+        "**%{_rpmconfigdir}/macros.d/macros.bpf**\n    the macros\n\n"
+        "**%{_rpmconfigdir}/fileattrs/bpf.attr**\n    the bpf(NAME) dependency "
+        "generator\n\n"
+    ).replace("_", "\\_")
     text += _section("SEE ALSO") + "rpm-bpf(1), rpm-bpf-policy(5), rpmbuild(8)\n"
     return text
 
@@ -223,14 +256,18 @@ def page_dnf(command: str) -> str:
     text += _section("SYNOPSIS") + f"**{command} bpf-verify** [**--json**] [*PACKAGE*...]\n\n"
     plugin = "python3-dnf-plugin-bpf" if command == "dnf" else "libdnf5-plugin-bpf"
     text += _section("DESCRIPTION")
-    text += (f"A {command} command of {plugin}: runs rpm-bpf verify on the system {command} manages (its "
-             "--installroot) and exits with its status. Compares the installed BPF objects, and everything in "
-             "the BPF directories, with what the rpm database recorded: digest, size, mode, owner, type; "
-             "files in the BPF directories that no package owns are reported when no PACKAGE is named.\n\n")
+    text += (
+        f"A {command} command of {plugin}: runs rpm-bpf verify on the system {command} manages (its "
+        "--installroot) and exits with its status. Compares the installed BPF objects, and everything in "
+        "the BPF directories, with what the rpm database recorded: digest, size, mode, owner, type; "
+        "files in the BPF directories that no package owns are reported when no PACKAGE is named.\n\n"
+    )
     text += _section("OPTIONS") + _options(parser)
-    text += _section("EXIT STATUS") + ("**0**\n    clean\n\n**1**\n    errors found\n\n"
-                                        "**2**\n    input errors (a package not installed, a file that cannot "
-                                        "be read)\n\n")
+    text += _section("EXIT STATUS") + (
+        "**0**\n    clean\n\n**1**\n    errors found\n\n"
+        "**2**\n    input errors (a package not installed, a file that cannot "
+        "be read)\n\n"
+    )
     text += _section("SEE ALSO") + f"rpm-bpf(1), {command}(8), rpm-bpf-rules(7)\n"
     return text
 
@@ -239,23 +276,31 @@ def render(rst: str) -> str:
     """reST to troff with docutils' man page writer; warnings are errors."""
     from docutils.core import publish_string
 
-    out = publish_string(rst, writer_name="manpage",
-                         settings_overrides={"report_level": 2, "halt_level": 2, "input_encoding": "utf-8",
-                                             "output_encoding": "utf-8"})
+    out = publish_string(
+        rst,
+        writer_name="manpage",
+        settings_overrides={"report_level": 2, "halt_level": 2, "input_encoding": "utf-8", "output_encoding": "utf-8"},
+    )
     return out.decode("utf-8") if isinstance(out, bytes) else out
 
 
 def sources(macros: Path | None = None, policy: Path | None = None) -> dict[str, str]:
     macros_text = (macros or REPO / "macros" / "macros.bpf").read_text()
     policy_text = policy.read_text() if policy else data_text("policy.toml")
-    return {"rpm-bpf.1": page_rpm_bpf(), "rpm-bpf-policy.5": page_policy(policy_text),
-            "rpm-bpf-rules.7": page_rules(), "rpm-bpf-macros.7": page_macros(macros_text),
-            "dnf-bpf-verify.8": page_dnf("dnf"), "dnf5-bpf-verify.8": page_dnf("dnf5")}
+    return {
+        "rpm-bpf.1": page_rpm_bpf(),
+        "rpm-bpf-policy.5": page_policy(policy_text),
+        "rpm-bpf-rules.7": page_rules(),
+        "rpm-bpf-macros.7": page_macros(macros_text),
+        "dnf-bpf-verify.8": page_dnf("dnf"),
+        "dnf5-bpf-verify.8": page_dnf("dnf5"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m rpm_bpf.manpages", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python3 -m rpm_bpf.manpages", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--macros", type=Path, help="the macro file (default: macros/macros.bpf of the source tree)")
     parser.add_argument("--policy", type=Path, help="the default policy (default: the package's)")

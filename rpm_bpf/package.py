@@ -20,8 +20,11 @@ RPMFILE_CONFIG = 1 << 0
 RPMFILE_GHOST = 1 << 6
 
 
-class FileEntry(namedtuple("FileEntry", ("path", "mode", "size", "user", "group", "flags", "fileclass", "digest",
-                                         "linkto"), defaults=("",))):
+class FileEntry(
+    namedtuple(
+        "FileEntry", ("path", "mode", "size", "user", "group", "flags", "fileclass", "digest", "linkto"), defaults=("",)
+    )
+):
     """One file as the package header records it (an immutable record, see findings.py)."""
 
     __slots__ = ()
@@ -73,12 +76,29 @@ GO_CLASS = "Go BuildID"
 class Package:
     """A package and its BPF-relevant files (all files when ``deep``)."""
 
-    __slots__ = ("ref", "sourcerpm", "requires", "files", "digest_algo", "is_source", "embedded_signal",
-                 "file_signals", "deep")
+    __slots__ = (
+        "deep",
+        "digest_algo",
+        "embedded_signal",
+        "file_signals",
+        "files",
+        "is_source",
+        "ref",
+        "requires",
+        "sourcerpm",
+    )
 
-    def __init__(self, ref: PackageRef, sourcerpm: str, requires: tuple[str, ...],
-                 files: list[FileEntry] | None = None, digest_algo: int = 8, is_source: bool = False,
-                 embedded_signal: str | None = None, deep: bool = False) -> None:
+    def __init__(
+        self,
+        ref: PackageRef,
+        sourcerpm: str,
+        requires: tuple[str, ...],
+        files: list[FileEntry] | None = None,
+        digest_algo: int = 8,
+        is_source: bool = False,
+        embedded_signal: str | None = None,
+        deep: bool = False,
+    ) -> None:
         self.ref = ref
         self.sourcerpm = sourcerpm
         self.requires = requires
@@ -98,8 +118,9 @@ class Package:
             return "deep"
         if not entry.class_says_elf:
             return None
-        return (self.embedded_signal or self.file_signals.get(entry.path)
-                or ("go" if GO_CLASS in entry.fileclass else None))
+        return (
+            self.embedded_signal or self.file_signals.get(entry.path) or ("go" if GO_CLASS in entry.fileclass else None)
+        )
 
     def __repr__(self) -> str:
         return f"Package({self.ref.nevra}, {len(self.files)} files)"
@@ -121,5 +142,4 @@ class ContentReader:
     not inherit from it (typing.Protocol would cost every command start-up time).
     """
 
-    def read(self, paths: set[str]) -> dict[str, bytes | OSError]:
-        ...
+    def read(self, paths: set[str]) -> dict[str, bytes | OSError]: ...

@@ -17,8 +17,17 @@ from . import data_text, rules
 from .findings import Finding
 from .rules import Severity
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array",
-               dict: "a table", dt.date: "a date", dt.datetime: "a date-time", dt.time: "a time"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+    dict: "a table",
+    dt.date: "a date",
+    dt.datetime: "a date-time",
+    dt.time: "a time",
+}
 
 
 def _type_name(value: object) -> str:
@@ -27,7 +36,7 @@ def _type_name(value: object) -> str:
 
 def _expect(value, kind: type, where: str, key: str, expected: str):
     """``value`` if it is a ``kind``; otherwise the one message naming file, key and what was expected."""
-    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise PolicyError(f"{where}: {key}: expected {expected}, got {_type_name(value)}")
     return value
 
@@ -56,8 +65,10 @@ def _read_policy_file(path: os.PathLike | str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError(f"{name}: cannot read policy file: not UTF-8 text ({exc.reason} at byte {exc.start})") \
-            from None
+        raise PolicyError(
+            f"{name}: cannot read policy file: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+
 
 SYSTEM_POLICY = "/etc/rpm-bpf/policy.toml"
 MAX_POLICY_SIZE = 1 << 20  # a policy file is a few kB; /dev/zero is not one
@@ -68,8 +79,9 @@ class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the file."""
 
 
-class Waiver(namedtuple("Waiver", ("rule", "package", "path", "reason", "expires", "origin"),
-                        defaults=("*", "*", "", None, ""))):
+class Waiver(
+    namedtuple("Waiver", ("rule", "package", "path", "reason", "expires", "origin"), defaults=("*", "*", "", None, ""))
+):
     """``rule``, ``package`` (name or NEVRA) and ``path`` are globs; ``origin``
     is the policy file it came from."""
 
@@ -112,8 +124,7 @@ class Policy:
         self.origins: dict[str, str] = {}
 
     @classmethod
-    def load(cls, paths: Iterable[os.PathLike | str] = (), system: os.PathLike | str | None = SYSTEM_POLICY
-             ) -> "Policy":
+    def load(cls, paths: Iterable[os.PathLike | str] = (), system: os.PathLike | str | None = SYSTEM_POLICY) -> Policy:
         policy = cls()
         policy._merge(data_text("policy.toml"), "built-in default policy")
         candidates = ([system] if system is not None and os.path.lexists(system) else []) + list(paths)
@@ -154,8 +165,9 @@ class Policy:
         owners = bpfdir.get("owner-provides")
         if owners is not None:
             if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
-                raise PolicyError(f"{origin}: [bpfdir] owner-provides: expected a list of strings, "
-                                  f"got {_type_name(owners)}")
+                raise PolicyError(
+                    f"{origin}: [bpfdir] owner-provides: expected a list of strings, got {_type_name(owners)}"
+                )
             self.owner_provides = tuple(owners)
             self.origins["bpfdir.owner-provides"] = origin
         exempt = _expect(data.get("exempt", {}), dict, origin, "[exempt]", "a table")
@@ -165,8 +177,10 @@ class Policy:
         paths = exempt.get("paths")
         if paths is not None:
             if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
-                raise PolicyError(f"{origin}: [exempt] paths: expected a list of absolute path globs, "
-                                  f"got {_type_name(paths) if not isinstance(paths, list) else 'other items'}")
+                raise PolicyError(
+                    f"{origin}: [exempt] paths: expected a list of absolute path globs, "
+                    f"got {_type_name(paths) if not isinstance(paths, list) else 'other items'}"
+                )
             self.exempt_paths = tuple(paths)  # a later file replaces the list: it can also empty it
             self.origins["exempt.paths"] = origin
         self.sources.append(origin)
@@ -196,8 +210,14 @@ class Policy:
             expires = expires.date()
         elif expires is not None and not isinstance(expires, dt.date):
             raise PolicyError(f"{where}: expires must be a date (YYYY-MM-DD), got {_type_name(expires)}")
-        return Waiver(rule=texts["rule"], package=texts.get("package", "*"), path=texts.get("path", "*"),
-                      reason=texts["reason"], expires=expires, origin=origin)
+        return Waiver(
+            rule=texts["rule"],
+            package=texts.get("package", "*"),
+            path=texts.get("path", "*"),
+            reason=texts["reason"],
+            expires=expires,
+            origin=origin,
+        )
 
     def severity(self, rule_id: str) -> Severity | None:
         """The severity in force for a rule; None when the policy turns it off."""
@@ -242,20 +262,31 @@ def render_effective(policy: Policy) -> str:
     lines = ["# rpm-bpf effective policy, merged in this order:"]
     lines += [f"#   {i}. {source}" for i, source in enumerate(policy.sources, 1)]
     lines += ["", "[severity]"]
-    for rule_id, rule in rules.registry().items():
+    for rule_id in rules.registry():
         level = policy.severity(rule_id)
         text = "off" if level is None else level.label
         lines.append(f"{rule_id} = {_toml_string(text)}  # {policy.origins.get(f'severity.{rule_id}', builtin)}")
-    lines += ["", "[bpfdir]",
-              f"owner-provides = [{', '.join(map(_toml_string, policy.owner_provides))}]"
-              f"  # {policy.origins.get('bpfdir.owner-provides', 'built-in default')}",
-              "", "[exempt]", f"# {policy.origins.get('exempt.paths', 'built-in default')}", "paths = ["]
+    lines += [
+        "",
+        "[bpfdir]",
+        f"owner-provides = [{', '.join(map(_toml_string, policy.owner_provides))}]"
+        f"  # {policy.origins.get('bpfdir.owner-provides', 'built-in default')}",
+        "",
+        "[exempt]",
+        f"# {policy.origins.get('exempt.paths', 'built-in default')}",
+        "paths = [",
+    ]
     lines += [f"    {_toml_string(path)}," for path in policy.exempt_paths]
     lines.append("]")
     for waiver in policy.waivers:
-        lines += ["", f"[[waiver]]  # {waiver.origin}", f"rule = {_toml_string(waiver.rule)}",
-                  f"package = {_toml_string(waiver.package)}", f"path = {_toml_string(waiver.path)}",
-                  f"reason = {_toml_string(waiver.reason)}"]
+        lines += [
+            "",
+            f"[[waiver]]  # {waiver.origin}",
+            f"rule = {_toml_string(waiver.rule)}",
+            f"package = {_toml_string(waiver.package)}",
+            f"path = {_toml_string(waiver.path)}",
+            f"reason = {_toml_string(waiver.reason)}",
+        ]
         if waiver.expires is not None:
             lines.append(f"expires = {waiver.expires.isoformat()}")
     return "\n".join(lines) + "\n"

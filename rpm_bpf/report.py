@@ -18,16 +18,18 @@ FORMATS = ("text", "json", "junit", "sarif")
 
 
 class Report:
-    def __init__(self, command: str, packages: list[PackageRef], findings: list[Finding],
-                 errors: list[InputError] | None = None) -> None:
+    def __init__(
+        self, command: str, packages: list[PackageRef], findings: list[Finding], errors: list[InputError] | None = None
+    ) -> None:
         self.command = command  # "scan" or "verify"
         self.packages = packages
         self.findings = findings
         self.errors: list[InputError] = errors if errors is not None else []
 
     def _sorted(self) -> list[Finding]:
-        return sorted(self.findings, key=lambda f: (f.package.nevra if f.package else "", f.path or "",
-                                                    -f.severity, f.rule))
+        return sorted(
+            self.findings, key=lambda f: (f.package.nevra if f.package else "", f.path or "", -f.severity, f.rule)
+        )
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity == severity and not f.waived)
@@ -82,8 +84,7 @@ def input_error_line(err: InputError) -> str:
 def render_text(report: Report, show_waived: bool = False, color: bool = False) -> str:
     lines = [finding_line(f, color=color) for f in report._sorted() if show_waived or not f.waived]
     s = report.summary()
-    line = (f"{s['packages']} packages checked; {s['errors']} errors, {s['warnings']} warnings, "
-            f"{s['info']} info")
+    line = f"{s['packages']} packages checked; {s['errors']} errors, {s['warnings']} warnings, {s['info']} info"
     if s["waived"]:
         line += f", {s['waived']} waived"
     if s["input_errors"]:
@@ -97,9 +98,16 @@ def finding_dict(f: Finding) -> dict:
     return {
         "rule": f.rule,
         "severity": f.severity.label,
-        "package": None if pkg is None else {
-            "name": pkg.name, "epoch": pkg.epoch, "version": pkg.version, "release": pkg.release,
-            "arch": pkg.arch, "nevra": pkg.nevra, "source": pkg.source,
+        "package": None
+        if pkg is None
+        else {
+            "name": pkg.name,
+            "epoch": pkg.epoch,
+            "version": pkg.version,
+            "release": pkg.release,
+            "arch": pkg.arch,
+            "nevra": pkg.nevra,
+            "source": pkg.source,
         },
         "path": f.path,
         "message": f.message,
@@ -112,8 +120,13 @@ def finding_dict(f: Finding) -> dict:
 
 
 def embedded_dict(e: Embedded) -> dict:
-    return {"offset": e.offset, "size": e.size, "license": e.license, "signal": e.signal,
-            "programs": [{"section": section, "name": name} for section, name in e.programs]}
+    return {
+        "offset": e.offset,
+        "size": e.size,
+        "license": e.license,
+        "signal": e.signal,
+        "programs": [{"section": section, "name": name} for section, name in e.programs],
+    }
 
 
 def render_json(report: Report, show_waived: bool = True) -> str:
@@ -144,14 +157,14 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
         by_pkg.setdefault(f.package.nevra if f.package else "", []).append(f)
     failures = errors = 0
     for pkg in sorted(report.packages, key=lambda p: p.nevra):
-        case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(pkg.nevra),
-                             file=escape(pkg.source))
+        case = ET.SubElement(
+            suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(pkg.nevra), file=escape(pkg.source)
+        )
         found = by_pkg.get(pkg.nevra, [])
         bad = [f for f in found if f.severity == Severity.ERROR and not f.waived]
         if bad:
             failures += 1
-            failure = ET.SubElement(case, "failure", type=bad[0].rule,
-                                    message=f"{len(bad)} BPF policy error(s)")
+            failure = ET.SubElement(case, "failure", type=bad[0].rule, message=f"{len(bad)} BPF policy error(s)")
             failure.text = "\n".join(finding_line(f, label=False) for f in bad)
         rest = [f for f in found if f not in bad]
         if rest:
@@ -159,8 +172,9 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
     for err in report.errors:
         errors += 1
         case = ET.SubElement(suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(err.input))
-        ET.SubElement(case, "error", type="input-error",
-                      message=escape(err.message)).text = f"{escape(err.input)}: {escape(err.message)}"
+        ET.SubElement(
+            case, "error", type="input-error", message=escape(err.message)
+        ).text = f"{escape(err.input)}: {escape(err.message)}"
     total = len(report.packages) + len(report.errors)
     for element in (suites, suite):
         element.set("tests", str(total))
@@ -176,14 +190,17 @@ _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.I
 def render_sarif(report: Report, show_waived: bool = True) -> str:
     registry = rules.registry()
     rule_ids = list(registry)
-    driver_rules = [{
-        "id": r.id,
-        "name": "".join(part.capitalize() for part in r.id.split("-")),
-        "shortDescription": {"text": r.summary},
-        "fullDescription": {"text": r.description},
-        "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
-        "properties": {"scope": r.scope},
-    } for r in registry.values()]
+    driver_rules = [
+        {
+            "id": r.id,
+            "name": "".join(part.capitalize() for part in r.id.split("-")),
+            "shortDescription": {"text": r.summary},
+            "fullDescription": {"text": r.description},
+            "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
+            "properties": {"scope": r.scope},
+        }
+        for r in registry.values()
+    ]
     results = []
     for f in report._sorted():
         if f.waived and not show_waived:
@@ -191,9 +208,9 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
         location: dict = {}
         if f.package is not None:
             location["physicalLocation"] = {"artifactLocation": {"uri": f.package.source or f.package.nevra}}
-            location["logicalLocations"] = [{
-                "fullyQualifiedName": f"{f.package.nevra}:{f.path}" if f.path else f.package.nevra,
-                "kind": "resource"}]
+            location["logicalLocations"] = [
+                {"fullyQualifiedName": f"{f.package.nevra}:{f.path}" if f.path else f.package.nevra, "kind": "resource"}
+            ]
         result = {
             "ruleId": f.rule,
             "ruleIndex": rule_ids.index(f.rule),
@@ -207,18 +224,26 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
         if f.waived:
             result["suppressions"] = [{"kind": "external", "justification": f.waiver}]
         results.append(result)
-    notifications = [{"level": "error", "message": {"text": f"{e.input}: {e.message}"},
-                      "locations": [{"physicalLocation": {"artifactLocation": {"uri": e.input}}}]}
-                     for e in report.errors]
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": f"{e.input}: {e.message}"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": e.input}}}],
+        }
+        for e in report.errors
+    ]
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "rpm-bpf", "version": __version__, "rules": driver_rules}},
-            "invocations": [{"executionSuccessful": not report.errors,
-                             "toolExecutionNotifications": notifications}],
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {"driver": {"name": "rpm-bpf", "version": __version__, "rules": driver_rules}},
+                "invocations": [
+                    {"executionSuccessful": not report.errors, "toolExecutionNotifications": notifications}
+                ],
+                "results": results,
+            }
+        ],
     }
     import json
 
@@ -226,5 +251,8 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
 
 
 RENDERERS: dict[str, Callable[..., str]] = {
-    "text": render_text, "json": render_json, "junit": render_junit, "sarif": render_sarif,
+    "text": render_text,
+    "json": render_json,
+    "junit": render_junit,
+    "sarif": render_sarif,
 }

@@ -37,10 +37,15 @@ class UnsafePathError(OSError):
 
 def describe_mode(mode: int) -> str:
     """What kind of file a mode is, in words."""
-    for test, words in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
-                        (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
-                        (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                        (stat.S_ISBLK, "a block device")):
+    for test, words in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return words
     return "a special file"
@@ -125,7 +130,7 @@ class RootFS:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "RootFS":
+    def __enter__(self) -> RootFS:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -204,7 +209,7 @@ class RootFS:
                 try:
                     mode = os.stat(part, dir_fd=fds[-1], follow_symlinks=False).st_mode
                 except FileNotFoundError:
-                    return _lexical(done + [part] + list(pending))  # nothing there to resolve
+                    return _lexical([*done, part, *list(pending)])  # nothing there to resolve
                 if stat.S_ISLNK(mode):
                     links += 1
                     if links > max_links:
@@ -219,8 +224,9 @@ class RootFS:
                     continue
                 if not stat.S_ISDIR(mode):
                     if pending:
-                        raise UnsafePathError(path, f"/{'/'.join(done + [part])} is {describe_mode(mode)}, "
-                                                    "not a directory", errno.ENOTDIR)
+                        raise UnsafePathError(
+                            path, f"/{'/'.join([*done, part])} is {describe_mode(mode)}, not a directory", errno.ENOTDIR
+                        )
                     done.append(part)
                     break
                 fds.append(os.open(part, _OPEN_DIR, dir_fd=fds[-1]))

@@ -90,8 +90,10 @@ def snapshot(root: str, private: bool = True) -> Iterator[str]:
             except OSError as exc:
                 raise RpmdbError(f"{fs.host_path(where)}: cannot read the rpm database: {exc.strerror}") from None
             if not stat.S_ISDIR(listing.st_mode):
-                raise RpmdbError(f"{fs.host_path(where)}: is {describe_mode(listing.st_mode)}, not an rpm database "
-                                 "directory; not followed")
+                raise RpmdbError(
+                    f"{fs.host_path(where)}: is {describe_mode(listing.st_mode)}, not an rpm database "
+                    "directory; not followed"
+                )
             present = [name for name in _DB_FILES if _exists(fs, f"{where}/{name}")]
             if not any(name in _MAIN_FILES for name in present):
                 raise RpmdbError(f"no rpm database in {root} ({where} has none of {', '.join(_MAIN_FILES)})")
@@ -164,8 +166,9 @@ def _transaction_set(root: str) -> rpm.TransactionSet:
     return ts
 
 
-def _read(root: str, lookups: Callable[[rpm.TransactionSet], Iterable[rpm.mi]],
-          errors: list[InputError] | None) -> Iterator[Package]:
+def _read(
+    root: str, lookups: Callable[[rpm.TransactionSet], Iterable[rpm.mi]], errors: list[InputError] | None
+) -> Iterator[Package]:
     """The packages the match iterators of ``lookups`` give, each once.
 
     A header that contradicts itself is an input error (when ``errors`` is
@@ -191,15 +194,15 @@ def _read(root: str, lookups: Callable[[rpm.TransactionSet], Iterable[rpm.mi]],
         ts.closeDB()
 
 
-def installed(root: str = "/", names: Iterable[str] = (), errors: list[InputError] | None = None
-              ) -> Iterator[Package]:
+def installed(root: str = "/", names: Iterable[str] = (), errors: list[InputError] | None = None) -> Iterator[Package]:
     """Installed packages (all, or those named), with their BPF-relevant files only.
 
     ``root`` is the root librpm opens: a ``snapshot`` for verification.
     """
     names = list(names)
-    return _read(root, lambda ts: (ts.dbMatch("name", _key(name)) for name in names) if names else [ts.dbMatch()],
-                 errors)
+    return _read(
+        root, lambda ts: (ts.dbMatch("name", _key(name)) for name in names) if names else [ts.dbMatch()], errors
+    )
 
 
 def owners(root: str, paths: Iterable[str], errors: list[InputError] | None = None) -> Iterator[Package]:
@@ -220,9 +223,16 @@ def providers(root: str, capabilities: Iterable[str]) -> dict[str, list[PackageR
     try:
         for capability in capabilities:
             for hdr in ts.dbMatch("providename", _key(capability)):
-                found.setdefault(capability, []).append(PackageRef(
-                    hdr[rpm.RPMTAG_NAME], hdr[rpm.RPMTAG_EPOCH], hdr[rpm.RPMTAG_VERSION], hdr[rpm.RPMTAG_RELEASE],
-                    hdr[rpm.RPMTAG_ARCH] or "noarch", "rpmdb"))
+                found.setdefault(capability, []).append(
+                    PackageRef(
+                        hdr[rpm.RPMTAG_NAME],
+                        hdr[rpm.RPMTAG_EPOCH],
+                        hdr[rpm.RPMTAG_VERSION],
+                        hdr[rpm.RPMTAG_RELEASE],
+                        hdr[rpm.RPMTAG_ARCH] or "noarch",
+                        "rpmdb",
+                    )
+                )
     except rpm.error as exc:
         raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
     finally:

@@ -8,6 +8,7 @@ decompressed only for the files a rule has to look into.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -72,8 +73,9 @@ def quiet_rpm_log() -> None:
 class RpmFile:
     """An opened RPM file: its header, the triaged package, and a payload reader."""
 
-    def __init__(self, path: str, header: rpm.hdr, package: Package, payload_offset: int,
-                 identity: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, path: str, header: rpm.hdr, package: Package, payload_offset: int, identity: tuple[int, ...] = ()
+    ) -> None:
         self.path = path
         self.header = header
         self.package = package
@@ -117,8 +119,10 @@ class RpmFile:
                 for entry in archive:
                     if entry.name in wanted:
                         if entry.size > budget:
-                            found[entry.name] = OSError(errno.EFBIG, "not read: the files to check in this package "
-                                                                     f"exceed {MAX_CONTENT_TOTAL} bytes")
+                            found[entry.name] = OSError(
+                                errno.EFBIG,
+                                f"not read: the files to check in this package exceed {MAX_CONTENT_TOTAL} bytes",
+                            )
                         else:
                             found[entry.name] = archive.read() if entry.size else b""
                             budget -= entry.size
@@ -127,10 +131,8 @@ class RpmFile:
                             break
             finally:
                 for stream in reversed(streams):  # the decompressor first: each holds a descriptor
-                    try:
+                    with contextlib.suppress(rpm.error, OSError, ValueError):
                         stream.close()
-                    except (rpm.error, OSError, ValueError):
-                        pass
         except RpmFileError:
             raise
         except (rpm.error, OSError, ValueError, TypeError) as exc:
@@ -167,13 +169,30 @@ _SIGTAG_SHA1, _SIGTAG_SHA256 = 269, 273  # hex digests of the main header, in th
 _TAG_PAYLOADDIGEST, _TAG_PAYLOADDIGESTALGO = 5092, 5093
 # PAYLOADCOMPRESSOR values and the rpmio type each names (rpmio.c): a header
 # string becomes an rpmio mode only if it is one of these.
-_COMPRESSORS = {None: "ufdio", "": "ufdio", "identity": "ufdio", "ufdio": "ufdio", "gzip": "gzdio",
-                "bzip2": "bzdio", "xz": "xzdio", "lzma": "lzdio", "zstd": "zstdio"}
+_COMPRESSORS = {
+    None: "ufdio",
+    "": "ufdio",
+    "identity": "ufdio",
+    "ufdio": "ufdio",
+    "gzip": "gzdio",
+    "bzip2": "bzdio",
+    "xz": "xzdio",
+    "lzma": "lzdio",
+    "zstd": "zstdio",
+}
 # rpm's own sanity limits (lib/header.c, hdrblobRead): index entries and data bytes.
 _LIMITS = {"signature": (32, 64 << 20), "main": (0xFFFF, 0x0FFFFFFF)}
 # rpm's PGPHASHALGO_* ids (rpmpgp.h) to hashlib names; shared with verification.
-DIGEST_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224",
-                12: "sha3_256", 14: "sha3_512"}
+DIGEST_ALGOS = {
+    1: "md5",
+    2: "sha1",
+    8: "sha256",
+    9: "sha384",
+    10: "sha512",
+    11: "sha224",
+    12: "sha3_256",
+    14: "sha3_512",
+}
 
 
 def _identity(st: os.stat_result) -> tuple[int, ...]:
@@ -194,13 +213,16 @@ def _header_blob(path: str, fd: int, data: bytes, offset: int, what: str, file_s
     Its size is checked against rpm's limits and the file's size before
     anything more is read: a crafted count cannot make us read gigabytes.
     """
-    if len(data) < offset + 16 or data[offset:offset + 4] != _HEADER_MAGIC:
+    if len(data) < offset + 16 or data[offset : offset + 4] != _HEADER_MAGIC:
         raise RpmFileError(path, f"truncated or corrupt RPM (no {what} header)")
     il, dl = struct.unpack_from(">II", data, offset + 8)
     max_il, max_dl = _LIMITS[what]
     if not 1 <= il <= max_il or dl > max_dl:
-        raise RpmFileError(path, f"corrupt RPM: {what} header announces {il} entries and {dl} bytes of data "
-                                 f"(rpm allows at most {max_il} and {max_dl})")
+        raise RpmFileError(
+            path,
+            f"corrupt RPM: {what} header announces {il} entries and {dl} bytes of data "
+            f"(rpm allows at most {max_il} and {max_dl})",
+        )
     size = 16 + 16 * il + dl
     if offset + size > file_size:
         raise RpmFileError(path, f"truncated RPM (in the {what} header)")
@@ -208,7 +230,7 @@ def _header_blob(path: str, fd: int, data: bytes, offset: int, what: str, file_s
         data = os.pread(fd, offset + size, 0)
         if len(data) < offset + size:
             raise RpmFileError(path, f"truncated RPM (in the {what} header)")
-    return data[offset + 8:offset + size], size
+    return data[offset + 8 : offset + size], size
 
 
 def _check_header_digest(path: str, sig: rpm.hdr, on_disk: bytes) -> None:
@@ -272,8 +294,7 @@ def open_rpm(path: str, dirs_for, deep: bool = False, embedded: str = "signals")
     return RpmFile(path, hdr, package, header_start + hdr_size, _identity(st))
 
 
-def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False,
-                        embedded: str = "signals") -> Package:
+def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False, embedded: str = "signals") -> Package:
     """The Package model of a header, with only its BPF-relevant files.
 
     Shared by RPM files and the rpm database: both hand over headers.
@@ -294,11 +315,22 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False,
     if hdr[rpm.RPMTAG_OLDFILENAMES]:
         raise HeaderError("legacy file list (OLDFILENAMES), as no rpm of the last 20 years writes")
     ref = PackageRef(
-        name=hdr[rpm.RPMTAG_NAME], epoch=hdr[rpm.RPMTAG_EPOCH], version=hdr[rpm.RPMTAG_VERSION],
-        release=hdr[rpm.RPMTAG_RELEASE], arch="src" if is_source else arch, source=origin)
+        name=hdr[rpm.RPMTAG_NAME],
+        epoch=hdr[rpm.RPMTAG_EPOCH],
+        version=hdr[rpm.RPMTAG_VERSION],
+        release=hdr[rpm.RPMTAG_RELEASE],
+        arch="src" if is_source else arch,
+        source=origin,
+    )
     requires = tuple(hdr[rpm.RPMTAG_REQUIRENAME])
-    pkg = Package(ref=ref, sourcerpm=hdr[rpm.RPMTAG_SOURCERPM] or "", requires=requires,
-                  digest_algo=hdr[rpm.RPMTAG_FILEDIGESTALGO] or 1, is_source=is_source, deep=deep)
+    pkg = Package(
+        ref=ref,
+        sourcerpm=hdr[rpm.RPMTAG_SOURCERPM] or "",
+        requires=requires,
+        digest_algo=hdr[rpm.RPMTAG_FILEDIGESTALGO] or 1,
+        is_source=is_source,
+        deep=deep,
+    )
     if is_source:
         # The spec file is what the spec rules judge; nothing else in a source package.
         pkg.files = _file_entries(hdr, lambda index, path, fclass: path.endswith(".spec"))
@@ -326,10 +358,14 @@ def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False,
         if index in static and fclass.startswith("ELF"):
             pkg.file_signals[path] = "libbpf-static"
             return True
-        return (deep or any(under(path, root) for root in roots)
-                or "eBPF" in fclass or "arch 0xf7" in fclass
-                or (no_classes and path.endswith(".o"))
-                or (fclass.startswith("ELF") and (searched or (go_files and GO_CLASS in fclass))))
+        return (
+            deep
+            or any(under(path, root) for root in roots)
+            or "eBPF" in fclass
+            or "arch 0xf7" in fclass
+            or (no_classes and path.endswith(".o"))
+            or (fclass.startswith("ELF") and (searched or (go_files and GO_CLASS in fclass)))
+        )
 
     pkg.files = _file_entries(hdr, wanted)
     return pkg
@@ -344,14 +380,18 @@ def _files_requiring(hdr: rpm.hdr, requires: tuple[str, ...], needles: tuple[str
     Read from the raw tags and bounds-checked here: a crafted header's
     indexes point nowhere rather than anywhere.
     """
-    starts, counts, table = (hdr[tag] or [] for tag in (rpm.RPMTAG_FILEDEPENDSX, rpm.RPMTAG_FILEDEPENDSN,
-                                                         rpm.RPMTAG_DEPENDSDICT))
+    starts, counts, table = (
+        hdr[tag] or [] for tag in (rpm.RPMTAG_FILEDEPENDSX, rpm.RPMTAG_FILEDEPENDSN, rpm.RPMTAG_DEPENDSDICT)
+    )
     found = set()
-    for index, (start, count) in enumerate(zip(starts, counts)):
+    for index, (start, count) in enumerate(zip(starts, counts, strict=False)):
         if start < 0 or count <= 0 or start + count > len(table):
             continue
-        names = [requires[d & 0xFFFFFF] for d in table[start:start + count]
-                 if d >> 24 == _DEP_REQUIRE and d & 0xFFFFFF < len(requires)]
+        names = [
+            requires[d & 0xFFFFFF]
+            for d in table[start : start + count]
+            if d >> 24 == _DEP_REQUIRE and d & 0xFFFFFF < len(requires)
+        ]
         if all(any(needle in name for name in names) for needle in needles):
             found.add(index)
     return found
@@ -369,15 +409,36 @@ class HeaderError(ValueError):
 # after the immutable region replaces the region's own): every one is checked.
 _STRING, _STRING_ARRAY, _INT16, _INT32, _INT64 = 6, 8, 3, 4, 5
 _TAG_TYPES = {
-    1000: _STRING, 1001: _STRING, 1002: _STRING, 1022: _STRING, 1044: _STRING, 1125: _STRING,  # N V R A, srpm
-    1003: _INT32, 1106: _INT32, 5011: _INT32, 5093: _INT32,  # EPOCH, SOURCEPACKAGE, digest algorithms
-    1027: _STRING_ARRAY, 1035: _STRING_ARRAY, 1036: _STRING_ARRAY, 1039: _STRING_ARRAY,  # OLDFILENAMES...
-    1040: _STRING_ARRAY, 1047: _STRING_ARRAY, 1049: _STRING_ARRAY,  # ...PROVIDENAME, REQUIRENAME
-    1117: _STRING_ARRAY, 1118: _STRING_ARRAY,  # BASENAMES, DIRNAMES
-    1142: _STRING_ARRAY, 5092: _STRING_ARRAY,  # CLASSDICT, PAYLOADDIGEST
-    1028: _INT32, 1037: _INT32, 1116: _INT32, 1141: _INT32,  # FILESIZES, FILEFLAGS, DIRINDEXES, FILECLASS
-    1143: _INT32, 1144: _INT32, 1145: _INT32,  # FILEDEPENDSX, FILEDEPENDSN, DEPENDSDICT
-    1030: _INT16, 5008: _INT64,  # FILEMODES, LONGFILESIZES
+    1000: _STRING,
+    1001: _STRING,
+    1002: _STRING,
+    1022: _STRING,
+    1044: _STRING,
+    1125: _STRING,  # N V R A, srpm
+    1003: _INT32,
+    1106: _INT32,
+    5011: _INT32,
+    5093: _INT32,  # EPOCH, SOURCEPACKAGE, digest algorithms
+    1027: _STRING_ARRAY,
+    1035: _STRING_ARRAY,
+    1036: _STRING_ARRAY,
+    1039: _STRING_ARRAY,  # OLDFILENAMES...
+    1040: _STRING_ARRAY,
+    1047: _STRING_ARRAY,
+    1049: _STRING_ARRAY,  # ...PROVIDENAME, REQUIRENAME
+    1117: _STRING_ARRAY,
+    1118: _STRING_ARRAY,  # BASENAMES, DIRNAMES
+    1142: _STRING_ARRAY,
+    5092: _STRING_ARRAY,  # CLASSDICT, PAYLOADDIGEST
+    1028: _INT32,
+    1037: _INT32,
+    1116: _INT32,
+    1141: _INT32,  # FILESIZES, FILEFLAGS, DIRINDEXES, FILECLASS
+    1143: _INT32,
+    1144: _INT32,
+    1145: _INT32,  # FILEDEPENDSX, FILEDEPENDSN, DEPENDSDICT
+    1030: _INT16,
+    5008: _INT64,  # FILEMODES, LONGFILESIZES
 }
 
 
@@ -391,16 +452,19 @@ def check_index(blob: bytes, types: dict[int, int] = _TAG_TYPES) -> None:
     ``blob`` starts at the index count (as ``rpm.hdr()`` and ``hdr.unload()`` have it).
     """
     il = struct.unpack_from(">I", blob, 0)[0]
-    for tag, kind, _offset, _count in struct.iter_unpack(">iIiI", blob[8:8 + 16 * il]):
+    for tag, kind, _offset, _count in struct.iter_unpack(">iIiI", blob[8 : 8 + 16 * il]):
         expected = types.get(tag)
         if expected is not None and kind != expected:
             raise HeaderError(f"tag {tag} has type {kind}, rpm writes it as type {expected}")
 
 
 _PER_FILE_TAGS = (
-    (rpm.RPMTAG_FILEMODES, "FILEMODES"), (rpm.RPMTAG_FILEUSERNAME, "FILEUSERNAME"),
-    (rpm.RPMTAG_FILEGROUPNAME, "FILEGROUPNAME"), (rpm.RPMTAG_FILEFLAGS, "FILEFLAGS"),
-    (rpm.RPMTAG_FILEDIGESTS, "FILEDIGESTS"), (rpm.RPMTAG_FILELINKTOS, "FILELINKTOS"),
+    (rpm.RPMTAG_FILEMODES, "FILEMODES"),
+    (rpm.RPMTAG_FILEUSERNAME, "FILEUSERNAME"),
+    (rpm.RPMTAG_FILEGROUPNAME, "FILEGROUPNAME"),
+    (rpm.RPMTAG_FILEFLAGS, "FILEFLAGS"),
+    (rpm.RPMTAG_FILEDIGESTS, "FILEDIGESTS"),
+    (rpm.RPMTAG_FILELINKTOS, "FILELINKTOS"),
 )
 
 
@@ -414,8 +478,7 @@ def _check_dirnames(dirnames: list[str], source: bool) -> None:
     for name in dirnames:
         if source and name == "":
             continue
-        if (not name.startswith("/") or not name.endswith("/") or "//" in name or "/./" in name
-                or "/../" in name):
+        if not name.startswith("/") or not name.endswith("/") or "//" in name or "/./" in name or "/../" in name:
             raise HeaderError(f"directory name {name!r} is not a normalised absolute path")
 
 
@@ -444,11 +507,11 @@ def _file_names(hdr: rpm.hdr) -> list[str]:
     classes = hdr[rpm.RPMTAG_FILECLASS]
     if classes and len(classes) != count:
         raise HeaderError(f"{len(classes)} FILECLASS entries for {count} files")
-    for name, d in zip(basenames, dirindexes):
+    for name, d in zip(basenames, dirindexes, strict=False):
         if "/" in name or name in (".", "..") or (name == "" and dirnames[d] != "/"):
             # (rpm keeps "/" itself as the directory "/" with an empty file name)
             raise HeaderError(f"file name {name!r} in BASENAMES is not a plain name")
-    return [dirnames[d] + b for d, b in zip(dirindexes, basenames)]
+    return [dirnames[d] + b for d, b in zip(dirindexes, basenames, strict=False)]
 
 
 def _file_entries(hdr: rpm.hdr, wanted: Callable[[int, str, str], bool]) -> list[FileEntry]:
@@ -468,5 +531,17 @@ def _file_entries(hdr: rpm.hdr, wanted: Callable[[int, str, str], bool]) -> list
     flags = hdr[rpm.RPMTAG_FILEFLAGS]
     digests = hdr[rpm.RPMTAG_FILEDIGESTS]
     links = hdr[rpm.RPMTAG_FILELINKTOS]
-    return [FileEntry(path=names[i], mode=modes[i] & 0xFFFF, size=sizes[i], user=users[i], group=groups[i],
-                      flags=flags[i], fileclass=fclasses[i], digest=digests[i], linkto=links[i]) for i in picked]
+    return [
+        FileEntry(
+            path=names[i],
+            mode=modes[i] & 0xFFFF,
+            size=sizes[i],
+            user=users[i],
+            group=groups[i],
+            flags=flags[i],
+            fileclass=fclasses[i],
+            digest=digests[i],
+            linkto=links[i],
+        )
+        for i in picked
+    ]

@@ -21,8 +21,7 @@ gives the original bytes back.
 
 from __future__ import annotations
 
-_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v",
-          "\\": "\\\\"}
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\v": "\\v", "\\": "\\\\"}
 
 
 def _escape_char(ch: str) -> str:
@@ -42,4 +41,3 @@ def escape(text: str) -> str:
     if text.isprintable() and "\\" not in text:
         return text  # the common case: one C-level scan
     return "".join(ch if ch.isprintable() and ch != "\\" else _escape_char(ch) for ch in text)
-

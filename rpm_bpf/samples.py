@@ -183,42 +183,52 @@ def _stage(pkg: PkgSpec, root: Path) -> None:
         target.chmod(f.mode)  # rpm's dependency generators look at the buildroot's modes
 
 
+def _subpackage_preamble(sub: PkgSpec) -> str:
+    return f"""
+%package -n {sub.name}
+Summary: {sub.summary or "rpm-bpf sample subpackage " + sub.name}
+{"BuildArch: noarch" if sub.noarch else ""}
+{"" if sub.autodeps else "AutoReqProv: no"}
+{"".join(f"Requires: {r}" + chr(10) for r in sub.requires)}
+{"".join(f"Provides: {p}" + chr(10) for p in sub.provides)}
+%description -n {sub.name}
+Sample subpackage built by rpm-bpf.
+"""
+
+
 def render_spec(main: PkgSpec, subpackages: list[PkgSpec] = ()) -> str:
     """A spec that installs a staged tree; subpackages use ``-n`` names."""
-    parts = [f"""Name: {main.name}
+    parts = [
+        f"""Name: {main.name}
 Version: {main.version}
 Release: {main.release}
-Summary: {main.summary or 'rpm-bpf sample package ' + main.name}
+Summary: {main.summary or "rpm-bpf sample package " + main.name}
 License: MIT
-{'BuildArch: noarch' if main.noarch else ''}
-{'' if main.autodeps else 'AutoReqProv: no'}
-{''.join(f'Requires: {r}' + chr(10) for r in main.requires)}
-{''.join(f'Provides: {p}' + chr(10) for p in main.provides)}
+{"BuildArch: noarch" if main.noarch else ""}
+{"" if main.autodeps else "AutoReqProv: no"}
+{"".join(f"Requires: {r}" + chr(10) for r in main.requires)}
+{"".join(f"Provides: {p}" + chr(10) for p in main.provides)}
 %description
 Sample package built by rpm-bpf.
 
 %install
 cp -a %{{_sourcedir}}/root/. %{{buildroot}}/
-"""]
-    for sub in subpackages:
-        parts.append(f"""
-%package -n {sub.name}
-Summary: {sub.summary or 'rpm-bpf sample subpackage ' + sub.name}
-{'BuildArch: noarch' if sub.noarch else ''}
-{'' if sub.autodeps else 'AutoReqProv: no'}
-{''.join(f'Requires: {r}' + chr(10) for r in sub.requires)}
-{''.join(f'Provides: {p}' + chr(10) for p in sub.provides)}
-%description -n {sub.name}
-Sample subpackage built by rpm-bpf.
-""")
+"""
+    ]
+    parts += [_subpackage_preamble(sub) for sub in subpackages]
     parts.append(f"\n%files\n{_files_section(main)}\n")
-    for sub in subpackages:
-        parts.append(f"\n%files -n {sub.name}\n{_files_section(sub)}\n")
+    parts += [f"\n%files -n {sub.name}\n{_files_section(sub)}\n" for sub in subpackages]
     return "".join(parts)
 
 
-def build_rpms(main: PkgSpec, workdir: Path, subpackages: list[PkgSpec] = (), target: str | None = None,
-               payload: str | None = None, defines: dict[str, str] | None = None) -> list[Path]:
+def build_rpms(
+    main: PkgSpec,
+    workdir: Path,
+    subpackages: list[PkgSpec] = (),
+    target: str | None = None,
+    payload: str | None = None,
+    defines: dict[str, str] | None = None,
+) -> list[Path]:
     """Build ``main`` (and subpackages) with rpmbuild; return the binary RPMs.
 
     (``workdir`` may be relative: rpm macros get absolute paths.)
@@ -235,18 +245,28 @@ def build_rpms(main: PkgSpec, workdir: Path, subpackages: list[PkgSpec] = (), ta
     (sources / "root").mkdir(parents=True, exist_ok=True)
     spec = top / f"{main.name}.spec"
     spec.write_text(render_spec(main, list(subpackages)))
-    cmd = ["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {top}", "--define", f"_sourcedir {sources}",
-           # Samples are deliberately broken: the build-time policy of the rpm-bpf
-           # macros (if installed) must not refuse them.
-           "--define", "_bpf_policy off",
-           "--define", "_binaries_in_noarch_packages_terminate_build 0"]
+    cmd = [
+        "rpmbuild",
+        "-bb",
+        "--quiet",
+        "--define",
+        f"_topdir {top}",
+        "--define",
+        f"_sourcedir {sources}",
+        # Samples are deliberately broken: the build-time policy of the rpm-bpf
+        # macros (if installed) must not refuse them.
+        "--define",
+        "_bpf_policy off",
+        "--define",
+        "_binaries_in_noarch_packages_terminate_build 0",
+    ]
     if payload:
         cmd += ["--define", f"_binary_payload {payload}"]
     for key, value in (defines or {}).items():
         cmd += ["--define", f"{key} {value}"]
     if target:
         cmd += ["--target", target]
-    _run(cmd + [str(spec)])
+    _run([*cmd, str(spec)])
     return sorted((top / "RPMS").rglob("*.rpm"))
 
 

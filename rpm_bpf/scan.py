@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections import deque, namedtuple
@@ -16,10 +17,14 @@ from .rpmfile import RpmFileError, open_rpm
 
 
 class ScanResult:
-    __slots__ = ("packages", "findings", "errors")
+    __slots__ = ("errors", "findings", "packages")
 
-    def __init__(self, packages: list[PackageRef] | None = None, findings: list[Finding] | None = None,
-                 errors: list[InputError] | None = None) -> None:
+    def __init__(
+        self,
+        packages: list[PackageRef] | None = None,
+        findings: list[Finding] | None = None,
+        errors: list[InputError] | None = None,
+    ) -> None:
         self.packages = packages if packages is not None else []
         self.findings = findings if findings is not None else []
         self.errors = errors if errors is not None else []
@@ -77,7 +82,7 @@ def expand_inputs(paths: Iterable[str]) -> Iterator[str | InputError]:
 class _Chunk:
     """What one worker found in its share of the inputs."""
 
-    __slots__ = ("packages", "findings", "shipped", "errors")
+    __slots__ = ("errors", "findings", "packages", "shipped")
 
     def __init__(self, errors: list[InputError] | None = None) -> None:
         self.packages: list[PackageRef] = []
@@ -106,8 +111,12 @@ def _scan_chunk(args: tuple[list[str | InputError], _Options]) -> _Chunk:
         try:
             _scan_one(item, options, chunk)
         except Exception as exc:  # rpm-bpf's own bug, met on this input: fail closed for it
-            chunk.errors.append(InputError(item, f"internal error while checking it ({type(exc).__name__}: {exc}); "
-                                                 "not checked, please report this"))
+            chunk.errors.append(
+                InputError(
+                    item,
+                    f"internal error while checking it ({type(exc).__name__}: {exc}); not checked, please report this",
+                )
+            )
     return chunk
 
 
@@ -216,8 +225,7 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
             queue.extendleft(reversed([pending for pending in inflight if pending is not culprit]))
         idle_deaths[0] = 0
         index, item = culprit
-        done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); "
-                                                   "not checked")]))
+        done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); not checked")]))
 
     def feed(conn) -> None:
         batch = [queue.popleft() for _ in range(min(_BATCH, len(queue)))]
@@ -251,11 +259,9 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
                 if len(workers[conn][2]) <= _BATCH:
                     feed(conn)
     finally:
-        for conn, (process, _, _) in workers.items():
-            try:
+        for conn in workers:
+            with contextlib.suppress(OSError):
                 conn.send(None)
-            except OSError:
-                pass
             conn.close()
         for process, _, _ in workers.values():
             process.join(timeout=5)
@@ -263,8 +269,14 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
                 process.kill()
 
 
-def scan(paths: Iterable[str], policy: Policy, progress: Callable[[int, int], None] | None = None,
-         deep: bool = False, jobs: int | None = None, embedded: str = "signals") -> ScanResult:
+def scan(
+    paths: Iterable[str],
+    policy: Policy,
+    progress: Callable[[int, int], None] | None = None,
+    deep: bool = False,
+    jobs: int | None = None,
+    embedded: str = "signals",
+) -> ScanResult:
     """Check every package, then conflicts across all of them.
 
     ``deep`` skips header triage and reads every payload in full: slow, and

@@ -18,6 +18,7 @@ output of ``rpm-bpf ARGV...``. End of input ends the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -38,10 +39,8 @@ def _warm_up() -> None:
     Policy.load([], system=None)  # the built-in policy: its parser and schema
     for arch in ("noarch", bpfdirs.host_arch()):
         bpfdirs.for_arch(arch)
-    try:
+    with contextlib.suppress(ImportError):
         import elftools.elf.elffile  # noqa: F401  (the first BPF object would pay for it)
-    except ImportError:
-        pass
 
 
 def _run(argv: list[str], data: bytes) -> tuple[int, bytes]:
@@ -111,10 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return 0  # the host went away
     finally:
-        try:
+        with contextlib.suppress(OSError):
             channel.close()
-        except OSError:
-            pass
 
 
 def configure_serve(parser: argparse.ArgumentParser) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 
-_SECTION = re.compile(r"^%(package|description|prep|build|install|check|clean|files|changelog|pre|post|preun|"
-                      r"postun|pretrans|posttrans|triggerin|triggerun|triggerpostun|verifyscript)\b")
+_SECTION = re.compile(
+    r"^%(package|description|prep|build|install|check|clean|files|changelog|pre|post|preun|"
+    r"postun|pretrans|posttrans|triggerin|triggerun|triggerpostun|verifyscript)\b"
+)
 _HARDCODED = re.compile(r"/usr/lib(64)?/bpf(?=[/\s\"']|$)")
 _BPFDIR_REF = re.compile(r"(%\{?_bpfdir(_noarch)?\}?|/usr/lib(64)?/bpf)(?![\w])")
 _BY_HAND = re.compile(r"^\s*(install|cp|mv|ln)\s")
@@ -39,10 +41,17 @@ def check_spec_text(text: str) -> list[SpecFinding]:
             continue
         if _HARDCODED.search(line):
             findings.append(SpecFinding("bpf-hardcoded-bpfdir", number, line))
-        if section == "install" and _BY_HAND.match(line) and _BPFDIR_REF.search(line) and (
-                "%{buildroot}" in line or "$RPM_BUILD_ROOT" in line or "%buildroot" in line):
+        if (
+            section == "install"
+            and _BY_HAND.match(line)
+            and _BPFDIR_REF.search(line)
+            and ("%{buildroot}" in line or "$RPM_BUILD_ROOT" in line or "%buildroot" in line)
+        ):
             findings.append(SpecFinding("bpf-install-by-hand", number, line))
-        if section == "files" and _CONFIG.search(line + " ") and (
-                _BPFDIR_REF.search(line) or re.search(r"\.o\b", line)):
+        if (
+            section == "files"
+            and _CONFIG.search(line + " ")
+            and (_BPFDIR_REF.search(line) or re.search(r"\.o\b", line))
+        ):
             findings.append(SpecFinding("bpf-object-config", number, line))
     return findings

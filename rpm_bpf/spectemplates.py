@@ -18,25 +18,41 @@ _SOURCE_NAMES = {"example.bpf.c": "{name}.bpf.c", "example-lib.c": "{name}-lib.c
 
 def template_dir() -> Path:
     """$RPM_BPF_TEMPLATES, the source tree's spec-templates/, or an installed copy (RPM or pip)."""
-    candidates = [os.environ.get("RPM_BPF_TEMPLATES", ""),
-                  str(Path(__file__).resolve().parent.parent / "spec-templates"),
-                  "/usr/share/rpm-bpf/spec-templates",
-                  os.path.join(sys.prefix, "share", "rpm-bpf", "spec-templates")]
+    candidates = [
+        os.environ.get("RPM_BPF_TEMPLATES", ""),
+        str(Path(__file__).resolve().parent.parent / "spec-templates"),
+        "/usr/share/rpm-bpf/spec-templates",
+        os.path.join(sys.prefix, "share", "rpm-bpf", "spec-templates"),
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "prebuilt.spec.j2").is_file():
             return Path(candidate)
     raise FileNotFoundError("spec templates not found (set RPM_BPF_TEMPLATES)")
 
 
-def render(name: str, kind: str, version: str = "1.0", summary: str | None = None, license: str = "GPL-2.0-only",
-           packager: str = "Packager <packager@example.org>", noarch: bool = False) -> dict[str, str]:
+def render(
+    name: str,
+    kind: str,
+    version: str = "1.0",
+    summary: str | None = None,
+    license: str = "GPL-2.0-only",
+    packager: str = "Packager <packager@example.org>",
+    noarch: bool = False,
+) -> dict[str, str]:
     """File name -> content for the spec and its example sources."""
     import jinja2  # here, not at start-up: every rpm-bpf command would pay for it
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir()), keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir()),
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
     values = {
-        "name": name, "version": version, "license": license, "packager": packager,
+        "name": name,
+        "version": version,
+        "license": license,
+        "packager": packager,
         "summary": summary or f"BPF programs of {name}",
         "ident": re.sub(r"\W", "_", name),
         "noarch": noarch,
@@ -56,8 +72,15 @@ def cmd_spec_new(args: argparse.Namespace) -> int:
     if args.noarch and args.kind != "prebuilt":
         print("rpm-bpf: error: --noarch goes with --kind prebuilt", file=sys.stderr)
         return 2
-    files = render(args.name, args.kind, version=args.version, summary=args.summary, license=args.license,
-                   packager=args.packager, noarch=args.noarch)
+    files = render(
+        args.name,
+        args.kind,
+        version=args.version,
+        summary=args.summary,
+        license=args.license,
+        packager=args.packager,
+        noarch=args.noarch,
+    )
     out = Path(args.output_dir)
     existing = [name for name in files if (out / name).exists()]
     if existing and not args.force:
@@ -72,11 +95,14 @@ def cmd_spec_new(args: argparse.Namespace) -> int:
 
 def configure_spec(spec: argparse.ArgumentParser) -> None:
     spec_sub = spec.add_subparsers(dest="spec_command", metavar="COMMAND", required=True)
-    new = spec_sub.add_parser("new", help="write NAME.spec (and example sources) that build as they are",
-                              description="Write NAME.spec and its example sources into DIR. prebuilt: one package "
-                                          "shipping clang-built objects with %%bpf_install; library-and-tools: a "
-                                          "library package owning its objects and a tools package (the "
-                                          "libxdp/xdp-tools shape).")
+    new = spec_sub.add_parser(
+        "new",
+        help="write NAME.spec (and example sources) that build as they are",
+        description="Write NAME.spec and its example sources into DIR. prebuilt: one package "
+        "shipping clang-built objects with %%bpf_install; library-and-tools: a "
+        "library package owning its objects and a tools package (the "
+        "libxdp/xdp-tools shape).",
+    )
     new.add_argument("name", metavar="NAME")
     new.add_argument("--kind", choices=sorted(KINDS), default="prebuilt")
     new.add_argument("--noarch", action="store_true", help="arch-independent package shipping bpfel and bpfeb")

@@ -53,8 +53,9 @@ def _unreadable(item: Incoming, reason: str) -> Finding:
     return Finding.of("bpf-package-unreadable", None, item.path, detail)
 
 
-def check_transaction(root: str, incoming: Iterable[Incoming], leaving: Iterable[tuple[str, str, str]],
-                      load_policy: Callable[[], Policy]) -> TransactionResult:
+def check_transaction(
+    root: str, incoming: Iterable[Incoming], leaving: Iterable[tuple[str, str, str]], load_policy: Callable[[], Policy]
+) -> TransactionResult:
     """Judge the ``incoming`` package files of a transaction on the system in ``root``.
 
     ``leaving``: (name, evr, arch) of installed packages the transaction
@@ -83,8 +84,13 @@ def check_transaction(root: str, incoming: Iterable[Incoming], leaving: Iterable
         # Outside the package's try: a broken policy file is the host's error, not this package's.
         policy = policy or load_policy()
         try:
-            checked = check_package(rpmfile.package, bpfdirs.for_arch(rpmfile.package.ref.arch),
-                                    policy.owner_provides, rpmfile, policy.exempt_paths)
+            checked = check_package(
+                rpmfile.package,
+                bpfdirs.for_arch(rpmfile.package.ref.arch),
+                policy.owner_provides,
+                rpmfile,
+                policy.exempt_paths,
+            )
         except Exception as exc:  # our bug met on this package: it stays unchecked, so it is refused
             raw.append(_unreadable(item, f"internal error while checking it ({type(exc).__name__}: {exc})"))
             continue
@@ -110,16 +116,25 @@ def check_transaction(root: str, incoming: Iterable[Incoming], leaving: Iterable
     return result
 
 
-def _conflicts(root: str, shipped: list, leaving: set[tuple[str, str, str]], incoming_nevras: set[str],
-               policy: Policy, result: TransactionResult) -> list[Finding]:
+def _conflicts(
+    root: str,
+    shipped: list,
+    leaving: set[tuple[str, str, str]],
+    incoming_nevras: set[str],
+    policy: Policy,
+    result: TransactionResult,
+) -> list[Finding]:
     """``bpf-name-conflict`` of incoming objects, among themselves and with installed packages that stay."""
     from .checks import check_package
     from .conflicts import find_conflicts
 
     # Installed packages that own a file where an incoming object's name would clash:
     # index look-ups, not a read of every installed header.
-    roots = {r for arch in {bpfdirs.host_arch()} | {o.package.ref.arch for o in shipped}
-             for r in bpfdirs.for_arch(arch).roots}
+    roots = {
+        r
+        for arch in {bpfdirs.host_arch()} | {o.package.ref.arch for o in shipped}
+        for r in bpfdirs.for_arch(arch).roots
+    }
     paths = {f"{r}/{o.relname}" if o.relname is not None else o.entry.path for o in shipped for r in roots}
     with rpmdb.snapshot(root, private=False) as live:  # a database must be there, and inside the root
         installed = list(rpmdb.owners(live, paths, result.errors))
@@ -127,8 +142,10 @@ def _conflicts(root: str, shipped: list, leaving: set[tuple[str, str, str]], inc
         ref = pkg.ref
         if (ref.name, _evr(ref), ref.arch) in leaving or ref.nevra in incoming_nevras:
             continue
-        shipped = shipped + check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None,
-                                          policy.exempt_paths).objects
+        shipped = (
+            shipped
+            + check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None, policy.exempt_paths).objects
+        )
     return find_conflicts(shipped, only_for=incoming_nevras)
 
 
@@ -147,12 +164,19 @@ class Candidate(namedtuple("Candidate", ("ref", "provides"))):
     @property
     def bpf_names(self) -> set[str]:
         """Object names from ``bpf(NAME)`` provides (those the rpm-bpf macros generate)."""
-        return {p[len(BPF_PROVIDE_PREFIX):-1] for p in self.provides
-                if p.startswith(BPF_PROVIDE_PREFIX) and p.endswith(")") and " " not in p}
+        return {
+            p[len(BPF_PROVIDE_PREFIX) : -1]
+            for p in self.provides
+            if p.startswith(BPF_PROVIDE_PREFIX) and p.endswith(")") and " " not in p
+        }
 
 
-def check_provides(root: str, candidates: Iterable[Candidate], leaving: Iterable[tuple[str, str, str]],
-                   load_policy: Callable[[], Policy]) -> TransactionResult:
+def check_provides(
+    root: str,
+    candidates: Iterable[Candidate],
+    leaving: Iterable[tuple[str, str, str]],
+    load_policy: Callable[[], Policy],
+) -> TransactionResult:
     """``bpf-name-conflict`` from ``bpf(NAME)`` provides alone, before any package is downloaded.
 
     Among the candidates and against installed packages that stay (rpm's
@@ -173,24 +197,29 @@ def check_provides(root: str, candidates: Iterable[Candidate], leaving: Iterable
         installed = rpmdb.providers(live, [f"{BPF_PROVIDE_PREFIX}{name})" for name in by_name])
     policy = load_policy()
     for name, refs in sorted(by_name.items()):
-        others = refs + [ref for ref in installed.get(f"{BPF_PROVIDE_PREFIX}{name})", [])
-                         if ref.nevra not in incoming_nevras and (ref.name, _evr(ref), ref.arch) not in leaving]
+        others = refs + [
+            ref
+            for ref in installed.get(f"{BPF_PROVIDE_PREFIX}{name})", [])
+            if ref.nevra not in incoming_nevras and (ref.name, _evr(ref), ref.arch) not in leaving
+        ]
         for ref in refs:
             clashing = sorted({o.nevra for o in others if o.name != ref.name})
             if clashing:
-                detail = (f"bpf({name}) is also provided by {', '.join(clashing)} "
-                          "(repository metadata, before download)")
+                detail = f"bpf({name}) is also provided by {', '.join(clashing)} (repository metadata, before download)"
                 result.findings += _judged_at_every_bpfdir(policy, ref, name, detail, tuple(clashing))
         result.bpf_names.update(ref.name for ref in refs)
     return result
 
 
-def _judged_at_every_bpfdir(policy: Policy, ref: PackageRef, name: str, detail: str,
-                            related: tuple[str, ...]) -> list[Finding]:
+def _judged_at_every_bpfdir(
+    policy: Policy, ref: PackageRef, name: str, detail: str, related: tuple[str, ...]
+) -> list[Finding]:
     """The conflict as the policy has it, its path not known yet: the object is NAME under one of
     the BPF directories, so a waiver or severity that holds for any of those paths holds."""
-    judged = [policy.apply([Finding.of("bpf-name-conflict", ref, f"{root}/{name}", detail, related=related)])
-              for root in bpfdirs.for_arch(ref.arch).roots]
+    judged = [
+        policy.apply([Finding.of("bpf-name-conflict", ref, f"{root}/{name}", detail, related=related)])
+        for root in bpfdirs.for_arch(ref.arch).roots
+    ]
     if any(not found for found in judged):
         return []  # turned off
     chosen = next((found for found in judged if found[0].waived or found[0].severity != Severity.ERROR), judged[0])
@@ -238,8 +267,14 @@ def _candidate(item: object, where: str) -> Candidate:
     provides = item.get("provides", []) if isinstance(item, dict) else None
     if not isinstance(provides, list) or not all(isinstance(p, str) for p in provides):
         raise RequestError(f"{where}: 'provides' must be an array of strings")
-    ref = PackageRef(_field(item, "name", where), epoch or None, _field(item, "version", where),
-                     _field(item, "release", where), _field(item, "arch", where), "repository metadata")
+    ref = PackageRef(
+        _field(item, "name", where),
+        epoch or None,
+        _field(item, "version", where),
+        _field(item, "release", where),
+        _field(item, "arch", where),
+        "repository metadata",
+    )
     return Candidate(ref, tuple(provides))
 
 
@@ -268,11 +303,19 @@ def parse_request(text: str) -> Request:
     incoming, candidates, leaving = doc.get("incoming", []), doc.get("candidates", []), doc.get("leaving", [])
     if not all(isinstance(x, list) for x in (incoming, candidates, leaving)):
         raise RequestError("'incoming', 'candidates' and 'leaving' must be arrays")
-    items = [Incoming(_field(i, "path", f"incoming[{n}]"), _field(i, "nevra", f"incoming[{n}]"))
-             for n, i in enumerate(incoming)]
+    items = [
+        Incoming(_field(i, "path", f"incoming[{n}]"), _field(i, "nevra", f"incoming[{n}]"))
+        for n, i in enumerate(incoming)
+    ]
     chosen = [_candidate(c, f"candidates[{n}]") for n, c in enumerate(candidates)]
-    gone = {(_field(i, "name", f"leaving[{n}]"), _field(i, "evr", f"leaving[{n}]").removeprefix("0:"),
-             _field(i, "arch", f"leaving[{n}]")) for n, i in enumerate(leaving)}
+    gone = {
+        (
+            _field(i, "name", f"leaving[{n}]"),
+            _field(i, "evr", f"leaving[{n}]").removeprefix("0:"),
+            _field(i, "arch", f"leaving[{n}]"),
+        )
+        for n, i in enumerate(leaving)
+    }
     return Request(items, chosen, gone)
 
 

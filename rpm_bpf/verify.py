@@ -8,10 +8,10 @@ followed, nothing blocks, nothing is read without bound.
 
 from __future__ import annotations
 
+import grp
 import hashlib
 import os
 import pwd
-import grp
 import stat
 from collections.abc import Iterable
 
@@ -35,8 +35,9 @@ class VerifyResult:
     def to_repair(self) -> list[str]:
         """NEVRAs whose reinstallation restores what was found changed or missing."""
         rules = {"bpf-object-modified", "bpf-object-missing", "bpf-object-attrs-changed"}
-        return sorted({f.package.nevra for f in self.findings
-                       if f.rule in rules and f.package is not None and not f.waived})
+        return sorted(
+            {f.package.nevra for f in self.findings if f.rule in rules and f.package is not None and not f.waived}
+        )
 
     def names_of(self, nevras: list[str]) -> list[str]:
         wanted = set(nevras)
@@ -118,8 +119,9 @@ class _Verifier:
             if entry.is_ghost:
                 continue  # expected to change: the runtime locations' %ghost entries
             if entry.class_says_bpf and entry.is_regular:
-                misplaced = (exempt_finding(pkg, entry.path, self.policy.exempt_paths)
-                             or location_finding(pkg, entry, dirs))
+                misplaced = exempt_finding(pkg, entry.path, self.policy.exempt_paths) or location_finding(
+                    pkg, entry, dirs
+                )
                 if misplaced is not None:
                     self.raw.append(misplaced)
             self.compare(pkg, entry, algo)
@@ -151,8 +153,11 @@ class _Verifier:
                 self.add("bpf-object-modified", pkg, entry.path, f"size {st.st_size} (packaged {entry.size})")
                 return
             if entry.size > MAX_CONTENT:
-                self.result.errors.append(InputError(self.fs.host_path(entry.path),
-                                                     f"cannot verify: {entry.size} bytes, larger than rpm-bpf hashes"))
+                self.result.errors.append(
+                    InputError(
+                        self.fs.host_path(entry.path), f"cannot verify: {entry.size} bytes, larger than rpm-bpf hashes"
+                    )
+                )
                 return
             try:
                 fd, st = self.fs.open_regular(entry.path)
@@ -202,20 +207,28 @@ class _Verifier:
                 continue
             if not stat.S_ISDIR(top.st_mode):
                 if bpfroot not in self.owned:  # an owned one was compared with its package
-                    self.raw.append(Finding.of("bpf-object-unowned", None, bpfroot,
-                                               f"{describe_mode(top.st_mode)} where the BPF directory belongs"))
+                    self.raw.append(
+                        Finding.of(
+                            "bpf-object-unowned",
+                            None,
+                            bpfroot,
+                            f"{describe_mode(top.st_mode)} where the BPF directory belongs",
+                        )
+                    )
                 continue
             for path, _ in self.fs.walk(bpfroot, self._walk_error):
                 if path not in self.owned:
-                    self.raw.append(Finding.of("bpf-object-unowned", None, path,
-                                               "written at run time or copied by hand"))
+                    self.raw.append(
+                        Finding.of("bpf-object-unowned", None, path, "written at run time or copied by hand")
+                    )
 
     def _walk_error(self, exc: OSError) -> None:
         self.result.errors.append(InputError(self.fs.host_path(exc.filename or "/"), f"cannot list: {exc.strerror}"))
 
 
-def verify(root: str = "/", policy: Policy | None = None, names: Iterable[str] = (),
-           private_db: bool = True) -> VerifyResult:
+def verify(
+    root: str = "/", policy: Policy | None = None, names: Iterable[str] = (), private_db: bool = True
+) -> VerifyResult:
     """Verify the installed BPF objects of ``root`` (all packages, or those named).
 
     Unowned files are looked for only when no package is named: they belong

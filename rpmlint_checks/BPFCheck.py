@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rpmlint.checks.AbstractCheck import AbstractCheck
+
 from rpm_bpf import bpfdirs, rules
 from rpm_bpf.checks import ShippedObject, check_package
 from rpm_bpf.conflicts import find_conflicts
@@ -22,7 +24,6 @@ from rpm_bpf.policy import SYSTEM_POLICY, Policy, PolicyError
 from rpm_bpf.rpmfile import HeaderError, package_from_header
 from rpm_bpf.safetext import escape
 from rpm_bpf.specfile import check_spec_text
-from rpmlint.checks.AbstractCheck import AbstractCheck
 
 POLICY_ERROR = "(none): W: rpm-bpf policy cannot be used: {error}; BPFCheck uses the built-in default"
 
@@ -57,12 +58,14 @@ class BPFCheck(AbstractCheck):
         try:
             package = package_from_header(pkg.header, bpfdirs.for_arch, origin=str(pkg.filename))
         except HeaderError as exc:  # crafted or corrupt: nothing about its BPF objects can be said
-            self._report([Finding.of("bpf-package-unreadable", None, None, f"corrupt RPM header ({exc})")],
-                         lambda _: pkg)
+            self._report(
+                [Finding.of("bpf-package-unreadable", None, None, f"corrupt RPM header ({exc})")], lambda _: pkg
+            )
             return
         dirs = bpfdirs.for_arch(package.ref.arch)
-        result = check_package(package, dirs, self.policy.owner_provides, DiskReader(pkg.dir_name()),
-                               self.policy.exempt_paths)
+        result = check_package(
+            package, dirs, self.policy.owner_provides, DiskReader(pkg.dir_name()), self.policy.exempt_paths
+        )
         self.checked_files += len(package.files)
         self._report(result.findings, lambda _: pkg)
         self._shipped.extend((obj, pkg) for obj in result.objects)

@@ -80,10 +80,15 @@ def rpms(tmp_path_factory) -> RpmFactory:
 
 def good_package(objects: Objects, bpfdir: str, name: str = "xdp-good", **kwargs) -> PkgSpec:
     """A package that follows the convention: no finding expected."""
-    return PkgSpec(name, requires=["bpf-filesystem"], files=[
-        PkgFile(f"{bpfdir}/{name}", directory=True, mode=0o755),
-        PkgFile(f"{bpfdir}/{name}/counter.bpf.o", objects.full),
-    ], **kwargs)
+    return PkgSpec(
+        name,
+        requires=["bpf-filesystem"],
+        files=[
+            PkgFile(f"{bpfdir}/{name}", directory=True, mode=0o755),
+            PkgFile(f"{bpfdir}/{name}/counter.bpf.o", objects.full),
+        ],
+        **kwargs,
+    )
 
 
 @dataclass
@@ -114,9 +119,23 @@ def as_nobody(tmp_path_factory):
         path.chmod(0o755 if path.is_dir() else 0o644)
 
     def run(*args: str) -> CliResult:
-        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-                               "-m", "rpm_bpf", *map(str, args)], capture_output=True, text=True, cwd="/",
-                              env=dict(os.environ, PYTHONPATH=str(code)), timeout=600)
+        proc = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-m",
+                "rpm_bpf",
+                *map(str, args),
+            ],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            env=dict(os.environ, PYTHONPATH=str(code)),
+            timeout=600,
+        )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     yield run
@@ -140,6 +159,12 @@ def remove_deep(path: Path) -> None:
 def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     """The real command line, in a child process."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)

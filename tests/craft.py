@@ -28,15 +28,15 @@ class Parts:
         self.lead = data[:LEAD]
         il, dl = struct.unpack_from(">II", data, LEAD + 8)
         sig_size = 16 + 16 * il + dl
-        self.sig_bytes = bytearray(data[LEAD:LEAD + sig_size])
+        self.sig_bytes = bytearray(data[LEAD : LEAD + sig_size])
         self.header_offset = LEAD + sig_size + (-sig_size % 8)
         il, dl = struct.unpack_from(">II", data, self.header_offset + 8)
         header_size = 16 + 16 * il + dl
-        self.header_bytes = data[self.header_offset:self.header_offset + header_size]
-        self.payload = data[self.header_offset + header_size:]
+        self.header_bytes = data[self.header_offset : self.header_offset + header_size]
+        self.payload = data[self.header_offset + header_size :]
 
     @classmethod
-    def of(cls, path: Path) -> "Parts":
+    def of(cls, path: Path) -> Parts:
         return cls(Path(path).read_bytes())
 
     @property
@@ -71,7 +71,7 @@ class Parts:
             raw = value.encode() + b"\0"
         else:
             raw = value
-        self.sig_bytes[offset:offset + len(raw)] = raw
+        self.sig_bytes[offset : offset + len(raw)] = raw
 
     def drop_sig(self, tag: int) -> None:
         """Make a signature tag unknown to rpm (renumbered into the reserved range): as if absent."""
@@ -95,7 +95,7 @@ class Parts:
 
 
 def set_tag(hdr: rpm.hdr, tag: int, value) -> None:
-    if tag in hdr.keys():
+    if tag in hdr:
         del hdr[tag]
     hdr[tag] = value
 
@@ -116,7 +116,7 @@ def patch_header_bytes(src: Path, dest: Path, offset: int, data: bytes, fix_dige
     """``dest``: ``src`` with ``data`` written at ``offset`` within the main header (raw damage)."""
     parts = Parts.of(src)
     raw = bytearray(parts.header_bytes)
-    raw[offset:offset + len(data)] = data
+    raw[offset : offset + len(data)] = data
     parts.header_bytes = bytes(raw)
     if fix_digests:
         parts.fix_digests()

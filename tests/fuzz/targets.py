@@ -64,7 +64,8 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 
 import hypothesis
@@ -104,8 +105,14 @@ def kind_of(message: str) -> str:
 
 def fuzz_settings(examples: int, seed: int | None) -> hypothesis.settings:
     """Derandomized without a seed (CI); random but repeatable with one."""
-    return hypothesis.settings(max_examples=examples, derandomize=seed is None, database=None, deadline=None,
-                               suppress_health_check=list(HealthCheck), print_blob=False)
+    return hypothesis.settings(
+        max_examples=examples,
+        derandomize=seed is None,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
 
 
 def run_hypothesis(test: Callable[..., None], settings: hypothesis.settings, seed: int | None) -> None:
@@ -120,15 +127,48 @@ def run_hypothesis(test: Callable[..., None], settings: hypothesis.settings, see
 # Shared strategies
 # ---------------------------------------------------------------------------
 
-INTERESTING_INTS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 64, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000,
-                    0xFFFFFFFF, 1 << 30, (1 << 30) + 1, (1 << 32) + 1, (1 << 63) - 1, 1 << 63, (1 << 64) - 1,
-                    -1, -2, -(1 << 31), -(1 << 63))
+INTERESTING_INTS = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    64,
+    0x7F,
+    0x80,
+    0xFF,
+    0x100,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFF,
+    1 << 30,
+    (1 << 30) + 1,
+    (1 << 32) + 1,
+    (1 << 63) - 1,
+    1 << 63,
+    (1 << 64) - 1,
+    -1,
+    -2,
+    -(1 << 31),
+    -(1 << 63),
+)
 
 
 def ints() -> st.SearchStrategy[int]:
     """Integers of any plausible width, negatives and boundaries included."""
-    return st.one_of(st.sampled_from(INTERESTING_INTS), st.integers(-(1 << 31), 1 << 32),
-                     st.integers(-(1 << 63), (1 << 64) - 1), st.integers(0, 64))
+    return st.one_of(
+        st.sampled_from(INTERESTING_INTS),
+        st.integers(-(1 << 31), 1 << 32),
+        st.integers(-(1 << 63), (1 << 64) - 1),
+        st.integers(0, 64),
+    )
 
 
 def patch_bytes() -> st.SearchStrategy[bytes]:
@@ -145,7 +185,7 @@ def overwrite(data: bytes, patches: tuple[tuple[int, bytes], ...], start: int = 
     buf = bytearray(data)
     for offset, chunk in patches:
         at = start + offset % (end - start)
-        buf[at:at + len(chunk)] = chunk[:len(buf) - at]  # never grows the file
+        buf[at : at + len(chunk)] = chunk[: len(buf) - at]  # never grows the file
     return bytes(buf)
 
 
@@ -155,11 +195,36 @@ def overwrite(data: bytes, patches: tuple[tuple[int, bytes], ...], start: int = 
 
 # Tags by the kind of value rpm's header API takes for them: those rpm-bpf reads, and the
 # per-file ones librpm's rpmfiles (the payload reader) reads without rpm-bpf checking them.
-STRING_ARRAY_TAGS = ("BASENAMES", "DIRNAMES", "FILEUSERNAME", "FILEGROUPNAME", "FILEDIGESTS", "FILELINKTOS",
-                     "CLASSDICT", "REQUIRENAME", "OLDFILENAMES", "PAYLOADDIGEST", "FILELANGS")
-INT_ARRAY_TAGS = ("DIRINDEXES", "FILEMODES", "FILESIZES", "LONGFILESIZES", "FILEFLAGS", "FILECLASS",
-                  "FILEINODES", "FILEDEVICES", "FILERDEVS", "FILEMTIMES", "FILEVERIFYFLAGS", "FILECOLORS",
-                  "FILEDEPENDSX", "FILEDEPENDSN", "DEPENDSDICT")
+STRING_ARRAY_TAGS = (
+    "BASENAMES",
+    "DIRNAMES",
+    "FILEUSERNAME",
+    "FILEGROUPNAME",
+    "FILEDIGESTS",
+    "FILELINKTOS",
+    "CLASSDICT",
+    "REQUIRENAME",
+    "OLDFILENAMES",
+    "PAYLOADDIGEST",
+    "FILELANGS",
+)
+INT_ARRAY_TAGS = (
+    "DIRINDEXES",
+    "FILEMODES",
+    "FILESIZES",
+    "LONGFILESIZES",
+    "FILEFLAGS",
+    "FILECLASS",
+    "FILEINODES",
+    "FILEDEVICES",
+    "FILERDEVS",
+    "FILEMTIMES",
+    "FILEVERIFYFLAGS",
+    "FILECOLORS",
+    "FILEDEPENDSX",
+    "FILEDEPENDSN",
+    "DEPENDSDICT",
+)
 STRING_TAGS = ("ARCH", "NAME", "VERSION", "RELEASE", "SOURCERPM", "PAYLOADCOMPRESSOR", "PAYLOADFORMAT")
 INT_TAGS = ("EPOCH", "SOURCEPACKAGE", "FILEDIGESTALGO", "PAYLOADDIGESTALGO")
 TAG_NUMBERS = {"PAYLOADDIGEST": 5092, "PAYLOADDIGESTALGO": 5093}  # not named by rpm 4.18's bindings
@@ -239,18 +304,26 @@ def build_rpm_fixture(work: Path) -> RpmFixture:
 
     obj = samples.compile_bpf(samples.XDP_COUNTER_C, work / "objects" / "counter.bpf.o")
     bpfdir = bpfdirs.for_arch(bpfdirs.host_arch()).arch_dir
-    spec = PkgSpec("fuzz-target", requires=["libbpf.so.1"], files=[
-        PkgFile(f"{bpfdir}/fuzz-target", directory=True, mode=0o755),
-        PkgFile(f"{bpfdir}/fuzz-target/counter.bpf.o", obj),
-        PkgFile("/usr/bin/tool", Path("/usr/bin/true"), mode=0o755),
-    ])
+    spec = PkgSpec(
+        "fuzz-target",
+        requires=["libbpf.so.1"],
+        files=[
+            PkgFile(f"{bpfdir}/fuzz-target", directory=True, mode=0o755),
+            PkgFile(f"{bpfdir}/fuzz-target/counter.bpf.o", obj),
+            PkgFile("/usr/bin/tool", Path("/usr/bin/true"), mode=0o755),
+        ],
+    )
     path = samples.build_rpm(spec, work / "rpmbuild")
     data = path.read_bytes()
     parts = Parts(data)
     header_end = parts.header_offset + len(parts.header_bytes)
-    regions = {"lead": (0, LEAD), "signature": (LEAD, parts.header_offset),
-               "header": (parts.header_offset, header_end), "payload": (header_end, len(data)),
-               "file": (0, len(data))}
+    regions = {
+        "lead": (0, LEAD),
+        "signature": (LEAD, parts.header_offset),
+        "header": (parts.header_offset, header_end),
+        "payload": (header_end, len(data)),
+        "file": (0, len(data)),
+    }
     index = {"signature": header_index(data[LEAD:]), "main": header_index(parts.header_bytes)}
     return RpmFixture(path, data, regions, parts.header(), index, work)
 
@@ -258,18 +331,22 @@ def build_rpm_fixture(work: Path) -> RpmFixture:
 def header_index(header: bytes) -> list[tuple[int, int, int, int]]:
     """The index entries of a header structure (``header`` starts at its magic)."""
     il = struct.unpack_from(">I", header, 8)[0]
-    return list(struct.iter_unpack(">IIII", header[16:16 + 16 * il]))
+    return list(struct.iter_unpack(">IIII", header[16 : 16 + 16 * il]))
 
 
 def index_edits(fixture: RpmFixture, which: str) -> st.SearchStrategy[IndexEdits]:
     """Entries changed field by field, with values that mean something for that field."""
     entries = fixture.index[which]
     tags = sorted({e[0] for header in fixture.index.values() for e in header})  # both headers' tags
-    values = {0: st.one_of(st.sampled_from(tags), ints()), 1: st.one_of(st.integers(0, 10), ints()),
-              2: st.one_of(st.sampled_from(sorted({e[2] for e in entries})), ints()),
-              3: st.one_of(st.sampled_from(sorted({e[3] for e in entries})), ints())}
+    values = {
+        0: st.one_of(st.sampled_from(tags), ints()),
+        1: st.one_of(st.integers(0, 10), ints()),
+        2: st.one_of(st.sampled_from(sorted({e[2] for e in entries})), ints()),
+        3: st.one_of(st.sampled_from(sorted({e[3] for e in entries})), ints()),
+    }
     edit = st.integers(0, 3).flatmap(
-        lambda field: st.tuples(st.integers(0, len(entries) - 1), st.just(field), values[field]))
+        lambda field: st.tuples(st.integers(0, len(entries) - 1), st.just(field), values[field])
+    )
     return st.builds(IndexEdits, st.just(which), st.lists(edit, min_size=1, max_size=3).map(tuple))
 
 
@@ -286,8 +363,19 @@ def patches(offsets: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[tuple[in
 def macro_strings(work: Path) -> list[str]:
     """Text that does something if anyone hands header data to rpm's macro expander."""
     local = work / "marker"
-    return [f"%(touch {MARKER})", f"%(touch {local})", f"%{{lua: io.open('{MARKER}', 'w')}}",
-            f"%{{expand:%%(touch {MARKER})}}", "%{_libdir}", "%{?_bpfdir}", "%%", "%", "%{", "%(", "%{lua:"]
+    return [
+        f"%(touch {MARKER})",
+        f"%(touch {local})",
+        f"%{{lua: io.open('{MARKER}', 'w')}}",
+        f"%{{expand:%%(touch {MARKER})}}",
+        "%{_libdir}",
+        "%{?_bpfdir}",
+        "%%",
+        "%",
+        "%{",
+        "%(",
+        "%{lua:",
+    ]
 
 
 def header_text(work: Path, plausible: tuple[str, ...] = ()) -> st.SearchStrategy[object]:
@@ -296,36 +384,90 @@ def header_text(work: Path, plausible: tuple[str, ...] = ()) -> st.SearchStrateg
     text = st.one_of(st.text(chars, max_size=40), st.text("\x01\x1b\n\r\t\x7f%(){}/.-_aZ09 ", max_size=20))
     macros = st.sampled_from(macro_strings(work))
     return st.one_of(
-        text, macros, st.builds(lambda a, m, b: a + m + b, text, macros, text),
+        text,
+        macros,
+        st.builds(lambda a, m, b: a + m + b, text, macros, text),
         st.binary(max_size=24).map(lambda b: b.replace(b"\0", b"\xff")),  # read back with surrogateescape
-        *([st.sampled_from(plausible)] if plausible else []))
+        *([st.sampled_from(plausible)] if plausible else []),
+    )
 
 
 PLAUSIBLE = {
     "BASENAMES": ("counter.bpf.o", "x.o", "tool", "", ".", "..", "a/b", "../../etc/passwd"),
-    "DIRNAMES": ("/usr/lib64/bpf/", "/usr/lib/bpf/", "/usr/lib64/bpf/fuzz-target/", "/", "", "usr/", "/opt/",
-                 "/usr/lib64/bpf", "/usr/lib64/bpf/../../../"),
-    "CLASSDICT": ("ELF 64-bit LSB relocatable, eBPF, version 1 (SYSV)", "ELF 64-bit MSB relocatable, eBPF",
-                  "ELF 64-bit LSB relocatable, unknown arch 0xf7", "ELF 64-bit LSB pie executable", "directory", ""),
+    "DIRNAMES": (
+        "/usr/lib64/bpf/",
+        "/usr/lib/bpf/",
+        "/usr/lib64/bpf/fuzz-target/",
+        "/",
+        "",
+        "usr/",
+        "/opt/",
+        "/usr/lib64/bpf",
+        "/usr/lib64/bpf/../../../",
+    ),
+    "CLASSDICT": (
+        "ELF 64-bit LSB relocatable, eBPF, version 1 (SYSV)",
+        "ELF 64-bit MSB relocatable, eBPF",
+        "ELF 64-bit LSB relocatable, unknown arch 0xf7",
+        "ELF 64-bit LSB pie executable",
+        "directory",
+        "",
+    ),
     "REQUIRENAME": ("libbpf.so.1", "libxdp.so.1", "bpf-filesystem", "rpmlib(CompressedFileNames)", ""),
     "FILEDIGESTS": ("", "0" * 64, "zz", "0" * 1000),
     "FILELINKTOS": ("", "/etc/passwd", "../../../../usr/bin/tool", "counter.bpf.o"),
-    "FILEUSERNAME": ("root", "nobody", ""), "FILEGROUPNAME": ("root", "wheel", ""),
-    "OLDFILENAMES": ("/usr/lib64/bpf/x.o",), "PAYLOADDIGEST": ("", "0" * 64),
-    "ARCH": ("x86_64", "noarch", "src", "nosrc", "aarch64", "s390x", "ppc64", "i686", "", "--eval=%{_libdir}",
-             "x86_64 ", "x86_64\n", "-v"),
-    "NAME": ("fuzz-target", "", "-", "a" * 300), "VERSION": ("1.0", ""), "RELEASE": ("1", ""),
+    "FILEUSERNAME": ("root", "nobody", ""),
+    "FILEGROUPNAME": ("root", "wheel", ""),
+    "OLDFILENAMES": ("/usr/lib64/bpf/x.o",),
+    "PAYLOADDIGEST": ("", "0" * 64),
+    "ARCH": (
+        "x86_64",
+        "noarch",
+        "src",
+        "nosrc",
+        "aarch64",
+        "s390x",
+        "ppc64",
+        "i686",
+        "",
+        "--eval=%{_libdir}",
+        "x86_64 ",
+        "x86_64\n",
+        "-v",
+    ),
+    "NAME": ("fuzz-target", "", "-", "a" * 300),
+    "VERSION": ("1.0", ""),
+    "RELEASE": ("1", ""),
     "SOURCERPM": ("", "fuzz-target-1.0-1.src.rpm"),
-    "PAYLOADCOMPRESSOR": ("zstd", "xz", "gzip", "bzip2", "lzma", "ufdio", "fdio", "", "zstd.r", "w.zstdio",
-                          "zstdio", "r"),
-    "PAYLOADFORMAT": ("cpio", "drpm", "", "ar"), "FILELANGS": ("", "de"),
+    "PAYLOADCOMPRESSOR": (
+        "zstd",
+        "xz",
+        "gzip",
+        "bzip2",
+        "lzma",
+        "ufdio",
+        "fdio",
+        "",
+        "zstd.r",
+        "w.zstdio",
+        "zstdio",
+        "r",
+    ),
+    "PAYLOADFORMAT": ("cpio", "drpm", "", "ar"),
+    "FILELANGS": ("", "de"),
 }
 PLAUSIBLE_INTS = {
     "FILEMODES": (0o100644, 0o100755, 0o040755, 0o120777, 0o010644, 0o020644, 0o060644, 0o140644, 0o104755, 0),
-    "FILEFLAGS": (0, 1, 64, 65, 4096, 1 << 31), "DIRINDEXES": (0, 1, 5, 6, -1, 0x7FFFFFFF),
-    "FILECLASS": (0, 1, 2, 3, 4, -1, 0x7FFFFFFF), "FILEINODES": (1, 2, 5, 6, 0),
-    "FILEDEPENDSX": (0, 9, 10, 11, -1), "FILEDEPENDSN": (0, 1, 2, 11, 12, 0x7FFFFFFF), "FILEDIGESTALGO": (0, 1, 2, 8, 9, 10, 11, 12, 99),
-    "PAYLOADDIGESTALGO": (0, 1, 2, 8, 9, 10, 11, 12, 99), "SOURCEPACKAGE": (0, 1), "EPOCH": (0, 1, -1),
+    "FILEFLAGS": (0, 1, 64, 65, 4096, 1 << 31),
+    "DIRINDEXES": (0, 1, 5, 6, -1, 0x7FFFFFFF),
+    "FILECLASS": (0, 1, 2, 3, 4, -1, 0x7FFFFFFF),
+    "FILEINODES": (1, 2, 5, 6, 0),
+    "FILEDEPENDSX": (0, 9, 10, 11, -1),
+    "FILEDEPENDSN": (0, 1, 2, 11, 12, 0x7FFFFFFF),
+    "FILEDIGESTALGO": (0, 1, 2, 8, 9, 10, 11, 12, 99),
+    "PAYLOADDIGESTALGO": (0, 1, 2, 8, 9, 10, 11, 12, 99),
+    "SOURCEPACKAGE": (0, 1),
+    "EPOCH": (0, 1, -1),
 }
 
 
@@ -340,8 +482,7 @@ def tag_values(name: str, original: object, work: Path) -> st.SearchStrategy[obj
     else:
         element = st.one_of(st.sampled_from(PLAUSIBLE_INTS.get(name, INTERESTING_INTS)), ints())
     current = list(original) if isinstance(original, list) else []
-    lengths = st.one_of(st.sampled_from([len(current), max(len(current) - 1, 1), len(current) + 1]),
-                        st.integers(1, 12))
+    lengths = st.one_of(st.sampled_from([len(current), max(len(current) - 1, 1), len(current) + 1]), st.integers(1, 12))
     anything = lengths.flatmap(lambda n: st.lists(element, min_size=max(n, 1), max_size=max(n, 1)))
     if not current:
         return anything
@@ -351,16 +492,21 @@ def tag_values(name: str, original: object, work: Path) -> st.SearchStrategy[obj
         out[index % len(out)] = value
         return out
 
-    return st.one_of(st.builds(replaced, st.integers(0, 64), element),  # passes the count checks
-                     anything, st.builds(lambda v: current + [v], element), st.just(current[:-1] or current))
+    return st.one_of(
+        st.builds(replaced, st.integers(0, 64), element),  # passes the count checks
+        anything,
+        st.builds(lambda v: [*current, v], element),
+        st.just(current[:-1] or current),
+    )
 
 
 def rpm_mutations(fixture: RpmFixture) -> st.SearchStrategy[RpmMutation]:
     """The three kinds of damage: byte overwrites, tag edits with digests fixed, truncations."""
     size = len(fixture.data)
     boundaries = sorted({b for start, end in fixture.regions.values() for b in (start, end)})
-    near_boundary = st.builds(lambda b, d: min(max(b + d, 0), size - 1), st.sampled_from(boundaries),
-                              st.integers(-24, 24))
+    near_boundary = st.builds(
+        lambda b, d: min(max(b + d, 0), size - 1), st.sampled_from(boundaries), st.integers(-24, 24)
+    )
     import rpm
 
     all_tags = STRING_ARRAY_TAGS + INT_ARRAY_TAGS + STRING_TAGS + INT_TAGS
@@ -373,10 +519,12 @@ def rpm_mutations(fixture: RpmFixture) -> st.SearchStrategy[RpmMutation]:
         return st.tuples(st.just(name), st.one_of(st.none(), tag_values(name, original, fixture.work)))
 
     return st.one_of(
-        st.builds(RawOverwrite, st.sampled_from(["lead", "signature", "header", "payload", "file"]),
-                  patches(header_offsets())),
+        st.builds(
+            RawOverwrite, st.sampled_from(["lead", "signature", "header", "payload", "file"]), patches(header_offsets())
+        ),
         st.builds(HeaderOverwrite, patches(header_offsets())),
-        index_edits(fixture, "signature"), index_edits(fixture, "main"),
+        index_edits(fixture, "signature"),
+        index_edits(fixture, "main"),
         st.builds(PayloadOverwrite, patches(st.integers(0, 1 << 20))),
         st.builds(TagEdits, st.lists(st.sampled_from(all_tags).flatmap(edit), min_size=1, max_size=3).map(tuple)),
         st.builds(Truncation, st.one_of(st.integers(0, size - 1), near_boundary)),
@@ -390,8 +538,10 @@ def apply_rpm_mutation(fixture: RpmFixture, mutation: RpmMutation, dest: Path) -
     if isinstance(mutation, RawOverwrite):
         dest.write_bytes(overwrite(fixture.data, mutation.patches, *fixture.regions[mutation.region]))
     elif isinstance(mutation, IndexEdits):
-        chunks = tuple((16 + 16 * entry + 4 * field, struct.pack(">I", value % (1 << 32)))
-                       for entry, field, value in mutation.edits)
+        chunks = tuple(
+            (16 + 16 * entry + 4 * field, struct.pack(">I", value % (1 << 32)))
+            for entry, field, value in mutation.edits
+        )
         if mutation.header == "signature":
             dest.write_bytes(overwrite(fixture.data, tuple((LEAD + o, c) for o, c in chunks)))
         else:
@@ -413,18 +563,19 @@ def apply_rpm_mutation(fixture: RpmFixture, mutation: RpmMutation, dest: Path) -
         parts.fix_digests()
         dest.write_bytes(parts.bytes())
     elif isinstance(mutation, TagEdits):
+
         def edit(hdr) -> None:
             for name, value in mutation.edits:
                 tag = tag_number(name)
                 if value is None:
-                    if tag in hdr.keys():
+                    if tag in hdr:
                         del hdr[tag]
                 else:
                     set_tag(hdr, tag, value)
 
         edit_header(fixture.path, dest, edit, fix_digests=True)
     else:
-        dest.write_bytes(fixture.data[:mutation.length])
+        dest.write_bytes(fixture.data[: mutation.length])
 
 
 def fuzz_rpm(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
@@ -453,13 +604,16 @@ def fuzz_rpm(work: Path, settings: hypothesis.settings, seed: int | None) -> Cas
         cases()
         try:
             opened = rpmfile.open_rpm(str(case_path), bpfdirs.for_arch, deep=deep)
-            result = checks.check_package(opened.package, bpfdirs.for_arch(opened.package.ref.arch),
-                                          ("bpf-filesystem",), opened)
+            result = checks.check_package(
+                opened.package, bpfdirs.for_arch(opened.package.ref.arch), ("bpf-filesystem",), opened
+            )
         except (rpmfile.RpmFileError, ContentError) as exc:
             cases.outcome(f"{type(mutation).__name__} -> {kind_of(getattr(exc, 'reason', str(exc)))}")
         else:
-            cases.outcome(f"{type(mutation).__name__} -> checked"
-                          + (f", {kind_of(result.content_error.split(': ', 1)[-1])}" if result.content_error else ""))
+            cases.outcome(
+                f"{type(mutation).__name__} -> checked"
+                + (f", {kind_of(result.content_error.split(': ', 1)[-1])}" if result.content_error else "")
+            )
             for finding in result.findings:
                 rules.get(finding.rule)
                 assert isinstance(finding.detail, str)
@@ -473,6 +627,7 @@ def fuzz_rpm(work: Path, settings: hypothesis.settings, seed: int | None) -> Cas
 # ---------------------------------------------------------------------------
 # elf: BPF object inspection
 # ---------------------------------------------------------------------------
+
 
 @dataclass
 class ElfBase:
@@ -492,7 +647,7 @@ def elf_base(name: str, data: bytes) -> ElfBase:
     shnum = struct.unpack_from(order + "H", data, 60)[0]
     symtab = (0, 0)
     for i in range(shnum):
-        sh_type, = struct.unpack_from(order + "I", data, shoff + 64 * i + 4)
+        (sh_type,) = struct.unpack_from(order + "I", data, shoff + 64 * i + 4)
         if sh_type == 2:  # SHT_SYMTAB
             offset, size = struct.unpack_from(order + "QQ", data, shoff + 64 * i + 24)
             symtab = (offset, size // 24)
@@ -500,14 +655,36 @@ def elf_base(name: str, data: bytes) -> ElfBase:
 
 
 # (offset, struct format) of the fields a crafted object would set.
-EHDR_FIELDS = {"e_ident_class": (4, "B"), "e_ident_data": (5, "B"), "e_type": (16, "H"), "e_machine": (18, "H"),
-               "e_shoff": (40, "Q"), "e_ehsize": (52, "H"), "e_shentsize": (58, "H"), "e_shnum": (60, "H"),
-               "e_shstrndx": (62, "H")}
-SHDR_FIELDS = {"sh_name": (0, "I"), "sh_type": (4, "I"), "sh_flags": (8, "Q"), "sh_offset": (24, "Q"),
-               "sh_size": (32, "Q"), "sh_link": (40, "I"), "sh_info": (44, "I"), "sh_addralign": (48, "Q"),
-               "sh_entsize": (56, "Q")}
-SYM_FIELDS = {"st_name": (0, "I"), "st_info": (4, "B"), "st_other": (5, "B"), "st_shndx": (6, "H"),
-              "st_value": (8, "Q"), "st_size": (16, "Q")}
+EHDR_FIELDS = {
+    "e_ident_class": (4, "B"),
+    "e_ident_data": (5, "B"),
+    "e_type": (16, "H"),
+    "e_machine": (18, "H"),
+    "e_shoff": (40, "Q"),
+    "e_ehsize": (52, "H"),
+    "e_shentsize": (58, "H"),
+    "e_shnum": (60, "H"),
+    "e_shstrndx": (62, "H"),
+}
+SHDR_FIELDS = {
+    "sh_name": (0, "I"),
+    "sh_type": (4, "I"),
+    "sh_flags": (8, "Q"),
+    "sh_offset": (24, "Q"),
+    "sh_size": (32, "Q"),
+    "sh_link": (40, "I"),
+    "sh_info": (44, "I"),
+    "sh_addralign": (48, "Q"),
+    "sh_entsize": (56, "Q"),
+}
+SYM_FIELDS = {
+    "st_name": (0, "I"),
+    "st_info": (4, "B"),
+    "st_other": (5, "B"),
+    "st_shndx": (6, "H"),
+    "st_value": (8, "Q"),
+    "st_size": (16, "Q"),
+}
 
 
 @dataclass(frozen=True)
@@ -568,8 +745,9 @@ def elf_mutations() -> st.SearchStrategy[ElfMutation]:
         fields,
         st.builds(ElfOverwrite, st.lists(st.tuples(offsets, patch_bytes()), min_size=1, max_size=8).map(tuple)),
         st.builds(ElfTruncation, st.integers(0, 1 << 15)),
-        st.builds(ElfSplice, st.integers(0, 1 << 15), st.integers(0, 4096), st.integers(0, 1 << 15),
-                  st.integers(0, 4096)),
+        st.builds(
+            ElfSplice, st.integers(0, 1 << 15), st.integers(0, 4096), st.integers(0, 1 << 15), st.integers(0, 4096)
+        ),
     )
 
 
@@ -577,11 +755,11 @@ def apply_elf_mutation(base: ElfBase, data: bytes, mutation: ElfMutation) -> byt
     if isinstance(mutation, ElfOverwrite):
         return overwrite(data, mutation.patches)
     if isinstance(mutation, ElfTruncation):
-        return data[:mutation.length % (len(data) + 1)]
+        return data[: mutation.length % (len(data) + 1)]
     if isinstance(mutation, ElfSplice):
         n = len(data) + 1
         src, dst = mutation.src % n, mutation.dst % n
-        return data[:dst] + data[src:src + mutation.src_len] + data[dst + mutation.dst_len:]
+        return data[:dst] + data[src : src + mutation.src_len] + data[dst + mutation.dst_len :]
     if mutation.where == "ehdr":
         at, fmt = EHDR_FIELDS[mutation.field]
         offset = at
@@ -604,19 +782,26 @@ def embed(obj: bytes, how: Embedding, true_bytes: bytes) -> tuple[bytes, int]:
     host = true_bytes if how.host == "true" else how.prefix
     at = 1 + how.at % len(host)
     blob = host[:at] + obj + host[at:]
-    return blob[:len(blob) - how.cut % (len(blob) + 1)], at
+    return blob[: len(blob) - how.cut % (len(blob) + 1)], at
 
 
 def fuzz_elf(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
     """inspect raises only BpfElfError; find_embedded never raises, and finds an intact embedded object."""
     from rpm_bpf import elf, samples
 
-    bases = [elf_base(name, samples.compile_bpf(samples.XDP_COUNTER_C, work / f"{name}.o", **kwargs).read_bytes())
-             for name, kwargs in (("bpf", {}), ("bpfeb", {"target": "bpfeb"}), ("nobtf", {"btf": False}))]
+    bases = [
+        elf_base(name, samples.compile_bpf(samples.XDP_COUNTER_C, work / f"{name}.o", **kwargs).read_bytes())
+        for name, kwargs in (("bpf", {}), ("bpfeb", {"target": "bpfeb"}), ("nobtf", {"btf": False}))
+    ]
     true_bytes = Path("/usr/bin/true").read_bytes()
     cases = Cases()
-    embeddings = st.builds(Embedding, st.sampled_from(["random", "true"]), st.binary(min_size=1, max_size=512),
-                           st.integers(0, 1 << 20), st.one_of(st.just(0), st.integers(0, 1 << 16)))
+    embeddings = st.builds(
+        Embedding,
+        st.sampled_from(["random", "true"]),
+        st.binary(min_size=1, max_size=512),
+        st.integers(0, 1 << 20),
+        st.one_of(st.just(0), st.integers(0, 1 << 16)),
+    )
 
     @given(st.sampled_from(bases), st.lists(elf_mutations(), max_size=4), st.none() | embeddings)
     def elf_parsers_fail_cleanly(base: ElfBase, mutations: list[ElfMutation], embedding: Embedding | None) -> None:
@@ -637,7 +822,7 @@ def fuzz_elf(work: Path, settings: hypothesis.settings, seed: int | None) -> Cas
             if found:
                 cases.outcome("find_embedded: found")
             assert all(0 < f.offset < len(blob) for f in found)
-            intact = at is not None and blob[at:at + len(base.data)] == base.data
+            intact = at is not None and blob[at : at + len(base.data)] == base.data
             if intact and not mutations:
                 assert at in {f.offset for f in found}, f"intact object at offset {at} not found"
 
@@ -699,17 +884,17 @@ def toml_document(doc: dict) -> str:
     def table(path: list[str], body: dict) -> None:
         nested = []
         for key, value in body.items():
-            if isinstance(value, dict):
-                nested.append((key, value))
-            elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            if isinstance(value, dict) or (
+                isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+            ):
                 nested.append((key, value))
             else:
                 lines.append(f"{toml_key(key)} = {toml_value(value)}")
         for key, value in nested:
-            name = ".".join(toml_key(p) for p in path + [key])
+            name = ".".join(toml_key(p) for p in [*path, key])
             if isinstance(value, dict):
                 lines.append(f"\n[{name}]")
-                table(path + [key], value)
+                table([*path, key], value)
             else:
                 for element in value:
                     lines.append(f"\n[[{name}]]")
@@ -720,8 +905,22 @@ def toml_document(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RULE_WORDS = ("bpf-object-outside-bpfdir", "bpf-object-no-btf", "bpf-object-embedded", "bpfdir-unowned",
-              "bpf-*", "*", "?", "[", "[!a]", "bpf-object-[", "no-such-rule", "", "**", "\\*")
+RULE_WORDS = (
+    "bpf-object-outside-bpfdir",
+    "bpf-object-no-btf",
+    "bpf-object-embedded",
+    "bpfdir-unowned",
+    "bpf-*",
+    "*",
+    "?",
+    "[",
+    "[!a]",
+    "bpf-object-[",
+    "no-such-rule",
+    "",
+    "**",
+    "\\*",
+)
 POLICY_KEYS = ("severity", "waiver", "bpfdir", "owner-provides", "rule", "package", "path", "reason", "expires")
 
 
@@ -734,15 +933,25 @@ def toml_scalars() -> st.SearchStrategy[object]:
     """Every TOML scalar type, dates with and without offsets included."""
     offsets = st.integers(-23 * 60, 23 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
     return st.one_of(
-        st.text(max_size=20), st.sampled_from(RULE_WORDS + ("error", "warning", "info", "off", " OFF ", "2027-06-30",
-                                                            "2027-02-30", "tomorrow")),
-        st.integers(-(1 << 63), (1 << 63) - 1), st.floats(), st.booleans(), st.dates(),
-        st.datetimes(timezones=st.none() | st.just(dt.timezone.utc) | offsets), st.times())
+        st.text(max_size=20),
+        st.sampled_from(
+            (*RULE_WORDS, "error", "warning", "info", "off", " OFF ", "2027-06-30", "2027-02-30", "tomorrow")
+        ),
+        st.integers(-(1 << 63), (1 << 63) - 1),
+        st.floats(),
+        st.booleans(),
+        st.dates(),
+        st.datetimes(timezones=st.none() | st.just(dt.UTC) | offsets),
+        st.times(),
+    )
 
 
 def toml_values() -> st.SearchStrategy[object]:
-    return st.recursive(toml_scalars(), lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(policy_keys(), inner, max_size=4)), max_leaves=12)
+    return st.recursive(
+        toml_scalars(),
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(policy_keys(), inner, max_size=4)),
+        max_leaves=12,
+    )
 
 
 def valid_policies() -> st.SearchStrategy[dict]:
@@ -751,12 +960,16 @@ def valid_policies() -> st.SearchStrategy[dict]:
     severity = st.dictionaries(st.sampled_from(RULE_WORDS[:5]), levels, max_size=3)
     waiver = st.fixed_dictionaries(
         {"rule": st.sampled_from(RULE_WORDS[:5]), "reason": st.text(min_size=1, max_size=20).filter(str.strip)},
-        optional={"package": st.sampled_from(["*", "p", "p-1-1.x86_64", "[", ""]),
-                  "path": st.sampled_from(["*", "/opt/*", "/opt/x.o", ""]),
-                  "expires": st.one_of(st.dates(), st.dates().map(str), st.datetimes())})
+        optional={
+            "package": st.sampled_from(["*", "p", "p-1-1.x86_64", "[", ""]),
+            "path": st.sampled_from(["*", "/opt/*", "/opt/x.o", ""]),
+            "expires": st.one_of(st.dates(), st.dates().map(str), st.datetimes()),
+        },
+    )
     bpfdir = st.fixed_dictionaries({}, optional={"owner-provides": st.lists(st.text(max_size=10), max_size=3)})
-    return st.fixed_dictionaries({}, optional={"severity": severity, "waiver": st.lists(waiver, max_size=3),
-                                               "bpfdir": bpfdir})
+    return st.fixed_dictionaries(
+        {}, optional={"severity": severity, "waiver": st.lists(waiver, max_size=3), "bpfdir": bpfdir}
+    )
 
 
 def swap_one_value(doc: dict, choice: int, replacement: object) -> dict:
@@ -796,12 +1009,24 @@ def policy_texts() -> st.SearchStrategy[bytes]:
     documents = st.dictionaries(policy_keys(), toml_values(), max_size=4)
     swapped = st.builds(swap_one_value, valid_policies(), st.integers(0, 50), toml_values())
     rendered = st.one_of(documents, valid_policies(), swapped).map(toml_document)
-    mangled = st.builds(lambda text, at, junk: text[:at % (len(text) + 1)] + junk + text[at % (len(text) + 1):],
-                        rendered, st.integers(0, 1000), st.text(max_size=5))
-    deep = st.builds(deep_nesting, st.sampled_from(["array", "inline", "unclosed", "waiver", "table"]),
-                     st.one_of(st.sampled_from([100, 500, 999, 1000, 2000, 3000]), st.integers(1, 3000)))
-    return st.one_of(rendered.map(str.encode), mangled.map(str.encode), deep.map(str.encode),
-                     st.text().map(lambda t: t.encode("utf-8", "surrogatepass")), st.binary(max_size=200))
+    mangled = st.builds(
+        lambda text, at, junk: text[: at % (len(text) + 1)] + junk + text[at % (len(text) + 1) :],
+        rendered,
+        st.integers(0, 1000),
+        st.text(max_size=5),
+    )
+    deep = st.builds(
+        deep_nesting,
+        st.sampled_from(["array", "inline", "unclosed", "waiver", "table"]),
+        st.one_of(st.sampled_from([100, 500, 999, 1000, 2000, 3000]), st.integers(1, 3000)),
+    )
+    return st.one_of(
+        rendered.map(str.encode),
+        mangled.map(str.encode),
+        deep.map(str.encode),
+        st.text().map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.binary(max_size=200),
+    )
 
 
 def fuzz_policy(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
@@ -811,11 +1036,13 @@ def fuzz_policy(work: Path, settings: hypothesis.settings, seed: int | None) -> 
     from rpm_bpf.rules import Severity
 
     ref = PackageRef("p", None, "1", "1", "x86_64", "p.rpm")
-    findings = [Finding.of("bpf-object-outside-bpfdir", ref, "/opt/x.o"),
-                Finding.of("bpf-object-no-btf", ref, "/usr/lib64/bpf/p/x.o"),
-                Finding.of("bpf-object-embedded", PackageRef("q", 3, "2", "1", "noarch", "q.rpm"), "/usr/bin/q"),
-                Finding.of("bpfdir-unowned", ref, None, "1 file below it"),
-                Finding.of("bpf-object-outside-bpfdir", None, None)]
+    findings = [
+        Finding.of("bpf-object-outside-bpfdir", ref, "/opt/x.o"),
+        Finding.of("bpf-object-no-btf", ref, "/usr/lib64/bpf/p/x.o"),
+        Finding.of("bpf-object-embedded", PackageRef("q", 3, "2", "1", "noarch", "q.rpm"), "/usr/bin/q"),
+        Finding.of("bpfdir-unowned", ref, None, "1 file below it"),
+        Finding.of("bpf-object-outside-bpfdir", None, None),
+    ]
     policy_file = work / "policy.toml"
     cases = Cases()
 
@@ -843,6 +1070,7 @@ def fuzz_policy(work: Path, settings: hypothesis.settings, seed: int | None) -> 
 # ---------------------------------------------------------------------------
 # rootfs: reading below a hostile root
 # ---------------------------------------------------------------------------
+
 
 class Blocked(AssertionError):
     """A call that should never block did."""
@@ -873,25 +1101,46 @@ class Node:
     target: tuple[str, str] = ("", "")  # symlink: (how, text)
 
 
-LINK_TARGETS = ("sentinel-abs", "fifo-abs", "sentinel-rel", "fifo-rel", "root-abs", "inside-abs", "text", "dotdots",
-                "self")
+LINK_TARGETS = (
+    "sentinel-abs",
+    "fifo-abs",
+    "sentinel-rel",
+    "fifo-rel",
+    "root-abs",
+    "inside-abs",
+    "text",
+    "dotdots",
+    "self",
+)
 NAMES = ("a", "b", "etc", "passwd", "lib64", "bpf", "x.o", "link", "fifo", "-", " ", "\udcff")
 
 
 def node_names() -> st.SearchStrategy[str]:
     chars = st.characters(exclude_categories=("Cs",), exclude_characters="/\0")
     return st.one_of(st.sampled_from(NAMES), st.text(chars, min_size=1, max_size=12)).filter(
-        lambda n: n not in (".", "..") and len(os.fsencode(n)) <= 200)
+        lambda n: n not in (".", "..") and len(os.fsencode(n)) <= 200
+    )
 
 
 def nodes() -> st.SearchStrategy[Node]:
     return st.one_of(
         st.builds(Node, st.integers(0, 30), node_names(), st.just("dir")),
-        st.builds(Node, st.integers(0, 30), node_names(), st.just("file"),
-                  st.one_of(st.sampled_from([0, 1, 4096, 4097]), st.integers(0, 6000))),
+        st.builds(
+            Node,
+            st.integers(0, 30),
+            node_names(),
+            st.just("file"),
+            st.one_of(st.sampled_from([0, 1, 4096, 4097]), st.integers(0, 6000)),
+        ),
         st.builds(Node, st.integers(0, 30), node_names(), st.just("fifo")),
-        st.builds(Node, st.integers(0, 30), node_names(), st.just("symlink"), st.just(0),
-                  st.tuples(st.sampled_from(LINK_TARGETS), st.text(max_size=20).filter(lambda t: "\0" not in t))),
+        st.builds(
+            Node,
+            st.integers(0, 30),
+            node_names(),
+            st.just("symlink"),
+            st.just(0),
+            st.tuples(st.sampled_from(LINK_TARGETS), st.text(max_size=20).filter(lambda t: "\0" not in t)),
+        ),
     )
 
 
@@ -981,14 +1230,18 @@ def fuzz_rootfs(work: Path, settings: hypothesis.settings, seed: int | None) -> 
     def path_strategy(made: list[str]) -> st.SearchStrategy[str]:
         """Paths of what was made (some with more components after them), component salads, outside paths."""
         names = sorted({p.rsplit("/", 1)[-1] for p in made})
-        component = st.sampled_from(names + ["..", ".", "", "missing"])
-        joined = st.builds(lambda lead, parts: lead + "/".join(parts), st.sampled_from(["/", "", "//"]),
-                           st.lists(component, max_size=6))
+        component = st.sampled_from([*names, "..", ".", "", "missing"])
+        joined = st.builds(
+            lambda lead, parts: lead + "/".join(parts),
+            st.sampled_from(["/", "", "//"]),
+            st.lists(component, max_size=6),
+        )
         outside_paths = st.sampled_from([str(sentinel), str(fifo), str(sentinel.parent), "/", ""])
         if not made:
             return st.one_of(joined, outside_paths)
-        extended = st.builds(lambda base, more: "/".join([base, *more]), st.sampled_from(made),
-                             st.lists(component, max_size=2))
+        extended = st.builds(
+            lambda base, more: "/".join([base, *more]), st.sampled_from(made), st.lists(component, max_size=2)
+        )
         return st.one_of(extended, joined, outside_paths)
 
     @given(st.lists(nodes(), max_size=25), st.data())
@@ -1022,8 +1275,7 @@ def identity(st_: os.stat_result) -> tuple[int, int]:
     return (st_.st_dev, st_.st_ino)
 
 
-def check_rootfs(fs, paths: list[str], inside: dict[str, set[tuple[int, int]]], outside: Outside,
-                 cases: Cases) -> None:
+def check_rootfs(fs, paths: list[str], inside: dict[str, set[tuple[int, int]]], outside: Outside, cases: Cases) -> None:
     for path in paths:
         st_ = call(f"lstat({path!r})", fs.lstat, path)
         assert isinstance(st_, OSError) or identity(st_) in inside["all"], f"lstat({path!r}) left the root"
@@ -1048,7 +1300,7 @@ def check_rootfs(fs, paths: list[str], inside: dict[str, set[tuple[int, int]]], 
                 os.close(fd)
     for top in ["/", paths[0]]:
         errors: list[object] = []
-        walked = call(f"walk({top!r})", lambda: list(fs.walk(top, errors.append)))
+        walked = call(f"walk({top!r})", lambda top=top, errors=errors: list(fs.walk(top, errors.append)))
         if isinstance(walked, OSError):
             continue
         cases.outcome(f"walk: {len(walked)} entries, {len(errors)} errors" if len(walked) < 3 else "walk: 3+ entries")
@@ -1063,7 +1315,11 @@ def check_rootfs(fs, paths: list[str], inside: dict[str, set[tuple[int, int]]], 
 # ---------------------------------------------------------------------------
 
 TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
-    "rpm": fuzz_rpm, "elf": fuzz_elf, "policy": fuzz_policy, "rootfs": fuzz_rootfs}
+    "rpm": fuzz_rpm,
+    "elf": fuzz_elf,
+    "policy": fuzz_policy,
+    "rootfs": fuzz_rootfs,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,21 +44,28 @@ def run_target(target: str) -> None:
     cmd = [sys.executable, "-m", "tests.fuzz.targets", target, "--examples", str(n)]
     again = f"cd {REPO} && PYTHONPATH=. {sys.executable} -m tests.fuzz.targets {target} --examples {n}"
     try:
-        proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
-                              text=True, timeout=TIMEOUT)
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=TIMEOUT
+        )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"fuzz target {target!r} did not finish in {TIMEOUT} s (a hang?)\nreproduce: {again}\n"
-                    f"stderr:\n{_tail(exc.stderr.decode(errors='replace') if exc.stderr else '')}")
+        pytest.fail(
+            f"fuzz target {target!r} did not finish in {TIMEOUT} s (a hang?)\nreproduce: {again}\n"
+            f"stderr:\n{_tail(exc.stderr.decode(errors='replace') if exc.stderr else '')}"
+        )
     output = f"stdout:\n{_tail(proc.stdout)}\nstderr:\n{_tail(proc.stderr)}\nreproduce: {again}"
     if proc.returncode < 0:
         try:
             name = signal.Signals(-proc.returncode).name
         except ValueError:
             name = f"signal {-proc.returncode}"
-        pytest.fail(f"fuzz target {target!r} was killed by {name} (a crash in native code; the last case is "
-                    f"in the work dir named on stderr)\n{output}", pytrace=False)
-    assert proc.returncode == 0, f"fuzz target {target!r} found a property violation " \
-                                 f"(exit status {proc.returncode})\n{output}"
+        pytest.fail(
+            f"fuzz target {target!r} was killed by {name} (a crash in native code; the last case is "
+            f"in the work dir named on stderr)\n{output}",
+            pytrace=False,
+        )
+    assert proc.returncode == 0, (
+        f"fuzz target {target!r} found a property violation (exit status {proc.returncode})\n{output}"
+    )
     match = re.search(rf"^{re.escape(target)}: (\d+) cases, 0 failures$", proc.stdout, re.MULTILINE)
     assert match, f"fuzz target {target!r} did not print its case count\n{output}"
     # Hypothesis stops early only when it has run out of distinct cases: that would mean a broken strategy.

@@ -43,8 +43,12 @@ def base_tree(name: str, suite: str, packages: list[str]) -> Path:
     if target.exists():
         shutil.rmtree(target)
     CACHE.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite,
-                           str(target), apt_mirror()], capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(target), apt_mirror()],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if proc.returncode != 0:
         raise RootUnavailable(f"debootstrap {suite} failed: {proc.stderr[-2000:] or proc.stdout[-2000:]}")
     (target / ".complete").touch()
@@ -57,5 +61,10 @@ def fresh_copy(base: Path, dest: Path) -> Path:
 
 
 def run_in(root: Path, *cmd: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(["chroot", str(root), *cmd], capture_output=True, text=True, timeout=timeout,
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"})
+    return subprocess.run(
+        ["chroot", str(root), *cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"},
+    )

@@ -25,11 +25,19 @@ def mixed_dir(rpms, objects, bpfdir, tmp_path_factory):
     d = tmp_path_factory.mktemp("mixed")
     (d / "sub").mkdir()
     good = rpms.build(good_package(objects, bpfdir, name="xdp-good"))
-    bad = rpms.build(PkgSpec("legacy", files=[PkgFile("/usr/share/legacy/prog.o", objects.no_license,
-                                                      mode=0o755, config=True)]))
-    clash = rpms.build(PkgSpec("xdp-clash", requires=["bpf-filesystem"], files=[
-        PkgFile(f"{bpfdir}/xdp-good", directory=True, mode=0o755),
-        PkgFile(f"{bpfdir}/xdp-good/counter.bpf.o", objects.full_el)]))
+    bad = rpms.build(
+        PkgSpec("legacy", files=[PkgFile("/usr/share/legacy/prog.o", objects.no_license, mode=0o755, config=True)])
+    )
+    clash = rpms.build(
+        PkgSpec(
+            "xdp-clash",
+            requires=["bpf-filesystem"],
+            files=[
+                PkgFile(f"{bpfdir}/xdp-good", directory=True, mode=0o755),
+                PkgFile(f"{bpfdir}/xdp-good/counter.bpf.o", objects.full_el),
+            ],
+        )
+    )
     shutil.copy(good, d)
     shutil.copy(bad, d / "sub")
     shutil.copy(clash, d)
@@ -72,7 +80,10 @@ def test_json_report_follows_the_schema(mixed_dir):
     assert {f["package"]["name"] for f in conflict} == {"xdp-good", "xdp-clash"}
     assert {tuple(f["related"]) for f in conflict} == {("xdp-clash-1.0-1.x86_64",), ("xdp-good-1.0-1.x86_64",)}
     assert {e["input"].rsplit("/", 1)[1] for e in doc["input_errors"]} == {
-        "truncated-1-1.x86_64.rpm", "notanrpm-1-1.x86_64.rpm", "empty-1-1.x86_64.rpm"}
+        "truncated-1-1.x86_64.rpm",
+        "notanrpm-1-1.x86_64.rpm",
+        "empty-1-1.x86_64.rpm",
+    }
 
 
 def test_junit_report(mixed_dir):
@@ -98,16 +109,22 @@ def test_sarif_report(mixed_dir):
         assert rule_ids[res["ruleIndex"]] == res["ruleId"]
         assert res["level"] in ("error", "warning", "note")
     assert {r["ruleId"] for r in run["results"]} == {
-        "bpf-object-outside-bpfdir", "bpf-object-config", "bpf-object-executable", "bpf-object-no-btf",
-        "bpf-object-no-license", "bpf-name-conflict"}
+        "bpf-object-outside-bpfdir",
+        "bpf-object-config",
+        "bpf-object-executable",
+        "bpf-object-no-btf",
+        "bpf-object-no-license",
+        "bpf-name-conflict",
+    }
     assert run["invocations"][0]["executionSuccessful"] is False
     assert len(run["invocations"][0]["toolExecutionNotifications"]) == 3
 
 
 def test_exit_codes_without_unreadable_input(rpms, objects, bpfdir, tmp_path):
     good = rpms.build(good_package(objects, bpfdir, name="exit-good"))
-    warn_only = rpms.build(PkgSpec("exit-warn", requires=["bpf-filesystem"],
-                                   files=[PkgFile(f"{bpfdir}/w.o", objects.no_btf)]))
+    warn_only = rpms.build(
+        PkgSpec("exit-warn", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/w.o", objects.no_btf)])
+    )
     bad = rpms.build(PkgSpec("exit-bad", files=[PkgFile("/opt/bad.o", objects.full)]))
     assert run_cli("scan", good).returncode == 0
     warned = run_cli("scan", warn_only)
@@ -118,8 +135,10 @@ def test_exit_codes_without_unreadable_input(rpms, objects, bpfdir, tmp_path):
 def test_waiver_from_policy_file(rpms, objects, tmp_path):
     bad = rpms.build(PkgSpec("exit-bad", files=[PkgFile("/opt/bad.o", objects.full)]))
     policy = tmp_path / "policy.toml"
-    policy.write_text('[[waiver]]\nrule = "bpf-object-outside-bpfdir"\npackage = "exit-*"\n'
-                      'path = "/opt/*"\nreason = "bug 7: moving to %_bpfdir"\n')
+    policy.write_text(
+        '[[waiver]]\nrule = "bpf-object-outside-bpfdir"\npackage = "exit-*"\n'
+        'path = "/opt/*"\nreason = "bug 7: moving to %_bpfdir"\n'
+    )
     result = run_cli("scan", "--policy", policy, bad)
     assert result.returncode == 0
     assert "E: bpf-object-outside-bpfdir" not in result.stdout and "1 waived" in result.stdout
@@ -134,15 +153,17 @@ def test_bad_policy_and_bad_invocation(rpms, objects, bpfdir, tmp_path):
     policy = tmp_path / "broken.toml"
     policy.write_text("[severity]\nbpf-object-config = 3\n")
     result = run_cli("scan", "--policy", policy, good)
-    assert result.returncode == 2 and f"rpm-bpf: error: {policy}: [severity] bpf-object-config: expected a string" in result.stderr
+    assert (
+        result.returncode == 2
+        and f"rpm-bpf: error: {policy}: [severity] bpf-object-config: expected a string" in result.stderr
+    )
     _no_traceback(result)
     assert run_cli("scan").returncode == 2
     assert run_cli("scan", "--format", "yaml", good).returncode == 2
 
 
 def test_missing_paths_broken_symlinks_and_corrupt_payload(rpms, objects, bpfdir, tmp_path):
-    victim = rpms.build(PkgSpec("payload-victim", files=[PkgFile("/opt/victim.o", objects.full)]),
-                        payload="w6.xzdio")
+    victim = rpms.build(PkgSpec("payload-victim", files=[PkgFile("/opt/victim.o", objects.full)]), payload="w6.xzdio")
     bad = rpms.build(PkgSpec("exit-bad", files=[PkgFile("/opt/bad.o", objects.full)]))
     data = bytearray(victim.read_bytes())
     # Damage the compressed payload but not the header: the size stays the same.
@@ -193,6 +214,7 @@ def test_report_to_unwritable_output(rpms, objects, bpfdir, tmp_path):
 
 # --- inspect -----------------------------------------------------------------
 
+
 def test_inspect_text_and_json(objects):
     text = run_cli("inspect", objects.full)
     assert text.returncode == 0
@@ -214,7 +236,7 @@ def test_inspect_bad_inputs_are_reported_and_the_rest_still_done(objects, tmp_pa
     data = objects.full.read_bytes()
     garbage = bytearray(data)
     shoff = struct.unpack_from("<Q", garbage, 40)[0]
-    garbage[shoff + 64:] = bytes((i * 131) & 0xFF for i in range(len(garbage) - shoff - 64))
+    garbage[shoff + 64 :] = bytes((i * 131) & 0xFF for i in range(len(garbage) - shoff - 64))
     cases = {
         "garbage.o": bytes(garbage),
         "huge.o": _patch(data, "<H", 60, 0xFFFF),
@@ -225,8 +247,13 @@ def test_inspect_bad_inputs_are_reported_and_the_rest_still_done(objects, tmp_pa
         (tmp_path / name).write_bytes(content)
     (tmp_path / "link.o").symlink_to(objects.full)
     os.mkfifo(tmp_path / "fifo.o")  # must not block
-    args = [tmp_path / n for n in cases] + [tmp_path / "link.o", tmp_path / "absent.o", tmp_path / "fifo.o",
-                                             "/dev/zero", objects.full]
+    args = [tmp_path / n for n in cases] + [
+        tmp_path / "link.o",
+        tmp_path / "absent.o",
+        tmp_path / "fifo.o",
+        "/dev/zero",
+        objects.full,
+    ]
     result = run_cli("inspect", *args)
     _no_traceback(result)
     assert result.returncode == 2
@@ -257,7 +284,7 @@ def test_help_lists_every_command_and_each_has_its_own_help():
 
     top = run_cli("--help")
     assert top.returncode == 0
-    for name, summary, _ in COMMANDS:
+    for name, _, _ in COMMANDS:
         assert name in top.stdout
         own = run_cli(name, "--help")
         assert own.returncode == 0, own.stderr
@@ -276,7 +303,9 @@ def test_demo_builds_and_scans(tmp_path):
     assert "xdp-loader.x86_64: I: bpf-object-embedded /usr/bin/xdp-loader" in result.stdout
     assert "bpf-name-conflict" in result.stdout
     assert "truncated-1.0-1.x86_64.rpm: truncated RPM" in result.stderr
-    assert result.stdout.rstrip().endswith("4 packages checked; 5 errors, 3 warnings, 1 info; 1 inputs could not be read.")
+    assert result.stdout.rstrip().endswith(
+        "4 packages checked; 5 errors, 3 warnings, 1 info; 1 inputs could not be read."
+    )
 
 
 def test_progress_bar_only_on_a_terminal(rpms, objects, bpfdir, tmp_path):
@@ -288,8 +317,9 @@ def test_progress_bar_only_on_a_terminal(rpms, objects, bpfdir, tmp_path):
     for i in range(130):
         (many / f"copy{i:03d}.rpm").symlink_to(good)
     cmd = f"{REPO}/.venv/bin/python -m rpm_bpf scan -j 1 -o {tmp_path}/report.txt {many}"
-    tty = subprocess.run(["script", "-q", "-e", "-c", cmd, str(tmp_path / "typescript")], capture_output=True,
-                         text=True, cwd=REPO)
+    tty = subprocess.run(
+        ["script", "-q", "-e", "-c", cmd, str(tmp_path / "typescript")], capture_output=True, text=True, cwd=REPO
+    )
     assert tty.returncode == 0, tty.stdout + tty.stderr
     screen = (tmp_path / "typescript").read_text(errors="replace")
     assert "] 64/130 packages" in screen and "] 130/130 packages" in screen

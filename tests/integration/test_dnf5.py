@@ -22,10 +22,23 @@ from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, repo  # noqa: F4
 
 pytestmark = pytest.mark.integration
 
-DNF5_PACKAGES = ["dnf5", "python3-libdnf5", "rpm", "python3-rpm", "python3-pyelftools", "createrepo-c", "g++",
-                 "make", "pkg-config", "cmake", "dnf5-dev", "libdnf5-dev", "libdnf5-cli-dev",
-                 # libmodulemd-dev needs it and debootstrap does not pull it in by itself
-                 "gir1.2-glib-2.0-dev"]
+DNF5_PACKAGES = [
+    "dnf5",
+    "python3-libdnf5",
+    "rpm",
+    "python3-rpm",
+    "python3-pyelftools",
+    "createrepo-c",
+    "g++",
+    "make",
+    "pkg-config",
+    "cmake",
+    "dnf5-dev",
+    "libdnf5-dev",
+    "libdnf5-cli-dev",
+    # libmodulemd-dev needs it and debootstrap does not pull it in by itself
+    "gir1.2-glib-2.0-dev",
+]
 RPM_BPF_SCRIPT = "#!/usr/bin/python3\nimport sys\nfrom rpm_bpf.cli import main\nsys.exit(main())\n"
 CONF = "/etc/dnf/libdnf5-plugins/bpf.conf"  # read from the host (here: the sid root), even with --installroot
 
@@ -44,9 +57,15 @@ def sid(repo, tmp_path_factory) -> Path:  # noqa: F811
     (root / "usr/bin/rpm-bpf").write_text(RPM_BPF_SCRIPT)
     (root / "usr/bin/rpm-bpf").chmod(0o755)
     shutil.copytree(REPO / "dnf5_plugin", root / "src")
-    built = debroot.run_in(root, "sh", "-c", "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr "
-                           "-DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && cmake --build /build && "
-                           "cmake --install /build", timeout=600)
+    built = debroot.run_in(
+        root,
+        "sh",
+        "-c",
+        "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr "
+        "-DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && cmake --build /build && "
+        "cmake --install /build",
+        timeout=600,
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     shutil.copytree(repo, root / "repo")
     return root
@@ -62,12 +81,22 @@ class Dnf5:
     def configure(self, mode: str = "enforce", fail_on_error: int = 0, command: str = "/usr/bin/rpm-bpf") -> None:
         (self.root / CONF.lstrip("/")).write_text(
             f"[main]\nname = bpf\nenabled = 1\nmode = {mode}\nfail_on_error = {fail_on_error}\n"
-            f"verify_after = 1\npolicy =\ncommand = {command}\n")
+            f"verify_after = 1\npolicy =\ncommand = {command}\n"
+        )
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess:
-        return debroot.run_in(self.root, "dnf5", "-y", f"--installroot={self.inst}", "--setopt=reposdir=/nonexistent",
-                              "--repofrompath=local,/repo", "--setopt=local.gpgcheck=0", "--releasever=1", *args,
-                              timeout=300)
+        return debroot.run_in(
+            self.root,
+            "dnf5",
+            "-y",
+            f"--installroot={self.inst}",
+            "--setopt=reposdir=/nonexistent",
+            "--repofrompath=local,/repo",
+            "--setopt=local.gpgcheck=0",
+            "--releasever=1",
+            *args,
+            timeout=300,
+        )
 
     def installed(self, name: str) -> bool:
         return debroot.run_in(self.root, "rpm", "--root", self.inst, "-q", name).returncode == 0
@@ -111,8 +140,10 @@ def test_clashing_provides_refused_before_download(dnf5, clash):
     before = set(cache.rglob("*.rpm"))
     proc = dnf5("install", clash)
     assert proc.returncode == 1, _out(proc)
-    assert (f"{clash}.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
-            "xdp-good-1.0-1.x86_64 (repository metadata, before download)") in _out(proc)
+    assert (
+        f"{clash}.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
+        "xdp-good-1.0-1.x86_64 (repository metadata, before download)"
+    ) in _out(proc)
     assert {p for p in cache.rglob("*.rpm") if clash in p.name} - before == set()  # never downloaded
     assert not dnf5.installed(clash)
 
@@ -178,7 +209,7 @@ def _wrapper(dnf5, name: str, body: str) -> str:
     """A command for bpf.conf: a shell script in the sid root that ends in the real rpm-bpf."""
     script = dnf5.root / "usr/local/bin" / name
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(f"#!/bin/sh\n{body}\nexec /usr/bin/rpm-bpf \"$@\"\n")
+    script.write_text(f'#!/bin/sh\n{body}\nexec /usr/bin/rpm-bpf "$@"\n')
     script.chmod(0o755)
     return f"/usr/local/bin/{name}"
 
@@ -210,13 +241,16 @@ def test_server_that_dies_is_replaced_by_one_shot_runs(dnf5):
 
 
 def test_server_speaking_nonsense_is_an_internal_error(dnf5):
-    nonsense = _wrapper(dnf5, "rpm-bpf-nonsense",
-                        'if [ "$1" = serve ]; then read line; echo "not a status"; exec sleep 300; fi')
+    nonsense = _wrapper(
+        dnf5, "rpm-bpf-nonsense", 'if [ "$1" = serve ]; then read line; echo "not a status"; exec sleep 300; fi'
+    )
     dnf5.configure(command=nonsense)
     proc = dnf5("install", "xdp-good-1.0")
     assert proc.returncode == 0, _out(proc)
-    assert "rpm-bpf: internal error of the BPF plugin: goal_resolved: /usr/local/bin/rpm-bpf-nonsense serve " \
+    assert (
+        "rpm-bpf: internal error of the BPF plugin: goal_resolved: /usr/local/bin/rpm-bpf-nonsense serve "
         "answered something that is not its protocol" in _out(proc)
+    )
     assert dnf5.installed("xdp-good")
     dnf5.configure(command=nonsense, fail_on_error=1)
     proc = dnf5("install", "misplaced")
@@ -244,6 +278,9 @@ def test_spec_files_match_what_cmake_installs(sid):
     libdir = "/usr/lib/x86_64-linux-gnu"  # the sid root's %{_libdir}, as the fixture configured CMake
     expected = {p.replace("%{_libdir}", libdir).replace("%{_sysconfdir}", "/etc") for p in listed}
     assert installed == expected
-    names = subprocess.run(["rpmspec", "-q", "--with", "dnf5", "--provides", str(REPO / "packaging/rpm-bpf.spec")],
-                           capture_output=True, text=True)
+    names = subprocess.run(
+        ["rpmspec", "-q", "--with", "dnf5", "--provides", str(REPO / "packaging/rpm-bpf.spec")],
+        capture_output=True,
+        text=True,
+    )
     assert names.returncode == 0 and "dnf5-command(bpf-verify)" in names.stdout.split("\n")

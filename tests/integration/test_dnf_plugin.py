@@ -36,20 +36,31 @@ def repo(rpms, objects, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("repo")
     own = [PkgFile(f"{BPFDIR}/xdp-good", directory=True, mode=0o755)]
     packages = [
-        PkgSpec("bpf-filesystem", files=[PkgFile(BPFDIR, directory=True, mode=0o755),
-                                         PkgFile("/usr/lib/bpf", directory=True, mode=0o755)]),
-        PkgSpec("xdp-good", requires=["bpf-filesystem"], files=own + [PkgFile(GOOD_OBJ, objects.full)]),
-        PkgSpec("xdp-good", version="2.0", requires=["bpf-filesystem"],
-                files=own + [PkgFile(GOOD_OBJ, objects.full_el)]),
+        PkgSpec(
+            "bpf-filesystem",
+            files=[PkgFile(BPFDIR, directory=True, mode=0o755), PkgFile("/usr/lib/bpf", directory=True, mode=0o755)],
+        ),
+        PkgSpec("xdp-good", requires=["bpf-filesystem"], files=[*own, PkgFile(GOOD_OBJ, objects.full)]),
+        PkgSpec(
+            "xdp-good", version="2.0", requires=["bpf-filesystem"], files=[*own, PkgFile(GOOD_OBJ, objects.full_el)]
+        ),
         PkgSpec("xdp-clash-same", requires=["xdp-good"], files=[PkgFile(GOOD_OBJ, objects.full)]),
         # Same name relative to the BPF directory, other path and bytes: rpm sees no file conflict.
-        PkgSpec("xdp-clash-diff", requires=["xdp-good"],
-                files=[PkgFile("/usr/lib/bpf/xdp-good/counter.bpf.o", objects.no_btf)]),
+        PkgSpec(
+            "xdp-clash-diff",
+            requires=["xdp-good"],
+            files=[PkgFile("/usr/lib/bpf/xdp-good/counter.bpf.o", objects.no_btf)],
+        ),
         # Built without dependency generators: no bpf() provides, only its files tell.
         PkgSpec("xdp-clash-noprov", requires=["xdp-good"], autodeps=False, files=[PkgFile(GOOD_OBJ, objects.full)]),
         PkgSpec("misplaced", files=[PkgFile("/usr/share/misplaced/prog.o", objects.full)]),
-        PkgSpec("runtime-user", files=[PkgFile("/var/cache/bpf/runtime-user", directory=True, mode=0o755),
-                                       PkgFile("/var/cache/bpf/runtime-user/jit.o", ghost=True)]),
+        PkgSpec(
+            "runtime-user",
+            files=[
+                PkgFile("/var/cache/bpf/runtime-user", directory=True, mode=0o755),
+                PkgFile("/var/cache/bpf/runtime-user/jit.o", ghost=True),
+            ],
+        ),
     ]
     for pkg in packages:
         for path in rpms.build_all(pkg):
@@ -66,15 +77,27 @@ class Dnf:
     def configure(self, mode: str = "enforce", fail_on_error: int = 0) -> None:
         self.confdir.mkdir(exist_ok=True)
         (self.confdir / "bpf.conf").write_text(
-            f"[main]\nenabled = 1\nmode = {mode}\nfail_on_error = {fail_on_error}\nverify_after = 1\n")
+            f"[main]\nenabled = 1\nmode = {mode}\nfail_on_error = {fail_on_error}\nverify_after = 1\n"
+        )
 
     def options(self) -> list[str]:
-        return [f"--installroot={self.root}", "--setopt=reposdir=/nonexistent",
-                f"--repofrompath=local,{self.repo}", "--setopt=local.gpgcheck=0", "--releasever=1"]
+        return [
+            f"--installroot={self.root}",
+            "--setopt=reposdir=/nonexistent",
+            f"--repofrompath=local,{self.repo}",
+            "--setopt=local.gpgcheck=0",
+            "--releasever=1",
+        ]
 
     def __call__(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        cmd = ["dnf", "-y", *self.options(), f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
-               f"--setopt=pluginconfpath={self.confdir}", *args]
+        cmd = [
+            "dnf",
+            "-y",
+            *self.options(),
+            f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
+            f"--setopt=pluginconfpath={self.confdir}",
+            *args,
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
 
     def installed(self, name: str) -> bool:
@@ -120,8 +143,10 @@ def test_clashing_bpf_provides_are_refused_before_download(dnf, clash):
     assert dnf("install", "xdp-good-1.0").returncode == 0
     proc = dnf("install", clash)
     assert proc.returncode == 1
-    assert (f"{clash}.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
-            "xdp-good-1.0-1.x86_64 (repository metadata, before download)") in proc.stderr
+    assert (
+        f"{clash}.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
+        "xdp-good-1.0-1.x86_64 (repository metadata, before download)"
+    ) in proc.stderr
     assert "Running transaction check" not in proc.stdout  # refused before the downloaded files were read
     assert not dnf.installed(clash)
 
@@ -146,9 +171,13 @@ def test_clash_in_one_transaction_from_an_http_repository_downloads_nothing(repo
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
-        dnf.options = lambda: [f"--installroot={dnf.root}", "--setopt=reposdir=/nonexistent",
-                               f"--repofrompath=web,http://127.0.0.1:{server.server_port}/",
-                               "--setopt=web.gpgcheck=0", "--releasever=1"]
+        dnf.options = lambda: [
+            f"--installroot={dnf.root}",
+            "--setopt=reposdir=/nonexistent",
+            f"--repofrompath=web,http://127.0.0.1:{server.server_port}/",
+            "--setopt=web.gpgcheck=0",
+            "--releasever=1",
+        ]
         proc = dnf("install", "xdp-good-1.0", "xdp-clash-same")
         downloaded = list(dnf.root.rglob("*.rpm"))
         allowed = dnf("install", "--setopt=keepcache=1", "xdp-good-1.0")  # the repository does serve packages
@@ -167,8 +196,11 @@ def test_owners_of_paths_come_from_the_file_index(dnf):
 
     dnf.configure(mode="warn")  # enforce would (rightly) refuse "misplaced"
     assert dnf("install", "xdp-good-1.0", "misplaced").returncode == 0
-    owners = list(rpmdb.owners(str(dnf.root), [GOOD_OBJ, f"{BPFDIR}/xdp-good", f"{BPFDIR}/absent.o",
-                                               "/usr/share/misplaced/prog.o"]))
+    owners = list(
+        rpmdb.owners(
+            str(dnf.root), [GOOD_OBJ, f"{BPFDIR}/xdp-good", f"{BPFDIR}/absent.o", "/usr/share/misplaced/prog.o"]
+        )
+    )
     assert sorted(p.ref.nevra for p in owners) == ["misplaced-1.0-1.x86_64", "xdp-good-1.0-1.x86_64"]
     good = next(p for p in owners if p.ref.name == "xdp-good")
     assert GOOD_OBJ in {f.path for f in good.files}
@@ -205,6 +237,7 @@ def test_plugin_crash_refuses_with_fail_on_error(dnf):
 
 # --- verification after install ---------------------------------------------
 
+
 def _flip(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -217,12 +250,18 @@ def _tamper_cases(root: Path):
         "flip": (lambda: _flip(obj), {("xdp-good", "bpf-object-modified", GOOD_OBJ)}),
         "delete": (lambda: obj.unlink(), {("xdp-good", "bpf-object-missing", GOOD_OBJ)}),
         # World-writable: the mode change, and what it means for a packaged object.
-        "chmod": (lambda: obj.chmod(0o666), {("xdp-good", "bpf-object-attrs-changed", GOOD_OBJ),
-                                             ("xdp-good", "bpf-object-writable", GOOD_OBJ)}),
-        "symlink": (lambda: (obj.unlink(), obj.symlink_to("/etc/hostname")),
-                    {("xdp-good", "bpf-object-modified", GOOD_OBJ)}),
-        "unowned": (lambda: (root / "usr/lib64/bpf/dropped.o").write_bytes(b"\x7fELF runtime"),
-                    {(None, "bpf-object-unowned", f"{BPFDIR}/dropped.o")}),
+        "chmod": (
+            lambda: obj.chmod(0o666),
+            {("xdp-good", "bpf-object-attrs-changed", GOOD_OBJ), ("xdp-good", "bpf-object-writable", GOOD_OBJ)},
+        ),
+        "symlink": (
+            lambda: (obj.unlink(), obj.symlink_to("/etc/hostname")),
+            {("xdp-good", "bpf-object-modified", GOOD_OBJ)},
+        ),
+        "unowned": (
+            lambda: (root / "usr/lib64/bpf/dropped.o").write_bytes(b"\x7fELF runtime"),
+            {(None, "bpf-object-unowned", f"{BPFDIR}/dropped.o")},
+        ),
     }
 
 
@@ -239,9 +278,8 @@ def test_tampering_is_reported_by_both_verifiers(dnf, case):
     assert found == expected
     via_dnf = dnf("bpf-verify", "--json")
     assert via_dnf.returncode == 1
-    doc = json.loads(via_dnf.stdout[via_dnf.stdout.index("{"):])
-    assert {(f["package"]["name"] if f["package"] else None, f["rule"], f["path"])
-            for f in doc["findings"]} == expected
+    doc = json.loads(via_dnf.stdout[via_dnf.stdout.index("{") :])
+    assert {(f["package"]["name"] if f["package"] else None, f["rule"], f["path"]) for f in doc["findings"]} == expected
     text = dnf("bpf-verify")
     assert text.returncode == 1 and all(rule in text.stdout for _, rule, _ in expected)
 
@@ -262,7 +300,7 @@ def test_bpf_verify_json_schema_and_package_filter(dnf):
     _flip(dnf.root / GOOD_OBJ.lstrip("/"))
     proc = dnf("bpf-verify", "--json", "runtime-user")
     assert proc.returncode == 0, _out(proc)  # only runtime-user verified: its ghost may change
-    doc = json.loads(proc.stdout[proc.stdout.index("{"):])
+    doc = json.loads(proc.stdout[proc.stdout.index("{") :])
     schema = json.loads(resources.files("rpm_bpf").joinpath("data/report.schema.json").read_text())
     jsonschema.validate(doc, schema)
     assert doc["summary"]["packages"] == 1 and doc["findings"] == []
@@ -301,8 +339,10 @@ def test_unreadable_object_as_ordinary_user(dnf, as_nobody):
 def test_path_scoped_waiver_holds_before_download(dnf, tmp_path):
     """A waiver for the object's path applies to the metadata check too, whichever BPF directory holds it."""
     policy = tmp_path / "waive.toml"
-    policy.write_text('[[waiver]]\nrule = "bpf-name-conflict"\npackage = "xdp-clash-diff"\n'
-                      'path = "/usr/lib/bpf/xdp-good/*"\nreason = "transition, bug 7"\n')
+    policy.write_text(
+        '[[waiver]]\nrule = "bpf-name-conflict"\npackage = "xdp-clash-diff"\n'
+        'path = "/usr/lib/bpf/xdp-good/*"\nreason = "transition, bug 7"\n'
+    )
     (dnf.confdir / "bpf.conf").write_text(f"[main]\nenabled = 1\nmode = enforce\npolicy = {policy}\n")
     assert dnf("install", "xdp-good-1.0").returncode == 0
     proc = dnf("install", "xdp-clash-diff")

@@ -26,18 +26,34 @@ def hostile_repo(rpms, objects, tmp_path_factory) -> Path:
     binary = _binary_with_truncated_bpf_header(tmp_path_factory.mktemp("tail"))
     packages = [
         PkgSpec("libbpf-stub", provides=["libbpf.so.1"], files=[PkgFile("/usr/share/doc/libbpf-stub/README")]),
-        PkgSpec("bpf-filesystem", files=[PkgFile(BPFDIR, directory=True, mode=0o755),
-                                         PkgFile("/usr/lib/bpf", directory=True, mode=0o755)]),
+        PkgSpec(
+            "bpf-filesystem",
+            files=[PkgFile(BPFDIR, directory=True, mode=0o755), PkgFile("/usr/lib/bpf", directory=True, mode=0o755)],
+        ),
         # Valid, built by plain rpmbuild: crashed the embedded-object search before.
-        PkgSpec("tail-tool", requires=["libbpf.so.1"], autodeps=False,
-                files=[PkgFile("/usr/bin/tail-tool", binary, mode=0o755)]),
+        PkgSpec(
+            "tail-tool",
+            requires=["libbpf.so.1"],
+            autodeps=False,
+            files=[PkgFile("/usr/bin/tail-tool", binary, mode=0o755)],
+        ),
         # What the policy must still refuse in the same transaction.
-        PkgSpec("writable", requires=["bpf-filesystem"], files=[
-            PkgFile(f"{BPFDIR}/writable", directory=True, mode=0o755),
-            PkgFile(f"{BPFDIR}/writable/prog.bpf.o", objects.full, mode=0o666)]),
-        PkgSpec("payload-victim", requires=["bpf-filesystem"], files=[
-            PkgFile(f"{BPFDIR}/payload-victim", directory=True, mode=0o755),
-            PkgFile(f"{BPFDIR}/payload-victim/prog.bpf.o", objects.full)]),
+        PkgSpec(
+            "writable",
+            requires=["bpf-filesystem"],
+            files=[
+                PkgFile(f"{BPFDIR}/writable", directory=True, mode=0o755),
+                PkgFile(f"{BPFDIR}/writable/prog.bpf.o", objects.full, mode=0o666),
+            ],
+        ),
+        PkgSpec(
+            "payload-victim",
+            requires=["bpf-filesystem"],
+            files=[
+                PkgFile(f"{BPFDIR}/payload-victim", directory=True, mode=0o755),
+                PkgFile(f"{BPFDIR}/payload-victim/prog.bpf.o", objects.full),
+            ],
+        ),
     ]
     for pkg in packages:
         for path in rpms.build_all(pkg, defines=NO_STRIP) if pkg.name == "tail-tool" else rpms.build_all(pkg):

@@ -22,7 +22,8 @@ import rpm
 from rpm_bpf import bpfdirs, elf
 from rpm_bpf.samples import PkgFile, PkgSpec
 from tests import craft
-from tests.conftest import REPO, good_package, remove_deep as _remove_deep, run_cli
+from tests.conftest import REPO, good_package, run_cli
+from tests.conftest import remove_deep as _remove_deep
 
 BPFDIR = bpfdirs.for_arch(bpfdirs.host_arch()).arch_dir
 
@@ -53,10 +54,12 @@ def _assert_other_input_reported(result):
 
 # --- 1. header strings are never interpreted ---------------------------------
 
+
 def test_arch_macro_is_not_expanded(victim, bystander, tmp_path):
     marker = tmp_path / "pwned"
-    crafted = craft.edit_header(victim, tmp_path / "arch.rpm",
-                                lambda h: craft.set_tag(h, rpm.RPMTAG_ARCH, f"%(touch {marker})"))
+    crafted = craft.edit_header(
+        victim, tmp_path / "arch.rpm", lambda h: craft.set_tag(h, rpm.RPMTAG_ARCH, f"%(touch {marker})")
+    )
     result = _scan(crafted, bystander)
     assert not marker.exists(), "the ARCH tag ran a shell command"
     assert result.returncode == 2
@@ -92,13 +95,24 @@ def _binary_with_truncated_bpf_header(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def truncated_tail_package(rpms, tmp_path_factory) -> Path:
     binary = _binary_with_truncated_bpf_header(tmp_path_factory.mktemp("tail"))
-    return rpms.build(PkgSpec("tail-tool", requires=["libbpf.so.1"], autodeps=False,
-                              files=[PkgFile("/usr/bin/tail-tool", binary, mode=0o755)]), defines=NO_STRIP)
+    return rpms.build(
+        PkgSpec(
+            "tail-tool",
+            requires=["libbpf.so.1"],
+            autodeps=False,
+            files=[PkgFile("/usr/bin/tail-tool", binary, mode=0o755)],
+        ),
+        defines=NO_STRIP,
+    )
 
 
 def test_truncated_embedded_header_is_no_crash(truncated_tail_package, bystander, tmp_path):
-    extracted = subprocess.run(f"rpm2cpio {truncated_tail_package} | cpio -i --to-stdout ./usr/bin/tail-tool",
-                               shell=True, capture_output=True, check=True).stdout
+    extracted = subprocess.run(
+        f"rpm2cpio {truncated_tail_package} | cpio -i --to-stdout ./usr/bin/tail-tool",
+        shell=True,
+        capture_output=True,
+        check=True,
+    ).stdout
     assert extracted.endswith(elf.ELF_MAGIC + bytes([2, 1, 1, 0]) + bytes(8) + b"\x01\x00\xf7\x00\x01\x00\x00\x00")
     result = _scan(truncated_tail_package, bystander)
     assert result.returncode == 1, result.stderr  # the bystander's error; nothing unreadable
@@ -109,33 +123,68 @@ def test_truncated_embedded_header_is_no_crash(truncated_tail_package, bystander
 
 # --- 6-8. malformed headers -------------------------------------------------
 
+
 def _damaged(victim: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """name -> (crafted file, the reason the scan must give)."""
     n_files = len(craft.Parts.of(victim).header()[rpm.RPMTAG_BASENAMES])
     return {
-        "huge-index-count": (craft.patch_header_bytes(victim, tmp_path / "count.rpm", 8, b"\xff\xff\xff\xff"),
-                             "corrupt RPM: main header announces 4294967295 entries"),
-        "flipped-byte": (craft.patch_header_bytes(victim, tmp_path / "flip.rpm", 200, b"\x5a"),
-                         "header digest mismatch (sha256)"),
-        "dirindex-out-of-range": (craft.edit_header(victim, tmp_path / "dirindex.rpm", lambda h: craft.set_tag(
-            h, rpm.RPMTAG_DIRINDEXES, [99] * n_files)), "a DIRINDEXES entry is out of range"),
-        "short-filemodes": (craft.edit_header(victim, tmp_path / "modes.rpm", lambda h: craft.set_tag(
-            h, rpm.RPMTAG_FILEMODES, [0o100644])), f"1 FILEMODES entries for {n_files} files"),
+        "huge-index-count": (
+            craft.patch_header_bytes(victim, tmp_path / "count.rpm", 8, b"\xff\xff\xff\xff"),
+            "corrupt RPM: main header announces 4294967295 entries",
+        ),
+        "flipped-byte": (
+            craft.patch_header_bytes(victim, tmp_path / "flip.rpm", 200, b"\x5a"),
+            "header digest mismatch (sha256)",
+        ),
+        "dirindex-out-of-range": (
+            craft.edit_header(
+                victim, tmp_path / "dirindex.rpm", lambda h: craft.set_tag(h, rpm.RPMTAG_DIRINDEXES, [99] * n_files)
+            ),
+            "a DIRINDEXES entry is out of range",
+        ),
+        "short-filemodes": (
+            craft.edit_header(
+                victim, tmp_path / "modes.rpm", lambda h: craft.set_tag(h, rpm.RPMTAG_FILEMODES, [0o100644])
+            ),
+            f"1 FILEMODES entries for {n_files} files",
+        ),
         # librpm 4.18 computes FILENAMES/FILECLASS from these trusting their type: SIGSEGV before the check.
-        "dirnames-wrong-type": (craft.retype_tag(victim, tmp_path / "dirtype.rpm", rpm.RPMTAG_DIRNAMES, 9),
-                                "tag 1118 has type 9, rpm writes it as type 8"),
-        "classdict-wrong-type": (craft.retype_tag(victim, tmp_path / "classtype.rpm", rpm.RPMTAG_CLASSDICT, 9),
-                                 "tag 1142 has type 9, rpm writes it as type 8"),
+        "dirnames-wrong-type": (
+            craft.retype_tag(victim, tmp_path / "dirtype.rpm", rpm.RPMTAG_DIRNAMES, 9),
+            "tag 1118 has type 9, rpm writes it as type 8",
+        ),
+        "classdict-wrong-type": (
+            craft.retype_tag(victim, tmp_path / "classtype.rpm", rpm.RPMTAG_CLASSDICT, 9),
+            "tag 1142 has type 9, rpm writes it as type 8",
+        ),
         "no-header-digest": (craft.strip_digests(victim, tmp_path / "nodigest.rpm"), "has no header digest"),
         # rpm installs the object where the ".." lead, outside the BPF directory every prefix test sees.
-        "dotdot-dirname": (craft.edit_header(victim, tmp_path / "dotdot.rpm", lambda h: craft.set_tag(
-            h, rpm.RPMTAG_DIRNAMES, [d.replace(f"{BPFDIR}/", f"{BPFDIR}/../../../usr/share/") if d != f"{BPFDIR}/"
-                                     else d for d in h[rpm.RPMTAG_DIRNAMES]])), "is not a normalised absolute path"),
+        "dotdot-dirname": (
+            craft.edit_header(
+                victim,
+                tmp_path / "dotdot.rpm",
+                lambda h: craft.set_tag(
+                    h,
+                    rpm.RPMTAG_DIRNAMES,
+                    [
+                        d.replace(f"{BPFDIR}/", f"{BPFDIR}/../../../usr/share/") if d != f"{BPFDIR}/" else d
+                        for d in h[rpm.RPMTAG_DIRNAMES]
+                    ],
+                ),
+            ),
+            "is not a normalised absolute path",
+        ),
         # rpm decides "source" by the missing SOURCERPM alone and installs this as a binary package.
-        "sourcepackage-flag": (craft.edit_header(victim, tmp_path / "srcflag.rpm", lambda h: craft.set_tag(
-            h, rpm.RPMTAG_SOURCEPACKAGE, 1)), "SOURCEPACKAGE set on a package that names its SOURCERPM"),
-        "signature-size-as-string": (craft.retype_sig_tag(victim, tmp_path / "sigsize.rpm", 1000, 6),
-                                     "corrupt RPM signature header (tag 1000 has type 6"),
+        "sourcepackage-flag": (
+            craft.edit_header(
+                victim, tmp_path / "srcflag.rpm", lambda h: craft.set_tag(h, rpm.RPMTAG_SOURCEPACKAGE, 1)
+            ),
+            "SOURCEPACKAGE set on a package that names its SOURCERPM",
+        ),
+        "signature-size-as-string": (
+            craft.retype_sig_tag(victim, tmp_path / "sigsize.rpm", 1000, 6),
+            "corrupt RPM signature header (tag 1000 has type 6",
+        ),
     }
 
 
@@ -144,9 +193,18 @@ def damaged(victim, tmp_path_factory):
     return _damaged(victim, tmp_path_factory.mktemp("damaged"))
 
 
-CASES = ["huge-index-count", "flipped-byte", "dirindex-out-of-range", "short-filemodes",
-         "dirnames-wrong-type", "classdict-wrong-type", "no-header-digest", "dotdot-dirname", "sourcepackage-flag",
-         "signature-size-as-string"]
+CASES = [
+    "huge-index-count",
+    "flipped-byte",
+    "dirindex-out-of-range",
+    "short-filemodes",
+    "dirnames-wrong-type",
+    "classdict-wrong-type",
+    "no-header-digest",
+    "dotdot-dirname",
+    "sourcepackage-flag",
+    "signature-size-as-string",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -154,7 +212,7 @@ def test_malformed_header_is_one_unreadable_input(damaged, bystander, case):
     crafted, reason = damaged[case]
     result = _scan(crafted, bystander)
     assert result.returncode == 2, result.stdout + result.stderr
-    (line,) = [l for l in result.stderr.splitlines() if str(crafted) in l]
+    (line,) = [line_ for line_ in result.stderr.splitlines() if str(crafted) in line_]
     assert line.startswith(f"rpm-bpf: error: {crafted}: ") and reason in line, line
     assert "1 packages checked" in result.stdout and "1 inputs could not be read" in result.stdout
     _assert_other_input_reported(result)
@@ -190,6 +248,7 @@ def test_many_malformed_inputs_with_workers(damaged, victim, bystander, tmp_path
 
 # --- 7. a worker that dies ----------------------------------------------------
 
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -211,8 +270,13 @@ def big_package(rpms, tmp_path_factory, bpfdir) -> Path:
     d = tmp_path_factory.mktemp("big")
     blob = d / "blob.o"
     blob.write_bytes(os.urandom(48 << 20))
-    return rpms.build(PkgSpec("big", requires=["bpf-filesystem"], files=[
-        PkgFile(f"{bpfdir}/big", directory=True, mode=0o755), PkgFile(f"{bpfdir}/big/blob.o", blob)]))
+    return rpms.build(
+        PkgSpec(
+            "big",
+            requires=["bpf-filesystem"],
+            files=[PkgFile(f"{bpfdir}/big", directory=True, mode=0o755), PkgFile(f"{bpfdir}/big/blob.o", blob)],
+        )
+    )
 
 
 def test_dead_worker_is_an_error_for_its_input_not_a_hang(big_package, victim, bystander, tmp_path):
@@ -223,9 +287,13 @@ def test_dead_worker_is_an_error_for_its_input_not_a_hang(big_package, victim, b
         link.symlink_to(big_package)
         inputs.append(link)
     inputs += [victim, bystander]
-    proc = subprocess.Popen([sys.executable, "-m", "rpm_bpf", "scan", "--no-system-policy", "-j", "2",
-                             *map(str, inputs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rpm_bpf", "scan", "--no-system-policy", "-j", "2", *map(str, inputs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     killed = None
     deadline = time.monotonic() + 60
     while killed is None and time.monotonic() < deadline and proc.poll() is None:
@@ -247,6 +315,7 @@ def test_dead_worker_is_an_error_for_its_input_not_a_hang(big_package, victim, b
 
 
 # --- 9. special files and deep trees as inputs --------------------------------
+
 
 def test_fifo_named_like_an_rpm_does_not_block(bystander, tmp_path):
     fifo = tmp_path / "x.rpm"
@@ -296,12 +365,19 @@ def test_worker_crashing_on_one_input_charges_that_input_only(victim, tmp_path):
     for i in range(300):
         (tmp_path / f"p{i:03}{'-crash' if i == 150 else ''}.rpm").symlink_to(victim)
     for _ in range(5):  # the worker's death races with the next batch sent to it
-        proc = subprocess.run([sys.executable, "-c", CRASHING_SCAN, str(tmp_path)], capture_output=True, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", CRASHING_SCAN, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         lines = proc.stdout.splitlines()
-        assert lines == ["299", f"{tmp_path}/p150-crash.rpm: the process reading it died (killed by SIGSEGV); "
-                                "not checked"], proc.stdout
+        assert lines == [
+            "299",
+            f"{tmp_path}/p150-crash.rpm: the process reading it died (killed by SIGSEGV); not checked",
+        ], proc.stdout
 
 
 def test_payload_reads_leak_no_descriptors(victim, tmp_path):
@@ -310,18 +386,31 @@ def test_payload_reads_leak_no_descriptors(victim, tmp_path):
 
     for i in range(100):
         (tmp_path / f"v{i:03}.rpm").symlink_to(victim)
-    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "scan", "--no-system-policy", "-j", "1", str(tmp_path)],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "scan", "--no-system-policy", "-j", "1", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "100 packages checked; 0 errors" in proc.stdout
 
 
 def test_package_owning_the_root_directory_is_read(rpms, objects, bpfdir):
     """rpm keeps "/" as the directory "/" with an empty file name: legitimate, not a crafted name."""
-    path = rpms.build(PkgSpec("owns-root", requires=["bpf-filesystem"], files=[
-        PkgFile("/", directory=True, mode=0o755), PkgFile(f"{bpfdir}/owns-root", directory=True, mode=0o755),
-        PkgFile(f"{bpfdir}/owns-root/counter.bpf.o", objects.full)]))
+    path = rpms.build(
+        PkgSpec(
+            "owns-root",
+            requires=["bpf-filesystem"],
+            files=[
+                PkgFile("/", directory=True, mode=0o755),
+                PkgFile(f"{bpfdir}/owns-root", directory=True, mode=0o755),
+                PkgFile(f"{bpfdir}/owns-root/counter.bpf.o", objects.full),
+            ],
+        )
+    )
     result = _scan(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 packages checked; 0 errors" in result.stdout

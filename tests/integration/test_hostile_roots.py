@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, remove_deep as _remove_deep
+from tests.conftest import REPO
+from tests.conftest import remove_deep as _remove_deep
 from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, Dnf, repo  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -37,8 +38,14 @@ def root(repo, tmp_path) -> Dnf:  # noqa: F811
 
 def _verify(root: Path, *args: str, timeout: int = 60, **kwargs):
     env = dict(os.environ, PYTHONPATH=str(REPO), **kwargs.pop("env", {}))
-    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "verify", "--no-system-policy", "--root", str(root),
-                           *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "verify", "--no-system-policy", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -48,9 +55,28 @@ def _traced(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, st
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed (./setup.sh installs it)")
     log = tmp_path / "strace.log"
-    proc = subprocess.run(["strace", "-f", "-y", "-qq", "-o", str(log), "-e", "trace=%file,%desc",
-                           sys.executable, "-m", "rpm_bpf", "verify", "--no-system-policy", *args],
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-y",
+            "-qq",
+            "-o",
+            str(log),
+            "-e",
+            "trace=%file,%desc",
+            sys.executable,
+            "-m",
+            "rpm_bpf",
+            "verify",
+            "--no-system-policy",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     return proc, log.read_text(errors="replace")
 
 
@@ -71,12 +97,17 @@ def _tree(root: Path) -> dict[str, tuple]:
     for top, dirs, files in os.walk(root):
         for name in dirs + files:
             st = os.lstat(os.path.join(top, name))
-            found[os.path.relpath(os.path.join(top, name), root)] = (st.st_mode, st.st_size, st.st_mtime_ns,
-                                                                     st.st_ctime_ns)
+            found[os.path.relpath(os.path.join(top, name), root)] = (
+                st.st_mode,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            )
     return found
 
 
 # --- 3. nothing outside the root is read --------------------------------------
+
 
 def test_bpf_directory_linked_to_the_host_is_not_followed(root, tmp_path):
     host = tmp_path / "host-bpf"
@@ -87,10 +118,10 @@ def test_bpf_directory_linked_to_the_host_is_not_followed(root, tmp_path):
     assert trace.count("openat(") > 10  # the trace works
     assert not _opened(trace, str(host)), "a file below the host directory was opened"
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert f"{root.root}{GOOD_OBJ}: cannot verify: {BPFDIR} is a symbolic link; not followed below the root" \
-        in proc.stderr
-    assert f"rpm-bpf: E: bpf-object-unowned {BPFDIR} a symbolic link where the BPF directory belongs" \
-        in proc.stdout
+    assert (
+        f"{root.root}{GOOD_OBJ}: cannot verify: {BPFDIR} is a symbolic link; not followed below the root" in proc.stderr
+    )
+    assert f"rpm-bpf: E: bpf-object-unowned {BPFDIR} a symbolic link where the BPF directory belongs" in proc.stdout
 
 
 def test_passwd_linked_to_shadow_is_not_opened(root, tmp_path):
@@ -100,11 +131,11 @@ def test_passwd_linked_to_shadow_is_not_opened(root, tmp_path):
     proc, trace = _traced(tmp_path, "--root", str(root.root))
     assert not _opened(trace, "/etc/shadow")
     assert proc.returncode == 2
-    assert f"{passwd}: cannot read (is a symbolic link, not a regular file); owners compared by number" \
-        in proc.stderr
+    assert f"{passwd}: cannot read (is a symbolic link, not a regular file); owners compared by number" in proc.stderr
 
 
 # --- 4. the rpm database: absolute roots only, never written ------------------
+
 
 def test_verification_writes_nothing_in_the_root(root, tmp_path):
     before = _tree(root.root)
@@ -175,6 +206,7 @@ def test_database_directory_linked_inside_the_root_as_fedora_lays_it_out(root):
 
 # --- 5. special files, deep trees, huge files ----------------------------------
 
+
 @pytest.mark.parametrize("which", ["verify", "dnf"])
 def test_passwd_fifo_does_not_hang(root, which):
     passwd = root.root / "etc/passwd"
@@ -183,9 +215,19 @@ def test_passwd_fifo_does_not_hang(root, which):
     if which == "verify":
         proc = _verify(root.root, timeout=60)
     else:
-        proc = subprocess.run(["dnf", "-y", *root.options(), f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
-                               f"--setopt=pluginconfpath={root.confdir}", "bpf-verify"],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [
+                "dnf",
+                "-y",
+                *root.options(),
+                f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
+                f"--setopt=pluginconfpath={root.confdir}",
+                "bpf-verify",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert f"{passwd}: cannot read (is a FIFO, not a regular file)" in proc.stderr, proc.stderr
     assert "0 errors" in proc.stdout
 

@@ -46,8 +46,9 @@ def test_loadable_object_loads_with_the_programs_inspection_found(objects, bpffs
     try:
         loaded = {}
         for pinned in (bpffs / "full").iterdir():
-            show = subprocess.run(["bpftool", "-j", "prog", "show", "pinned", str(pinned)], capture_output=True,
-                                  text=True, check=True)
+            show = subprocess.run(
+                ["bpftool", "-j", "prog", "show", "pinned", str(pinned)], capture_output=True, text=True, check=True
+            )
             data = json.loads(show.stdout)
             loaded[data["name"]] = data
         # The kernel keeps 15 characters of a program name.

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import rpm
 
-from rpm_bpf.rpmfile import open_rpm
 from rpm_bpf import bpfdirs
+from rpm_bpf.rpmfile import open_rpm
 
 pytestmark = pytest.mark.integration
 MACROS = Path(__file__).resolve().parents[2] / "macros"
@@ -39,14 +39,16 @@ def _eval(expr: str, *defines: str) -> str:
     args = ["rpm"]
     for d in defines:
         args += ["--define", d]
-    return subprocess.run(args + ["--eval", expr], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run([*args, "--eval", expr], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_directory_macros():
     assert _eval("%_bpfdir") == _eval("%{_libdir}") + "/bpf" == "/usr/lib64/bpf"
     assert _eval("%_bpfdir_noarch") == "/usr/lib/bpf"
-    assert subprocess.run(["rpm", "--target", "i686", "--eval", "%_bpfdir"], capture_output=True,
-                          text=True).stdout.strip() == "/usr/lib/bpf"
+    assert (
+        subprocess.run(["rpm", "--target", "i686", "--eval", "%_bpfdir"], capture_output=True, text=True).stdout.strip()
+        == "/usr/lib/bpf"
+    )
 
 
 @dataclass
@@ -76,9 +78,17 @@ Test package for the rpm-bpf macros.
 """
 
 
-def build(tmp_path: Path, name: str, install: str, files: str, sources: dict[str, Path | bytes],
-          extra: str = "", defines: dict[str, str] | None = None, args: list[str] | tuple[str, ...] = (),
-          env: dict[str, str] | None = None) -> Build:
+def build(
+    tmp_path: Path,
+    name: str,
+    install: str,
+    files: str,
+    sources: dict[str, Path | bytes],
+    extra: str = "",
+    defines: dict[str, str] | None = None,
+    args: list[str] | tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Build:
     top = tmp_path / name
     src = top / "SOURCES"
     src.mkdir(parents=True)
@@ -92,8 +102,9 @@ def build(tmp_path: Path, name: str, install: str, files: str, sources: dict[str
     cmd = ["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", f"_sourcedir {src}"]
     for key, value in (defines or {}).items():
         cmd += ["--define", f"{key} {value}"]
-    proc = subprocess.run(cmd + list(args) + [str(spec)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        cmd + list(args) + [str(spec)], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     return Build(proc, sorted((top / "RPMS").rglob("*.rpm")))
 
 
@@ -108,16 +119,21 @@ def _qp(rpm_path: Path, *query: str) -> list[str]:
 
 
 def test_bpf_install_keeps_objects_bit_identical_and_provides_them(tmp_path, objects):
-    b = build(tmp_path, "xdp-macro", install="%bpf_install %{_sourcedir}/counter.bpf.o\n"
-                                             "%bpf_install -d xdp-macro %{_sourcedir}/sub.bpf.o",
-              files="%{_bpfdir}/counter.bpf.o\n%dir %{_bpfdir}/xdp-macro\n%{_bpfdir}/xdp-macro/sub.bpf.o",
-              sources={"counter.bpf.o": objects.full, "sub.bpf.o": objects.no_btf})
+    b = build(
+        tmp_path,
+        "xdp-macro",
+        install="%bpf_install %{_sourcedir}/counter.bpf.o\n%bpf_install -d xdp-macro %{_sourcedir}/sub.bpf.o",
+        files="%{_bpfdir}/counter.bpf.o\n%dir %{_bpfdir}/xdp-macro\n%{_bpfdir}/xdp-macro/sub.bpf.o",
+        sources={"counter.bpf.o": objects.full, "sub.bpf.o": objects.no_btf},
+    )
     assert b.proc.returncode == 0, b.output
     (pkg,) = b.rpms
     # brp-strip ran (no override here); the strip wrapper kept the objects, BTF and all.
     assert _payload_sha256(pkg, "/usr/lib64/bpf/counter.bpf.o") == hashlib.sha256(objects.full.read_bytes()).hexdigest()
-    assert _payload_sha256(pkg, "/usr/lib64/bpf/xdp-macro/sub.bpf.o") == hashlib.sha256(
-        objects.no_btf.read_bytes()).hexdigest()
+    assert (
+        _payload_sha256(pkg, "/usr/lib64/bpf/xdp-macro/sub.bpf.o")
+        == hashlib.sha256(objects.no_btf.read_bytes()).hexdigest()
+    )
     modes = dict(line.split() for line in _qp(pkg, "--qf", "[%{FILENAMES} %{FILEMODES:octal}\n]"))
     assert modes["/usr/lib64/bpf/counter.bpf.o"] == "100644"
     provides = _qp(pkg, "--provides")
@@ -129,12 +145,16 @@ def test_bpf_install_keeps_objects_bit_identical_and_provides_them(tmp_path, obj
 
 
 def test_bpf_install_mode_and_noarch(tmp_path, objects):
-    b = build(tmp_path, "noarch-macro", extra="BuildArch: noarch",
-              install="%bpf_install -m 0640 %{_sourcedir}/prog.bpfel.o %{_sourcedir}/prog.bpfeb.o",
-              files="%{_bpfdir_noarch}/prog.bpfel.o\n%{_bpfdir_noarch}/prog.bpfeb.o",
-              sources={"prog.bpfel.o": objects.full_el, "prog.bpfeb.o": objects.full_eb},
-              # rpm 4.18 still calls eBPF arch-dependent (FIELD-NOTES); 4.20 does not.
-              defines={"_binaries_in_noarch_packages_terminate_build": "0"})
+    b = build(
+        tmp_path,
+        "noarch-macro",
+        extra="BuildArch: noarch",
+        install="%bpf_install -m 0640 %{_sourcedir}/prog.bpfel.o %{_sourcedir}/prog.bpfeb.o",
+        files="%{_bpfdir_noarch}/prog.bpfel.o\n%{_bpfdir_noarch}/prog.bpfeb.o",
+        sources={"prog.bpfel.o": objects.full_el, "prog.bpfeb.o": objects.full_eb},
+        # rpm 4.18 still calls eBPF arch-dependent (FIELD-NOTES); 4.20 does not.
+        defines={"_binaries_in_noarch_packages_terminate_build": "0"},
+    )
     assert b.proc.returncode == 0, b.output
     (pkg,) = b.rpms
     assert pkg.name.endswith(".noarch.rpm")
@@ -144,8 +164,13 @@ def test_bpf_install_mode_and_noarch(tmp_path, objects):
 
 
 def test_bpf_install_refuses_a_non_bpf_file(tmp_path, objects):
-    b = build(tmp_path, "not-bpf", install="%bpf_install %{_sourcedir}/counter.bpf.o %{_sourcedir}/README.o",
-              files="%{_bpfdir}/counter.bpf.o", sources={"counter.bpf.o": objects.full, "README.o": b"text\n"})
+    b = build(
+        tmp_path,
+        "not-bpf",
+        install="%bpf_install %{_sourcedir}/counter.bpf.o %{_sourcedir}/README.o",
+        files="%{_bpfdir}/counter.bpf.o",
+        sources={"counter.bpf.o": objects.full, "README.o": b"text\n"},
+    )
     assert b.proc.returncode != 0
     assert "error: %bpf_install: " in b.output and "README.o: not an ELF file" in b.output
     assert b.rpms == []
@@ -160,9 +185,11 @@ def test_opt_in_conflicts(tmp_path, objects):
     assert "bpf(c.o)" in _qp(on.rpms[0], "--conflicts") and "bpf(c.o)" in _qp(on.rpms[0], "--provides")
 
 
-MISPLACED = dict(install="mkdir -p %{buildroot}/usr/share/misplaced\n"
-                         "install -m 0644 %{_sourcedir}/prog.o %{buildroot}/usr/share/misplaced/prog.o",
-                 files="/usr/share/misplaced/prog.o")
+MISPLACED = {
+    "install": "mkdir -p %{buildroot}/usr/share/misplaced\n"
+    "install -m 0644 %{_sourcedir}/prog.o %{buildroot}/usr/share/misplaced/prog.o",
+    "files": "/usr/share/misplaced/prog.o",
+}
 
 
 def test_misplaced_object_fails_the_build_under_enforce(tmp_path, objects):
@@ -173,10 +200,12 @@ def test_misplaced_object_fails_the_build_under_enforce(tmp_path, objects):
 
 
 def test_misplaced_object_only_warns_under_warn_and_passes_when_off(tmp_path, objects):
-    warn = build(tmp_path, "misplaced-warn", sources={"prog.o": objects.full}, defines={"_bpf_policy": "warn"},
-                 **MISPLACED)
-    off = build(tmp_path, "misplaced-off", sources={"prog.o": objects.full}, defines={"_bpf_policy": "off"},
-                **MISPLACED)
+    warn = build(
+        tmp_path, "misplaced-warn", sources={"prog.o": objects.full}, defines={"_bpf_policy": "warn"}, **MISPLACED
+    )
+    off = build(
+        tmp_path, "misplaced-off", sources={"prog.o": objects.full}, defines={"_bpf_policy": "off"}, **MISPLACED
+    )
     assert warn.proc.returncode == 0, warn.output
     assert "E: bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in warn.output
     assert off.proc.returncode == 0 and "bpf-object-outside-bpfdir" not in off.output
@@ -184,22 +213,34 @@ def test_misplaced_object_only_warns_under_warn_and_passes_when_off(tmp_path, ob
 
 def test_waiver_in_a_build_policy_file(tmp_path, objects):
     policy = tmp_path / "waiver.toml"
-    policy.write_text('[[waiver]]\nrule = "bpf-object-outside-bpfdir"\npackage = "misplaced-waived"\n'
-                      'reason = "legacy layout until 2.0"\n')
-    b = build(tmp_path, "misplaced-waived", sources={"prog.o": objects.full},
-              defines={"_bpf_policy_file": str(policy)}, **MISPLACED)
+    policy.write_text(
+        '[[waiver]]\nrule = "bpf-object-outside-bpfdir"\npackage = "misplaced-waived"\n'
+        'reason = "legacy layout until 2.0"\n'
+    )
+    b = build(
+        tmp_path,
+        "misplaced-waived",
+        sources={"prog.o": objects.full},
+        defines={"_bpf_policy_file": str(policy)},
+        **MISPLACED,
+    )
     assert b.proc.returncode == 0, b.output
     assert "1 waived" in b.output
 
 
 def test_stock_strip_is_what_the_wrapper_prevents(tmp_path, objects):
     """Without the wrapper (the stock %__strip), rpm 4.18's brp-strip breaks on eBPF."""
-    b = build(tmp_path, "stock-strip", install="%bpf_install %{_sourcedir}/c.o", files="%{_bpfdir}/c.o",
-              sources={"c.o": objects.full}, defines={"__strip": "/usr/bin/strip"})
+    b = build(
+        tmp_path,
+        "stock-strip",
+        install="%bpf_install %{_sourcedir}/c.o",
+        files="%{_bpfdir}/c.o",
+        sources={"c.o": objects.full},
+        defines={"__strip": "/usr/bin/strip"},
+    )
     if b.proc.returncode == 0:
         (pkg,) = b.rpms
         # A newer rpm or binutils that copes: then the object must still be intact.
         assert _payload_sha256(pkg, "/usr/lib64/bpf/c.o") == hashlib.sha256(objects.full.read_bytes()).hexdigest()
     else:
         assert "Unable to recognise the format of the input file" in b.output
-

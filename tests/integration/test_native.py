@@ -47,8 +47,14 @@ def _rendered(page: Path) -> str:
 
 
 def test_every_man_page_renders_without_a_warning(pages):
-    assert set(pages) == {"rpm-bpf.1", "rpm-bpf-policy.5", "rpm-bpf-rules.7", "rpm-bpf-macros.7",
-                          "dnf-bpf-verify.8", "dnf5-bpf-verify.8"}
+    assert set(pages) == {
+        "rpm-bpf.1",
+        "rpm-bpf-policy.5",
+        "rpm-bpf-rules.7",
+        "rpm-bpf-macros.7",
+        "dnf-bpf-verify.8",
+        "dnf5-bpf-verify.8",
+    }
     for page in pages.values():
         proc = _run("groff", "-ww", "-man", "-z", "-K", "utf8", str(page))
         assert (proc.returncode, proc.stderr) == (0, ""), (page.name, proc.stderr)
@@ -58,8 +64,16 @@ def test_every_man_page_renders_without_a_warning(pages):
 
 def test_rpm_bpf_1_has_every_command_and_the_usual_sections(pages):
     text = _rendered(pages["rpm-bpf.1"])
-    for heading in ("SYNOPSIS", "DESCRIPTION", "COMMANDS", "EXIT STATUS", "FILES", "ENVIRONMENT", "EXAMPLES",
-                    "SEE ALSO"):
+    for heading in (
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "COMMANDS",
+        "EXIT STATUS",
+        "FILES",
+        "ENVIRONMENT",
+        "EXAMPLES",
+        "SEE ALSO",
+    ):
         assert re.search(rf"^{heading}$", text, re.M), heading
     for name, _, _ in COMMANDS:
         assert re.search(rf"^   {re.escape(name)}$", text, re.M), name  # a sub-section per command
@@ -77,8 +91,18 @@ def test_rules_7_has_every_rule_with_its_description(pages):
 
 def test_policy_5_and_macros_7_come_from_their_sources(pages):
     policy = _rendered(pages["rpm-bpf-policy.5"])
-    for key in ("[severity]", "[[waiver]]", "rule =", "package =", "path =", "reason =", "expires =",
-                "owner-provides", "[exempt]", "paths ="):
+    for key in (
+        "[severity]",
+        "[[waiver]]",
+        "rule =",
+        "package =",
+        "path =",
+        "reason =",
+        "expires =",
+        "owner-provides",
+        "[exempt]",
+        "paths =",
+    ):
         assert key in policy, key
     macros = _rendered(pages["rpm-bpf-macros.7"])
     defined = re.findall(r"^(%[\w(:)]+)", (REPO / "macros" / "macros.bpf").read_text(), re.M)
@@ -98,14 +122,17 @@ def test_setup_installed_the_man_pages():
 
 # --- shell completion ------------------------------------------------------------
 
+
 def _complete(line: str, root: Path | None = None) -> list[str]:
     """What bash's completion offers for ``line`` (the cursor at its end), with the installed script."""
     words = line.split(" ")
     rpm_override = f'rpm() {{ command rpm --root "{root}" "$@"; }}\n' if root else ""
-    script = (f"source /usr/share/bash-completion/bash_completion\nsource {BASH_COMPLETION}\n{rpm_override}"
-              f"COMP_LINE={_quote(line)}; COMP_POINT=${{#COMP_LINE}}\n"
-              f"COMP_WORDS=({' '.join(_quote(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
-              "_shtab_rpm_bpf rpm-bpf\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    script = (
+        f"source /usr/share/bash-completion/bash_completion\nsource {BASH_COMPLETION}\n{rpm_override}"
+        f"COMP_LINE={_quote(line)}; COMP_POINT=${{#COMP_LINE}}\n"
+        f"COMP_WORDS=({' '.join(_quote(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        "_shtab_rpm_bpf rpm-bpf\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n"
+    )
     proc = _run("bash", "--norc", "-c", script)
     assert proc.returncode == 0, proc.stderr
     return [w for w in proc.stdout.splitlines() if w]
@@ -128,7 +155,8 @@ def test_bash_completes_commands_options_formats_and_rule_ids():
     assert "--embedded" in _complete("rpm-bpf scan --emb")
     assert set(_complete("rpm-bpf policy ")) == {"show", "check"}
     assert set(_complete("rpm-bpf explain bpf-object-no")) == {
-        rule for rule in rules.registry() if rule.startswith("bpf-object-no")}
+        rule for rule in rules.registry() if rule.startswith("bpf-object-no")
+    }
     assert set(_complete("rpm-bpf verify --color ")) == {"auto", "always", "never"}
 
 
@@ -157,6 +185,7 @@ def installed_root(repo, tmp_path_factory) -> Path:  # noqa: F811
 
 
 # --- colour ----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def misplaced(tmp_path_factory) -> Path:
@@ -190,11 +219,14 @@ def test_colour_on_a_terminal_only(misplaced):
 
 # --- rpm-bpf policy show / check ----------------------------------------------------------
 
+
 def test_policy_show_prints_the_merged_policy_with_origins(tmp_path):
     mine = tmp_path / "gate.toml"
-    mine.write_text('[severity]\nbpf-object-no-btf = "info"\n"bpf-object-*-location" = "warning"\n\n'
-                    '[[waiver]]\nrule = "bpf-object-outside-bpfdir"\npath = "/opt/legacy/*"\n'
-                    'reason = "moving, bug \\"7\\""\nexpires = 2027-03-01\n\n[exempt]\npaths = ["/opt/testdata/*"]\n')
+    mine.write_text(
+        '[severity]\nbpf-object-no-btf = "info"\n"bpf-object-*-location" = "warning"\n\n'
+        '[[waiver]]\nrule = "bpf-object-outside-bpfdir"\npath = "/opt/legacy/*"\n'
+        'reason = "moving, bug \\"7\\""\nexpires = 2027-03-01\n\n[exempt]\npaths = ["/opt/testdata/*"]\n'
+    )
     proc = _run(sys.executable, "-m", "rpm_bpf", "policy", "show", "--no-system-policy", "--policy", str(mine))
     assert proc.returncode == 0, proc.stderr
     shown = tomllib.loads(proc.stdout)  # a valid policy file itself
@@ -202,8 +234,15 @@ def test_policy_show_prints_the_merged_policy_with_origins(tmp_path):
     assert shown["severity"]["bpf-object-exempt-location"] == "warning"
     assert shown["severity"]["bpf-name-conflict"] == "error"
     assert shown["exempt"]["paths"] == ["/opt/testdata/*"]
-    assert shown["waiver"] == [{"rule": "bpf-object-outside-bpfdir", "package": "*", "path": "/opt/legacy/*",
-                                "reason": 'moving, bug "7"', "expires": __import__("datetime").date(2027, 3, 1)}]
+    assert shown["waiver"] == [
+        {
+            "rule": "bpf-object-outside-bpfdir",
+            "package": "*",
+            "path": "/opt/legacy/*",
+            "reason": 'moving, bug "7"',
+            "expires": __import__("datetime").date(2027, 3, 1),
+        }
+    ]
     lines = proc.stdout.splitlines()
     assert f'bpf-object-no-btf = "info"  # {mine}' in lines
     assert 'bpf-name-conflict = "error"  # built-in rule registry' in lines
@@ -217,7 +256,7 @@ def test_policy_show_prints_the_merged_policy_with_origins(tmp_path):
 def test_policy_check_exit_codes(tmp_path):
     good, bad, fifo = tmp_path / "good.toml", tmp_path / "bad.toml", tmp_path / "fifo.toml"
     good.write_text('[severity]\nbpf-object-no-btf = "off"\n')
-    bad.write_text('[severity]\nbpf-object-no-btf = 3\n')
+    bad.write_text("[severity]\nbpf-object-no-btf = 3\n")
     os.mkfifo(fifo)
     proc = _run(sys.executable, "-m", "rpm_bpf", "policy", "check", str(good))
     assert (proc.returncode, proc.stdout) == (0, f"{good}: ok\n")

@@ -50,8 +50,13 @@ def _no_control_bytes(data: bytes) -> None:
 def hostile_names(rpms, objects, tmp_path_factory) -> Path:
     """A real package whose object's file name carries escapes and a newline (header rewritten, digests fixed)."""
     src = rpms.build(PkgSpec("bystander", files=[PkgFile("/opt/bystander/prog.o", objects.full)]))
-    return craft.edit_header(src, tmp_path_factory.mktemp("names") / "names.rpm", lambda h: craft.set_tag(
-        h, rpm.RPMTAG_BASENAMES, [HOSTILE if b == "prog.o" else b for b in h[rpm.RPMTAG_BASENAMES]]))
+    return craft.edit_header(
+        src,
+        tmp_path_factory.mktemp("names") / "names.rpm",
+        lambda h: craft.set_tag(
+            h, rpm.RPMTAG_BASENAMES, [HOSTILE if b == "prog.o" else b for b in h[rpm.RPMTAG_BASENAMES]]
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +67,11 @@ def non_utf8_name(rpms, objects, tmp_path_factory) -> Path:
     the payload alike; the payload digest and the header digests are recomputed.
     """
     # brp-strip mangles the non-ASCII name; nothing to strip in a BPF object anyway.
-    src = rpms.build(PkgSpec("latin", files=[PkgFile("/opt/latin/caf\u00e9.o", objects.full)]),
-                     payload="w.ufdio", defines={"__os_install_post": "%{nil}"})
+    src = rpms.build(
+        PkgSpec("latin", files=[PkgFile("/opt/latin/caf\u00e9.o", objects.full)]),
+        payload="w.ufdio",
+        defines={"__os_install_post": "%{nil}"},
+    )
     good, bad = "caf\u00e9.o".encode(), b"caf\xff\xa9.o"
     parts = craft.Parts.of(src)
     assert parts.header_bytes.count(good) == 1 and parts.payload.count(good) == 1
@@ -159,9 +167,18 @@ def test_verify_and_dnf_bpf_verify_escape_names_on_disk(repo, tmp_path):  # noqa
     assert proc.returncode == 1
     _no_control_bytes(proc.stdout)
     assert expected in proc.stdout.decode()
-    via_dnf = subprocess.run(["dnf", "-y", *dnf.options(), f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
-                              f"--setopt=pluginconfpath={dnf.confdir}", "bpf-verify"], capture_output=True,
-                             timeout=120)
+    via_dnf = subprocess.run(
+        [
+            "dnf",
+            "-y",
+            *dnf.options(),
+            f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
+            f"--setopt=pluginconfpath={dnf.confdir}",
+            "bpf-verify",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     _no_control_bytes(via_dnf.stdout)
     assert expected in via_dnf.stdout.decode()
 
@@ -171,13 +188,22 @@ def test_non_utf8_names_reach_rpms_indexes_as_bytes(repo, non_utf8_name, tmp_pat
     dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
     assert dnf("install", "xdp-good-1.0").returncode == 0
     request = json.dumps({"incoming": [{"path": str(non_utf8_name), "nevra": "latin-1.0-1.x86_64"}]})
-    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "transaction-check", "--root", str(dnf.root),
-                           "--no-system-policy", "--json"], input=request, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "transaction-check", "--root", str(dnf.root), "--no-system-policy", "--json"],
+        input=request,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     rules = {f["rule"] for f in json.loads(proc.stdout)["findings"]}
     assert rules == {"bpf-object-outside-bpfdir"}  # judged, not "internal error"
-    named = subprocess.run([sys.executable, "-m", "rpm_bpf", "verify", "--root", str(dnf.root), b"x\xff"],
-                           capture_output=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    named = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "verify", "--root", str(dnf.root), b"x\xff"],
+        capture_output=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
     assert named.returncode == 2 and b"Traceback" not in named.stderr
     assert b"rpm-bpf: error: x\\xff: package is not installed" in named.stderr

@@ -14,10 +14,21 @@ from tests.conftest import REPO
 from tests.integration import debroot
 
 pytestmark = pytest.mark.integration
-ROOT_PACKAGES = ["python3", "python3-rpm", "rpm", "rpmlint", "python3-pyelftools", "python3-jinja2", "binutils",
-                 "dnf", "python3-dnf",
-                 "file", "cpio", "zstd",
-                 "python3-cffi-backend"]  # debootstrap does not resolve the virtual package python3-zstandard needs
+ROOT_PACKAGES = [
+    "python3",
+    "python3-rpm",
+    "rpm",
+    "rpmlint",
+    "python3-pyelftools",
+    "python3-jinja2",
+    "binutils",
+    "dnf",
+    "python3-dnf",
+    "file",
+    "cpio",
+    "zstd",
+    "python3-cffi-backend",
+]  # debootstrap does not resolve the virtual package python3-zstandard needs
 
 
 @pytest.fixture(scope="module")
@@ -30,39 +41,61 @@ def built(tmp_path_factory) -> dict[str, Path]:
 
 
 def _list(rpm_path: Path) -> set[str]:
-    return set(subprocess.run(["rpm", "-qpl", str(rpm_path)], capture_output=True, text=True,
-                              check=True).stdout.split())
+    return set(
+        subprocess.run(["rpm", "-qpl", str(rpm_path)], capture_output=True, text=True, check=True).stdout.split()
+    )
 
 
 def test_subpackages_put_each_piece_where_its_host_looks(built):
-    assert set(built) == {"python3-rpm-bpf", "bpf-filesystem", "rpm-bpf-macros", "python3-rpmlint-bpf",
-                          "python3-dnf-plugin-bpf"}
-    assert {"/usr/bin/rpm-bpf", "/usr/lib/python3/dist-packages/rpm_bpf/cli.py",
-            "/usr/share/rpm-bpf/spec-templates/prebuilt.spec.j2", "/etc/rpm-bpf/policy.toml",
-            "/usr/share/man/man1/rpm-bpf.1", "/usr/share/man/man5/rpm-bpf-policy.5",
-            "/usr/share/man/man7/rpm-bpf-rules.7", "/usr/share/bash-completion/completions/rpm-bpf",
-            "/usr/share/zsh/site-functions/_rpm-bpf"} <= _list(built["python3-rpm-bpf"])
+    assert set(built) == {
+        "python3-rpm-bpf",
+        "bpf-filesystem",
+        "rpm-bpf-macros",
+        "python3-rpmlint-bpf",
+        "python3-dnf-plugin-bpf",
+    }
+    assert {
+        "/usr/bin/rpm-bpf",
+        "/usr/lib/python3/dist-packages/rpm_bpf/cli.py",
+        "/usr/share/rpm-bpf/spec-templates/prebuilt.spec.j2",
+        "/etc/rpm-bpf/policy.toml",
+        "/usr/share/man/man1/rpm-bpf.1",
+        "/usr/share/man/man5/rpm-bpf-policy.5",
+        "/usr/share/man/man7/rpm-bpf-rules.7",
+        "/usr/share/bash-completion/completions/rpm-bpf",
+        "/usr/share/zsh/site-functions/_rpm-bpf",
+    } <= _list(built["python3-rpm-bpf"])
     assert _list(built["bpf-filesystem"]) == {"/usr/lib64/bpf", "/usr/lib/bpf"}
-    assert {"/usr/lib/rpm/macros.d/macros.bpf", "/usr/lib/rpm/fileattrs/bpf.attr",
-            "/usr/lib/rpm/rpm-bpf/strip-bpf", "/usr/lib/rpm/rpm-bpf/pkgcheck-chain",
-            "/usr/share/man/man7/rpm-bpf-macros.7"} <= _list(
-        built["rpm-bpf-macros"])
-    assert _list(built["python3-rpmlint-bpf"]) == {"/usr/lib/python3/dist-packages/rpmlint/checks/BPFCheck.py",
-                                                   "/etc/xdg/rpmlint/bpf.toml"}
-    provides = subprocess.run(["rpm", "-qp", "--provides", str(built["python3-rpm-bpf"])], capture_output=True,
-                              text=True).stdout
+    assert {
+        "/usr/lib/rpm/macros.d/macros.bpf",
+        "/usr/lib/rpm/fileattrs/bpf.attr",
+        "/usr/lib/rpm/rpm-bpf/strip-bpf",
+        "/usr/lib/rpm/rpm-bpf/pkgcheck-chain",
+        "/usr/share/man/man7/rpm-bpf-macros.7",
+    } <= _list(built["rpm-bpf-macros"])
+    assert _list(built["python3-rpmlint-bpf"]) == {
+        "/usr/lib/python3/dist-packages/rpmlint/checks/BPFCheck.py",
+        "/etc/xdg/rpmlint/bpf.toml",
+    }
+    provides = subprocess.run(
+        ["rpm", "-qp", "--provides", str(built["python3-rpm-bpf"])], capture_output=True, text=True
+    ).stdout
     assert "rpm-bpf = " in provides
-    assert _list(built["python3-dnf-plugin-bpf"]) == {"/usr/lib/python3/dist-packages/dnf-plugins/bpf.py",
-                                                      "/etc/dnf/plugins/bpf.conf",
-                                                      "/usr/share/man/man8/dnf-bpf-verify.8"}
-    dnf_provides = subprocess.run(["rpm", "-qp", "--provides", str(built["python3-dnf-plugin-bpf"])],
-                                  capture_output=True, text=True).stdout
+    assert _list(built["python3-dnf-plugin-bpf"]) == {
+        "/usr/lib/python3/dist-packages/dnf-plugins/bpf.py",
+        "/etc/dnf/plugins/bpf.conf",
+        "/usr/share/man/man8/dnf-bpf-verify.8",
+    }
+    dnf_provides = subprocess.run(
+        ["rpm", "-qp", "--provides", str(built["python3-dnf-plugin-bpf"])], capture_output=True, text=True
+    ).stdout
     assert "dnf-command(bpf-verify)" in dnf_provides
 
 
 def test_own_packages_scan_clean(built):
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "rpm-bpf"), "scan", *map(str, built.values())],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "rpm-bpf"), "scan", *map(str, built.values())], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "0 errors, 0 warnings" in proc.stdout, proc.stdout
 
 
@@ -121,14 +154,19 @@ def _build_in_root(root: Path, name: str, install: str, files: str, preamble: st
 
 def test_installed_macros_build_and_enforce(installroot):
     assert debroot.run_in(installroot, "rpm", "--eval", "%_bpfdir").stdout.strip() == "/usr/lib64/bpf"
-    good = _build_in_root(installroot, "inroot-good", "%bpf_install -d inroot %{SOURCE0}",
-                          "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o")
+    good = _build_in_root(
+        installroot,
+        "inroot-good",
+        "%bpf_install -d inroot %{SOURCE0}",
+        "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o",
+    )
     assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-3000:]
     (pkg,) = (installroot / "tmp" / "inroot-good" / "RPMS").rglob("*.rpm")
     provides = debroot.run_in(installroot, "rpm", "-qp", "--provides", f"/{pkg.relative_to(installroot)}").stdout
     assert "bpf(inroot/counter.bpf.o)" in provides
-    bad = _build_in_root(installroot, "inroot-bad", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o",
-                         "/opt/inroot/x.o")
+    bad = _build_in_root(
+        installroot, "inroot-bad", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o", "/opt/inroot/x.o"
+    )
     assert bad.returncode != 0
     assert "inroot-bad.x86_64: E: bpf-object-outside-bpfdir /opt/inroot/x.o" in bad.stdout + bad.stderr
 
@@ -147,8 +185,9 @@ def test_installed_dnf_plugin(installroot):
 
 
 def test_installed_rpmlint_check(installroot):
-    _build_in_root(installroot, "inroot-lint", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/lint/x.o",
-                   "/opt/lint/x.o")
+    _build_in_root(
+        installroot, "inroot-lint", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/lint/x.o", "/opt/lint/x.o"
+    )
     # That build failed its BPF check, but rpmbuild had written the package before the check ran.
     (pkg,) = (installroot / "tmp" / "inroot-lint" / "RPMS").rglob("*.rpm")
     proc = debroot.run_in(installroot, "rpmlint", f"/{pkg.relative_to(installroot)}")
@@ -158,8 +197,18 @@ def test_installed_rpmlint_check(installroot):
 
 # --- the same build with a newer rpm (Debian sid: rpm 6.x) --------------------
 
-SID_PACKAGES = ["python3", "python3-rpm", "rpm", "python3-pyelftools", "python3-jinja2", "binutils", "file",
-                "cpio", "zstd", "debugedit"]
+SID_PACKAGES = [
+    "python3",
+    "python3-rpm",
+    "rpm",
+    "python3-pyelftools",
+    "python3-jinja2",
+    "binutils",
+    "file",
+    "cpio",
+    "zstd",
+    "debugedit",
+]
 
 
 @pytest.fixture(scope="module")
@@ -179,18 +228,19 @@ def sid_root(built, tmp_path_factory, objects) -> Path:
 def test_newer_rpm_builds_with_the_macros(sid_root, objects):
     version = debroot.run_in(sid_root, "rpm", "--version").stdout.split()[-1]
     assert tuple(int(x) for x in version.split(".")[:2]) >= (4, 20), version
-    good = _build_in_root(sid_root, "sid-good", "%bpf_install -d sid %{SOURCE0}",
-                          "%dir %{_bpfdir}/sid\n%{_bpfdir}/sid/counter.bpf.o")
+    good = _build_in_root(
+        sid_root, "sid-good", "%bpf_install -d sid %{SOURCE0}", "%dir %{_bpfdir}/sid\n%{_bpfdir}/sid/counter.bpf.o"
+    )
     assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-3000:]
     (pkg,) = (sid_root / "tmp" / "sid-good" / "RPMS").rglob("*.rpm")
     inside = f"/{pkg.relative_to(sid_root)}"
     # rpm >= 4.20 runs the generator with the multifile protocol.
     assert "bpf(sid/counter.bpf.o)" in debroot.run_in(sid_root, "rpm", "-qp", "--provides", inside).stdout
-    extracted = debroot.run_in(sid_root, "sh", "-c", f"rpm2cpio {inside} | cpio -i --to-stdout "
-                                                     "./usr/lib64/bpf/sid/counter.bpf.o | sha256sum")
+    extracted = debroot.run_in(
+        sid_root, "sh", "-c", f"rpm2cpio {inside} | cpio -i --to-stdout ./usr/lib64/bpf/sid/counter.bpf.o | sha256sum"
+    )
     assert extracted.stdout.split()[0] == hashlib.sha256(objects.full.read_bytes()).hexdigest()
-    bad = _build_in_root(sid_root, "sid-bad", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/sid/x.o",
-                         "/opt/sid/x.o")
+    bad = _build_in_root(sid_root, "sid-bad", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/sid/x.o", "/opt/sid/x.o")
     assert bad.returncode != 0
     assert "E: bpf-object-outside-bpfdir /opt/sid/x.o" in bad.stdout + bad.stderr
 
@@ -199,8 +249,10 @@ def test_newer_rpm_builds_with_the_macros(sid_root, objects):
 
 # Where rpm 4.18 loads a vendor's macros relative to the installed macros.d/macros.bpf
 # (its compiled-in macro path: macros.d/macros.* in name order, then the vendor directory).
-VENDOR_FILES = {"vendor-loaded-first": "/usr/lib/rpm/macros.d/macros.aaa-vendor",
-                "vendor-loaded-last": "/usr/lib/rpm/debian/macros"}
+VENDOR_FILES = {
+    "vendor-loaded-first": "/usr/lib/rpm/macros.d/macros.aaa-vendor",
+    "vendor-loaded-last": "/usr/lib/rpm/debian/macros",
+}
 
 
 @pytest.fixture
@@ -233,8 +285,12 @@ def _vendor_log(root: Path) -> list[str]:
 @pytest.mark.parametrize("vendor", list(VENDOR_FILES), indirect=True)
 def test_vendor_check_and_rpm_bpf_both_run(vendor, request):
     order = request.node.callspec.params["vendor"]
-    good = _build_in_root(vendor, f"chain-good-{order}", "%bpf_install -d inroot %{SOURCE0}",
-                          "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o")
+    good = _build_in_root(
+        vendor,
+        f"chain-good-{order}",
+        "%bpf_install -d inroot %{SOURCE0}",
+        "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o",
+    )
     out = good.stdout + good.stderr
     assert good.returncode == 0, out[-3000:]
     (pkg,) = (vendor / "tmp" / f"chain-good-{order}" / "RPMS").rglob("*.rpm")
@@ -242,15 +298,23 @@ def test_vendor_check_and_rpm_bpf_both_run(vendor, request):
     assert "1 packages checked; 0 errors" in out  # rpm-bpf's own summary: it ran as well
 
     (vendor / "tmp/vendor-status").write_text("3")
-    vendor_fails = _build_in_root(vendor, f"chain-vendor-fails-{order}", "%bpf_install -d inroot %{SOURCE0}",
-                                  "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o")
+    vendor_fails = _build_in_root(
+        vendor,
+        f"chain-vendor-fails-{order}",
+        "%bpf_install -d inroot %{SOURCE0}",
+        "%dir %{_bpfdir}/inroot\n%{_bpfdir}/inroot/counter.bpf.o",
+    )
     out = vendor_fails.stdout + vendor_fails.stderr
     assert vendor_fails.returncode != 0 and "Package check" in out and "failed" in out
     assert "1 packages checked; 0 errors" in out  # rpm-bpf still ran after the failing check
     (vendor / "tmp/vendor-status").write_text("0")
 
-    ours_fail = _build_in_root(vendor, f"chain-ours-fail-{order}",
-                               "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o", "/opt/inroot/x.o")
+    ours_fail = _build_in_root(
+        vendor,
+        f"chain-ours-fail-{order}",
+        "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o",
+        "/opt/inroot/x.o",
+    )
     out = ours_fail.stdout + ours_fail.stderr
     assert ours_fail.returncode != 0
     assert f"chain-ours-fail-{order}.x86_64: E: bpf-object-outside-bpfdir /opt/inroot/x.o" in out
@@ -260,8 +324,13 @@ def test_vendor_check_and_rpm_bpf_both_run(vendor, request):
 @pytest.mark.parametrize("vendor", ["vendor-loaded-last"], indirect=True)
 def test_spec_switching_the_vendor_check_off_keeps_rpm_bpf(vendor):
     """OpenMandriva's specs turn rpmlint off with %define _build_pkgcheck_set %{nil}: rpm-bpf's check stays."""
-    bad = _build_in_root(vendor, "chain-vendor-off", "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o",
-                         "/opt/inroot/x.o", preamble="%define _build_pkgcheck_set %{nil}")
+    bad = _build_in_root(
+        vendor,
+        "chain-vendor-off",
+        "install -D -m 0644 %{SOURCE0} %{buildroot}/opt/inroot/x.o",
+        "/opt/inroot/x.o",
+        preamble="%define _build_pkgcheck_set %{nil}",
+    )
     assert bad.returncode != 0
     assert "chain-vendor-off.x86_64: E: bpf-object-outside-bpfdir /opt/inroot/x.o" in bad.stdout + bad.stderr
     assert _vendor_log(vendor) == []

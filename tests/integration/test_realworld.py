@@ -40,9 +40,13 @@ def corpus() -> Path:
 
 
 def _scan(corpus: Path, *args: str, fmt: str = "json") -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "scan", "-q", "--no-system-policy", "-f", fmt, *args,
-                           str(corpus)], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "scan", "-q", "--no-system-policy", "-f", fmt, *args, str(corpus)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert proc.returncode in (0, 1), proc.stderr
     assert "Traceback" not in proc.stderr
     return proc
@@ -60,8 +64,9 @@ def scans(corpus) -> dict[str, list[dict]]:
 
 
 def _embedded(findings: list[dict]) -> Counter:
-    return Counter((f["package"]["name"].removeprefix("deb-"), f["path"]) for f in findings
-                   if f["rule"] == "bpf-object-embedded")
+    return Counter(
+        (f["package"]["name"].removeprefix("deb-"), f["path"]) for f in findings if f["rule"] == "bpf-object-embedded"
+    )
 
 
 def test_every_embedded_object_counted_in_every_file(scans):
@@ -90,8 +95,11 @@ def test_each_embedded_object_says_which_signal_found_it(scans):
 
 def test_errors_land_only_where_expected(scans):
     for label in ("default", "all", "deep"):
-        errors = [(f["package"]["name"].removeprefix("deb-"), f["rule"], f["path"]) for f in scans[label]
-                  if f["severity"] == "error"]
+        errors = [
+            (f["package"]["name"].removeprefix("deb-"), f["rule"], f["path"])
+            for f in scans[label]
+            if f["severity"] == "error"
+        ]
         for name, rule, path in errors:
             allowed = EXPECTED[name].get("errors", [])
             assert any(rule == r and fnmatch.fnmatchcase(path, glob) for r, glob in allowed), (label, name, rule, path)

@@ -46,12 +46,17 @@ def test_clean_package_has_no_bpf_message(rpms, objects, bpfdir):
 
 def test_each_violation_gives_exactly_its_message(rpms, objects, bpfdir):
     misplaced = rpms.build(PkgSpec("lint-misplaced", files=[PkgFile("/usr/share/lint/prog.o", objects.full)]))
-    writable = rpms.build(PkgSpec("lint-writable", requires=["bpf-filesystem"],
-                                  files=[PkgFile(f"{bpfdir}/w.o", objects.full, mode=0o664)]))
-    config = rpms.build(PkgSpec("lint-config", requires=["bpf-filesystem"],
-                                files=[PkgFile(f"{bpfdir}/c.o", objects.full, config=True)]))
-    bare = rpms.build(PkgSpec("lint-bare", requires=["bpf-filesystem"],
-                              files=[PkgFile(f"{bpfdir}/bare.o", objects.no_license)]))
+    writable = rpms.build(
+        PkgSpec(
+            "lint-writable", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/w.o", objects.full, mode=0o664)]
+        )
+    )
+    config = rpms.build(
+        PkgSpec("lint-config", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/c.o", objects.full, config=True)])
+    )
+    bare = rpms.build(
+        PkgSpec("lint-bare", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/bare.o", objects.no_license)])
+    )
     loader = rpms.build(PkgSpec("lint-loader", files=[PkgFile("/usr/bin/lint-loader", objects.loader, mode=0o755)]))
     proc = rpmlint(misplaced, writable, config, bare, loader)
     assert bpf_messages(proc) == {
@@ -67,17 +72,27 @@ def test_each_violation_gives_exactly_its_message(rpms, objects, bpfdir):
 
 def test_conflict_across_packages_of_one_run(rpms, objects, bpfdir):
     a = rpms.build(good_package(objects, bpfdir, name="lint-shared"))
-    b = rpms.build(PkgSpec("lint-other", requires=["bpf-filesystem"], files=[
-        PkgFile(f"{bpfdir}/lint-shared", directory=True, mode=0o755),
-        PkgFile(f"{bpfdir}/lint-shared/counter.bpf.o", objects.full)]))
+    b = rpms.build(
+        PkgSpec(
+            "lint-other",
+            requires=["bpf-filesystem"],
+            files=[
+                PkgFile(f"{bpfdir}/lint-shared", directory=True, mode=0o755),
+                PkgFile(f"{bpfdir}/lint-shared/counter.bpf.o", objects.full),
+            ],
+        )
+    )
     path = f"{bpfdir}/lint-shared/counter.bpf.o"
-    assert bpf_messages(rpmlint(a, b)) == {("lint-shared", "E", "bpf-name-conflict", path),
-                                           ("lint-other", "E", "bpf-name-conflict", path)}
+    assert bpf_messages(rpmlint(a, b)) == {
+        ("lint-shared", "E", "bpf-name-conflict", path),
+        ("lint-other", "E", "bpf-name-conflict", path),
+    }
 
 
 def test_rpmlintrc_filter_and_policy_waiver(rpms, objects, bpfdir, tmp_path):
-    bare = rpms.build(PkgSpec("lint-bare", requires=["bpf-filesystem"],
-                              files=[PkgFile(f"{bpfdir}/bare.o", objects.no_license)]))
+    bare = rpms.build(
+        PkgSpec("lint-bare", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/bare.o", objects.no_license)])
+    )
     rc = tmp_path / "lint.rpmlintrc"
     rc.write_text('addFilter("bpf-object-no-btf")\n')
     filtered = rpmlint("-r", rc, bare)
@@ -118,11 +133,11 @@ install -m 0644 %{SOURCE0} %{buildroot}%{_bpfdir}/prog.o
 - moved out of /usr/lib64/bpf
 """)
     proc = rpmlint(spec)
-    lines = [l for l in proc.stdout.splitlines() if ": bpf-" in l]
-    assert any(l.startswith("hardcoded.spec:14: W: bpf-hardcoded-bpfdir") for l in lines), proc.stdout
-    assert any(l.startswith("hardcoded.spec:15: I: bpf-install-by-hand") for l in lines), proc.stdout
-    assert any(l.startswith("hardcoded.spec:18: E: bpf-object-config") for l in lines), proc.stdout
-    assert any(l.startswith("hardcoded.spec:19: W: bpf-hardcoded-bpfdir") for l in lines), proc.stdout
+    lines = [line_ for line_ in proc.stdout.splitlines() if ": bpf-" in line_]
+    assert any(line_.startswith("hardcoded.spec:14: W: bpf-hardcoded-bpfdir") for line_ in lines), proc.stdout
+    assert any(line_.startswith("hardcoded.spec:15: I: bpf-install-by-hand") for line_ in lines), proc.stdout
+    assert any(line_.startswith("hardcoded.spec:18: E: bpf-object-config") for line_ in lines), proc.stdout
+    assert any(line_.startswith("hardcoded.spec:19: W: bpf-hardcoded-bpfdir") for line_ in lines), proc.stdout
     assert len(lines) == 4, proc.stdout  # nothing from %changelog
 
 
@@ -130,8 +145,9 @@ def test_corrupt_object_keeps_rpmlint_well_formed(rpms, objects, bpfdir, tmp_pat
     data = objects.full.read_bytes()
     broken = tmp_path / "broken.o"
     broken.write_bytes(data[:200] + b"\xff" * (len(data) - 200))  # header kept, sections garbage
-    pkg = rpms.build(PkgSpec("lint-corrupt", requires=["bpf-filesystem"],
-                             files=[PkgFile(f"{bpfdir}/broken.o", broken)]))
+    pkg = rpms.build(
+        PkgSpec("lint-corrupt", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/broken.o", broken)])
+    )
     proc = rpmlint(pkg)
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.returncode == 64

@@ -18,17 +18,31 @@ def _generate_and_build(tmp_path: Path, name: str, *options: str) -> tuple[subpr
     gen = run_cli("spec", "new", name, "-o", out, *options)
     assert gen.returncode == 0, gen.stderr
     # Debian's rpm database does not know the BuildRequires (they are dpkg packages): --nodeps.
-    proc = subprocess.run(["rpmbuild", "-bb", "--nodeps", "--define", f"_topdir {out / 'top'}",
-                           "--define", f"_sourcedir {out}", str(out / f"{name}.spec")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            "rpmbuild",
+            "-bb",
+            "--nodeps",
+            "--define",
+            f"_topdir {out / 'top'}",
+            "--define",
+            f"_sourcedir {out}",
+            str(out / f"{name}.spec"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     return proc, sorted((out / "top" / "RPMS").rglob("*.rpm"))
 
 
-@pytest.mark.parametrize("name,options,expected", [
-    ("xdp-counter", ("--kind", "prebuilt"), {"xdp-counter"}),
-    ("xdp-counter-noarch", ("--kind", "prebuilt", "--noarch"), {"xdp-counter-noarch"}),
-    ("xdpkit", ("--kind", "library-and-tools"), {"libxdpkit", "xdpkit-tools"}),
-])
+@pytest.mark.parametrize(
+    "name,options,expected",
+    [
+        ("xdp-counter", ("--kind", "prebuilt"), {"xdp-counter"}),
+        ("xdp-counter-noarch", ("--kind", "prebuilt", "--noarch"), {"xdp-counter-noarch"}),
+        ("xdpkit", ("--kind", "library-and-tools"), {"libxdpkit", "xdpkit-tools"}),
+    ],
+)
 def test_generated_spec_builds_and_scans_clean(tmp_path, name, options, expected):
     proc, rpms = _generate_and_build(tmp_path, name, *options)
     assert proc.returncode == 0, proc.stdout + proc.stderr

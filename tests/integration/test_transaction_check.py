@@ -22,9 +22,12 @@ pytestmark = pytest.mark.integration
 RESPONSE = {
     "type": "object",
     "required": ["schema", "verdict", "mode", "message", "notes", "findings", "bpf_packages", "input_errors"],
-    "properties": {"schema": {"const": "rpm-bpf/transaction-check/v1"},
-                   "verdict": {"enum": ["accept", "warn", "refuse"]},
-                   "findings": {"type": "array"}, "notes": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "schema": {"const": "rpm-bpf/transaction-check/v1"},
+        "verdict": {"enum": ["accept", "warn", "refuse"]},
+        "findings": {"type": "array"},
+        "notes": {"type": "array", "items": {"type": "string"}},
+    },
 }
 
 
@@ -37,21 +40,30 @@ def installed(repo, tmp_path) -> Dnf:  # noqa: F811
 
 def _check(root, request, *args: str) -> subprocess.CompletedProcess:
     text = request if isinstance(request, str) else json.dumps(request)
-    proc = subprocess.run([sys.executable, "-m", "rpm_bpf", "transaction-check", "--root", str(root),
-                           "--no-system-policy", *args], input=text, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "transaction-check", "--root", str(root), "--no-system-policy", *args],
+        input=text,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
 
 def _rpm(repo, name):  # noqa: F811
-    (path,) = [p for p in repo.glob(f"{name}-*.rpm")]
+    (path,) = list(repo.glob(f"{name}-*.rpm"))
     return str(path)
 
 
 def test_clash_with_an_installed_package_is_refused(installed, repo):  # noqa: F811
-    request = {"incoming": [{"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64",
-                             "action": "install"}], "leaving": []}
+    request = {
+        "incoming": [
+            {"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64", "action": "install"}
+        ],
+        "leaving": [],
+    }
     proc = _check(installed.root, request, "--json")
     assert proc.returncode == 1
     answer = json.loads(proc.stdout)
@@ -70,18 +82,23 @@ def test_clash_with_an_installed_package_is_refused(installed, repo):  # noqa: F
 def test_bpf_packages_list_for_hosts_that_read_no_json(installed, repo, tmp_path):  # noqa: F811
     """What a host verifies after the transaction: only the incoming packages with BPF content."""
     listing = tmp_path / "names"
-    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"},
-                            {"path": _rpm(repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"}],
-               "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}]}
+    request = {
+        "incoming": [
+            {"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"},
+            {"path": _rpm(repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"},
+        ],
+        "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}],
+    }
     proc = _check(installed.root, request, "--bpf-packages", str(listing))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert listing.read_text() == "xdp-good\n"
 
 
 def test_the_package_it_replaces_does_not_count(installed, repo):  # noqa: F811
-    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64",
-                             "action": "upgrade"}],
-               "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}]}
+    request = {
+        "incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64", "action": "upgrade"}],
+        "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}],
+    }
     proc = _check(installed.root, request, "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "accept"
@@ -105,13 +122,16 @@ def test_unreadable_incoming_package_is_a_refusing_finding(installed, tmp_path):
     assert finding["detail"].startswith("bad-1-1.x86_64: ")
 
 
-@pytest.mark.parametrize("request_text,message", [
-    ("{", "not JSON"),
-    ("[]", "must be a JSON object"),
-    ('{"incoming": [{"path": 3, "nevra": "x"}]}', "incoming[0]: 'path' must be a non-empty string"),
-    ('{"leaving": [{"name": "x", "evr": "1-1"}]}', "leaving[0]: 'arch' must be a non-empty string"),
-    ('{"schema": "v0"}', "schema 'v0' is not 'rpm-bpf/transaction-request/v1'"),
-])
+@pytest.mark.parametrize(
+    "request_text,message",
+    [
+        ("{", "not JSON"),
+        ("[]", "must be a JSON object"),
+        ('{"incoming": [{"path": 3, "nevra": "x"}]}', "incoming[0]: 'path' must be a non-empty string"),
+        ('{"leaving": [{"name": "x", "evr": "1-1"}]}', "leaving[0]: 'arch' must be a non-empty string"),
+        ('{"schema": "v0"}', "schema 'v0' is not 'rpm-bpf/transaction-request/v1'"),
+    ],
+)
 def test_bad_requests_are_one_message_exit_2(installed, request_text, message):
     proc = _check(installed.root, request_text)
     assert proc.returncode == 2 and proc.stdout == ""
@@ -133,20 +153,34 @@ def test_root_without_a_database_is_refused_and_left_alone(repo, tmp_path):  # n
 
 
 def test_leaving_evr_with_epoch_zero_written_out(installed, repo):  # noqa: F811
-    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}],
-               "leaving": [{"name": "xdp-good", "evr": "0:1.0-1", "arch": "x86_64"}]}
+    request = {
+        "incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}],
+        "leaving": [{"name": "xdp-good", "evr": "0:1.0-1", "arch": "x86_64"}],
+    }
     proc = _check(installed.root, request, "--json")
     assert proc.returncode == 0, proc.stdout
 
 
 def test_candidates_stage_refuses_clashing_provides_before_download(installed):
     """What a host sends right after depsolving: names and provides from repository metadata, no file."""
-    request = {"candidates": [{"name": "xdp-clash-same", "epoch": None, "version": "1.0", "release": "1",
-                               "arch": "x86_64", "provides": ["bpf(xdp-good/counter.bpf.o)", "xdp-clash-same"]}]}
+    request = {
+        "candidates": [
+            {
+                "name": "xdp-clash-same",
+                "epoch": None,
+                "version": "1.0",
+                "release": "1",
+                "arch": "x86_64",
+                "provides": ["bpf(xdp-good/counter.bpf.o)", "xdp-clash-same"],
+            }
+        ]
+    }
     proc = _check(installed.root, request)
     assert proc.returncode == 1
-    assert ("xdp-clash-same.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
-            "xdp-good-1.0-1.x86_64 (repository metadata, before download)") in proc.stdout
+    assert (
+        "xdp-clash-same.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o) is also provided by "
+        "xdp-good-1.0-1.x86_64 (repository metadata, before download)"
+    ) in proc.stdout
     leaving = dict(request, leaving=[{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}])
     assert _check(installed.root, leaving).returncode == 0
     bad = {"candidates": [{"name": "x", "epoch": "1", "version": "1", "release": "1", "arch": "x86_64"}]}
@@ -165,13 +199,18 @@ def test_broken_policy_file_is_the_hosts_error_not_the_packages(installed, repo,
 
 # --- `rpm-bpf serve`: the same commands from one process (the libdnf5 plugin's way) ---
 
+
 class Server:
     """A real `rpm-bpf serve` process spoken to with its line protocol."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "rpm_bpf", "serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=dict(os.environ, PYTHONPATH=str(REPO)))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rpm_bpf", "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
 
     def send(self, line: bytes) -> tuple[int, bytes]:
         self.proc.stdin.write(line)
@@ -189,8 +228,14 @@ class Server:
 
 
 def test_serve_answers_as_the_one_shot_command_does(installed, repo):  # noqa: F811
-    request = json.dumps({"incoming": [{"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64",
-                                        "action": "install"}], "leaving": []})
+    request = json.dumps(
+        {
+            "incoming": [
+                {"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64", "action": "install"}
+            ],
+            "leaving": [],
+        }
+    )
     argv = ["transaction-check", "--root", str(installed.root), "--no-system-policy", "--json"]
     once = _check(installed.root, request, "--json")
     server = Server()
@@ -200,8 +245,12 @@ def test_serve_answers_as_the_one_shot_command_does(installed, repo):  # noqa: F
             assert status == once.returncode == 1
             assert json.loads(out) == json.loads(once.stdout)
         verify = ["verify", "--root", str(installed.root), "--no-system-policy", "--format", "json", "--", "xdp-good"]
-        alone = subprocess.run([sys.executable, "-m", "rpm_bpf", *verify], capture_output=True,
-                               env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+        alone = subprocess.run(
+            [sys.executable, "-m", "rpm_bpf", *verify],
+            capture_output=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            timeout=120,
+        )
         status, out = server.call(verify)
         assert status == alone.returncode == 0
         assert json.loads(out) == json.loads(alone.stdout)
@@ -211,19 +260,23 @@ def test_serve_answers_as_the_one_shot_command_does(installed, repo):  # noqa: F
     assert "Traceback" not in stderr
 
 
-@pytest.mark.parametrize("line, message", [
-    (b"not json\n", "bad request"),
-    (b'{"argv": "transaction-check"}\n', "bad request"),
-    (b'{"argv": ["serve"]}\n', "'serve' is not served"),
-    (b'{"argv": ["transaction-check", "--no-such-option"]}\n', "unrecognized arguments"),
-    (b'{"argv": []}\n', "is not served"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (b"not json\n", "bad request"),
+        (b'{"argv": "transaction-check"}\n', "bad request"),
+        (b'{"argv": ["serve"]}\n', "'serve' is not served"),
+        (b'{"argv": ["transaction-check", "--no-such-option"]}\n', "unrecognized arguments"),
+        (b'{"argv": []}\n', "is not served"),
+    ],
+)
 def test_serve_bad_requests_are_exit_2_and_the_server_goes_on(installed, line, message):
     server = Server()
     try:
         assert server.send(line) == (2, b"")
-        status, out = server.call(["transaction-check", "--root", str(installed.root), "--no-system-policy"],
-                                  '{"incoming": []}')
+        status, out = server.call(
+            ["transaction-check", "--root", str(installed.root), "--no-system-policy"], '{"incoming": []}'
+        )
         assert (status, out) == (0, b"")
     finally:
         stderr = server.close()
@@ -233,9 +286,13 @@ def test_serve_bad_requests_are_exit_2_and_the_server_goes_on(installed, line, m
 def test_serve_passes_non_utf8_paths_through(installed, tmp_path):
     # A file name that is not UTF-8 reaches the check as the same bytes (a missing package: refused, named).
     request = b'{"incoming": [{"path": "/nonexistent/\xff.rpm", "nevra": "x-1-1.x86_64"}]}'
-    line = b'{"argv": ["transaction-check", "--root", "' + str(installed.root).encode() + \
-        b'", "--no-system-policy"], "input": ' + json.dumps(request.decode("latin-1")).encode("latin-1") \
-        .replace(b"\\u00ff", b"\xff") + b"}\n"
+    line = (
+        b'{"argv": ["transaction-check", "--root", "'
+        + str(installed.root).encode()
+        + b'", "--no-system-policy"], "input": '
+        + json.dumps(request.decode("latin-1")).encode("latin-1").replace(b"\\u00ff", b"\xff")
+        + b"}\n"
+    )
     server = Server()
     try:
         status, out = server.send(line)

@@ -34,7 +34,7 @@ def test_object_without_btf_or_license(objects):
 
 
 def test_non_elf_and_other_machine_are_rejected(objects):
-    with pytest.raises(elf.BpfElfError, match="x.o: not an ELF file"):
+    with pytest.raises(elf.BpfElfError, match=r"x\.o: not an ELF file"):
         elf.inspect(b"hello world, not elf at all", "x.o")
     with pytest.raises(elf.BpfElfError, match="loader: ELF file for machine 62, not BPF"):
         elf.inspect(objects.loader.read_bytes(), "loader")
@@ -42,7 +42,7 @@ def test_non_elf_and_other_machine_are_rejected(objects):
 
 def test_truncated_object(objects):
     data = objects.full.read_bytes()
-    with pytest.raises(elf.BpfElfError, match="t.o: section header table .* runs past the end"):
+    with pytest.raises(elf.BpfElfError, match=r"t\.o: section header table .* runs past the end"):
         elf.inspect(data[: len(data) // 2], "t.o")
 
 
@@ -54,7 +54,7 @@ def _patched(data: bytes, fmt: str, offset: int, value: int) -> bytes:
 
 def test_huge_section_count_is_refused_quickly(objects):
     data = _patched(objects.full.read_bytes(), "<H", 60, 0xFFFF)  # e_shnum
-    with pytest.raises(elf.BpfElfError, match="h.o: .*(section count|runs past the end)"):
+    with pytest.raises(elf.BpfElfError, match=r"h\.o: .*(section count|runs past the end)"):
         elf.inspect(data, "h.o")
 
 
@@ -64,7 +64,7 @@ def test_garbage_sections_with_bpf_machine(objects):
     # Overwrite every section header after the null one with garbage.
     for i in range(shoff + 64, len(data)):
         data[i] = (i * 131) & 0xFF
-    with pytest.raises(elf.BpfElfError, match="g.o: "):
+    with pytest.raises(elf.BpfElfError, match=r"g\.o: "):
         elf.inspect(bytes(data), "g.o")
 
 
@@ -84,10 +84,11 @@ def test_embedded_object_in_skeleton_loader(objects):
     original = objects.full.read_bytes()
     data = objects.loader.read_bytes()
     assert emb.size == len(original)
-    assert data[found[0].offset:found[0].offset + emb.size] == original
+    assert data[found[0].offset : found[0].offset + emb.size] == original
 
 
 def test_no_embedded_object_in_plain_elf():
     import sys
+
     with open(sys.executable, "rb") as f:
         assert elf.find_embedded(f.read()) == []

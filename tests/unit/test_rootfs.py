@@ -24,12 +24,15 @@ def root(tmp_path):
     return r
 
 
-@pytest.mark.parametrize("link,target,expected", [
-    ("var/lib/rpm", "../../usr/lib/sysimage/rpm", "/usr/lib/sysimage/rpm"),  # Fedora's layout
-    ("var/lib/rpm", "/usr/lib/sysimage/rpm", "/usr/lib/sysimage/rpm"),  # absolute: from the root
-    ("var/lib/rpm", "../../../../../../usr/lib/sysimage/rpm", "/usr/lib/sysimage/rpm"),  # '..' stops at /
-    ("var/lib/rpm", "/nowhere/../../x", "/x"),  # dangling: the rest applied as text
-])
+@pytest.mark.parametrize(
+    "link,target,expected",
+    [
+        ("var/lib/rpm", "../../usr/lib/sysimage/rpm", "/usr/lib/sysimage/rpm"),  # Fedora's layout
+        ("var/lib/rpm", "/usr/lib/sysimage/rpm", "/usr/lib/sysimage/rpm"),  # absolute: from the root
+        ("var/lib/rpm", "../../../../../../usr/lib/sysimage/rpm", "/usr/lib/sysimage/rpm"),  # '..' stops at /
+        ("var/lib/rpm", "/nowhere/../../x", "/x"),  # dangling: the rest applied as text
+    ],
+)
 def test_resolve_stays_in_the_root(root, link, target, expected):
     (root / link).symlink_to(target)
     with RootFS(str(root)) as fs:
@@ -68,9 +71,14 @@ with RootFS(root) as fs:
     found = [path for path, _ in fs.walk("/", errors.append)]
 print(len(found), len(errors), max(p.count("/d") for p in found), "/top.o" in found)
 """
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)),
-                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)),
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
     subprocess.run(["rm", "-rf", "--", str(tmp_path / "d")])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["2", "0", "401", "True"], proc.stdout  # 400 levels, then "/deep.o"

@@ -15,11 +15,20 @@ from rpm_bpf.policy import Policy, PolicyError
 from rpm_bpf.rules import Severity
 
 REQUIRED = {
-    "bpf-object-outside-bpfdir": "error", "bpf-name-conflict": "error", "bpf-object-invalid": "error",
-    "bpf-object-writable": "error", "bpf-object-not-root-owned": "error", "bpf-object-config": "error",
-    "bpf-endianness-mismatch": "error", "bpf-object-executable": "warning", "bpf-object-no-license": "warning",
-    "bpf-object-no-btf": "warning", "bpf-noarch-single-endian": "warning", "bpfdir-non-bpf-file": "warning",
-    "bpfdir-unowned": "warning", "bpf-object-embedded": "info",
+    "bpf-object-outside-bpfdir": "error",
+    "bpf-name-conflict": "error",
+    "bpf-object-invalid": "error",
+    "bpf-object-writable": "error",
+    "bpf-object-not-root-owned": "error",
+    "bpf-object-config": "error",
+    "bpf-endianness-mismatch": "error",
+    "bpf-object-executable": "warning",
+    "bpf-object-no-license": "warning",
+    "bpf-object-no-btf": "warning",
+    "bpf-noarch-single-endian": "warning",
+    "bpfdir-non-bpf-file": "warning",
+    "bpfdir-unowned": "warning",
+    "bpf-object-embedded": "info",
 }
 ENGINE = Path(__file__).resolve().parents[2] / "rpm_bpf"
 
@@ -64,40 +73,50 @@ def test_severity_change_and_off(tmp_path):
 
 
 def test_waiver_matches_package_path_and_rule(tmp_path):
-    policy = _policy(tmp_path, """
+    policy = _policy(
+        tmp_path,
+        """
 [[waiver]]
 rule = "bpf-object-outside-bpfdir"
 package = "legacy-*"
 path = "/usr/share/legacy/*"
 reason = "migration tracked in bug 42"
-""")
+""",
+    )
     waived, other_path, other_rule = policy.apply(
-        [_finding(), _finding(path="/opt/x.o"), _finding("bpf-object-config")])
+        [_finding(), _finding(path="/opt/x.o"), _finding("bpf-object-config")]
+    )
     assert waived.waived and waived.waiver == "migration tracked in bug 42"
     assert not other_path.waived and not other_rule.waived
 
 
 def test_expired_waiver_no_longer_applies(tmp_path):
-    policy = _policy(tmp_path, """
+    policy = _policy(
+        tmp_path,
+        """
 [[waiver]]
 rule = "bpf-object-outside-bpfdir"
 reason = "temporary"
 expires = 2026-01-31
-""")
+""",
+    )
     (before,) = policy.apply([_finding()], today=dt.date(2026, 1, 31))
     (after,) = policy.apply([_finding()], today=dt.date(2026, 2, 1))
     assert before.waived
     assert not after.waived and "waiver expired on 2026-01-31" in after.detail
 
 
-@pytest.mark.parametrize("text,message", [
-    ("[severity\n", "invalid TOML"),
-    ('[severity]\nno-such-rule = "error"\n', "unknown rule id 'no-such-rule'"),
-    ('[severity]\nbpf-object-config = "fatal"\n', "unknown severity"),
-    ('[[waiver]]\nrule = "bpf-object-config"\n', "'rule' and 'reason' are required"),
-    ('[[waiver]]\nrule = "bpf-object-config"\nreason = "x"\nexpires = "soon"\n', "expires must be a date"),
-    ('[whatever]\n', "unknown section"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[severity\n", "invalid TOML"),
+        ('[severity]\nno-such-rule = "error"\n', "unknown rule id 'no-such-rule'"),
+        ('[severity]\nbpf-object-config = "fatal"\n', "unknown severity"),
+        ('[[waiver]]\nrule = "bpf-object-config"\n', "'rule' and 'reason' are required"),
+        ('[[waiver]]\nrule = "bpf-object-config"\nreason = "x"\nexpires = "soon"\n', "expires must be a date"),
+        ("[whatever]\n", "unknown section"),
+    ],
+)
 def test_bad_policy_files_name_the_file(tmp_path, text, message):
     with pytest.raises(PolicyError, match=re.escape(message)) as exc:
         _policy(tmp_path, text)
@@ -111,26 +130,35 @@ def test_unreadable_policy_file(tmp_path):
 
 # --- hostile policy files: the schema is checked when loading -----------------
 
-@pytest.mark.parametrize("text,message", [
-    ("severity = 1\n", "severity]: expected a table of rule = level, got an integer"),
-    ('[severity]\nbpf-object-no-btf = 1\n', "[severity] bpf-object-no-btf: expected a string"),
-    ('[severity]\nbpf-object-no-btf = true\n', "[severity] bpf-object-no-btf: expected a string"),
-    ('bpfdir = "x"\n', "[bpfdir]: expected a table, got a string"),
-    ('[bpfdir]\nowner-provides = "bpf-filesystem"\n', "owner-provides: expected a list of strings"),
-    ('[bpfdir]\nowners = ["x"]\n', "[bpfdir]: unknown key(s): owners"),
-    ("waiver = 5\n", "waiver: expected an array of tables ([[waiver]]), got an integer"),
-    ("waiver = [5]\n", "waiver #1: expected a table, got an integer"),
-    ('[[waiver]]\nrule = 5\nreason = "x"\n', "waiver #1: rule: expected a string, got an integer"),
-    ('[[waiver]]\nrule = "bpf-object-config"\npackage = ["a"]\nreason = "x"\n',
-     "waiver #1: package: expected a string, got an array"),
-    ('[[waiver]]\nrule = "bpf-object-config"\npath = 3\nreason = "x"\n', "waiver #1: path: expected a string"),
-    ('[[waiver]]\nrule = "bpf-object-config"\nreason = 7\n', "waiver #1: reason: expected a string, got an integer"),
-    ('[[waiver]]\nrule = "bpf-object-config"\nreason = " "\n', "waiver #1: reason: must say why"),
-    ('[[waiver]]\nrule = "bpf-object-config"\nreason = "x"\nexpires = 3\n', "expires must be a date"),
-    ('[severity]\n"bpf-nothing-*" = "off"\n', "glob matches no rule id 'bpf-nothing-*'"),
-    ('[[waiver]]\nrule = "bpf-nothing-*"\nreason = "x"\n', "waiver #1: rule: glob matches no rule id"),
-    ("x = " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
-])
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("severity = 1\n", "severity]: expected a table of rule = level, got an integer"),
+        ("[severity]\nbpf-object-no-btf = 1\n", "[severity] bpf-object-no-btf: expected a string"),
+        ("[severity]\nbpf-object-no-btf = true\n", "[severity] bpf-object-no-btf: expected a string"),
+        ('bpfdir = "x"\n', "[bpfdir]: expected a table, got a string"),
+        ('[bpfdir]\nowner-provides = "bpf-filesystem"\n', "owner-provides: expected a list of strings"),
+        ('[bpfdir]\nowners = ["x"]\n', "[bpfdir]: unknown key(s): owners"),
+        ("waiver = 5\n", "waiver: expected an array of tables ([[waiver]]), got an integer"),
+        ("waiver = [5]\n", "waiver #1: expected a table, got an integer"),
+        ('[[waiver]]\nrule = 5\nreason = "x"\n', "waiver #1: rule: expected a string, got an integer"),
+        (
+            '[[waiver]]\nrule = "bpf-object-config"\npackage = ["a"]\nreason = "x"\n',
+            "waiver #1: package: expected a string, got an array",
+        ),
+        ('[[waiver]]\nrule = "bpf-object-config"\npath = 3\nreason = "x"\n', "waiver #1: path: expected a string"),
+        (
+            '[[waiver]]\nrule = "bpf-object-config"\nreason = 7\n',
+            "waiver #1: reason: expected a string, got an integer",
+        ),
+        ('[[waiver]]\nrule = "bpf-object-config"\nreason = " "\n', "waiver #1: reason: must say why"),
+        ('[[waiver]]\nrule = "bpf-object-config"\nreason = "x"\nexpires = 3\n', "expires must be a date"),
+        ('[severity]\n"bpf-nothing-*" = "off"\n', "glob matches no rule id 'bpf-nothing-*'"),
+        ('[[waiver]]\nrule = "bpf-nothing-*"\nreason = "x"\n', "waiver #1: rule: glob matches no rule id"),
+        ("x = " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
+    ],
+)
 def test_wrong_types_are_one_message_naming_file_and_key(tmp_path, text, message):
     with pytest.raises(PolicyError) as exc:
         _policy(tmp_path, text)
