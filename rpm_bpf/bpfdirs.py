@@ -71,7 +71,7 @@ class BpfDirs(namedtuple("BpfDirs", ("arch_dir", "noarch_dir"))):
 
 
 def host_arch() -> str:
-    return rpm.expandMacro("%{_target_cpu}")
+    return str(rpm.expandMacro("%{_target_cpu}"))
 
 
 _PLATFORM_SUFFIX = "-linux"

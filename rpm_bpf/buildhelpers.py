@@ -112,7 +112,7 @@ def cmd_rpmlint_enable(args: argparse.Namespace) -> int:
         print(f"rpm-bpf: error: {target}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        import rpmlint.checks.BPFCheck  # noqa: F401  (where rpmlint will look for it)
+        import rpmlint.checks.BPFCheck  # type: ignore[import-untyped]  # noqa: F401  (where rpmlint looks)
     except ImportError as exc:
         print(
             f"rpm-bpf: warning: wrote {target}, but this Python's rpmlint cannot import BPFCheck ({exc})",

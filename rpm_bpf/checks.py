@@ -233,7 +233,7 @@ class _PackageChecker:
         if not self.pkg.is_noarch:
             return
         parsed = [o for o in self.result.objects if o.info is not None]
-        orders = {o.info.endianness for o in parsed}
+        orders = {o.info.endianness for o in parsed if o.info is not None}
         if len(orders) == 1:
             (order,) = orders
             for shipped in parsed:

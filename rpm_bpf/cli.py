@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 from . import __version__, rules
 from .policy import SYSTEM_POLICY, Policy, PolicyError
@@ -35,7 +37,7 @@ files:
 """
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool) -> Callable[[int, int], None] | None:
     if not enabled:
         return None
 
@@ -64,7 +66,7 @@ class OutputError(Exception):
 def _use_color(args: argparse.Namespace) -> bool:
     """Colour like rpmlint: on a terminal only, unless asked; NO_COLOR (any value) turns "auto" off."""
     if args.color != "auto":
-        return args.color == "always"
+        return bool(args.color == "always")
     return (
         not args.output and sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
     )
@@ -184,7 +186,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return status
 
 
-def _inspect_one(path: str) -> tuple[dict | None, str | None]:
+def _inspect_one(path: str) -> tuple[dict[str, Any] | None, str | None]:
     """(description, error) for one object file, never following symlinks, never blocking."""
     import stat
 
@@ -220,11 +222,11 @@ def _inspect_one(path: str) -> tuple[dict | None, str | None]:
     }, None
 
 
-def _inspect_text(info: dict) -> str:
+def _inspect_text(info: dict[str, Any]) -> str:
     """The human description; every name from the object is escaped (see safetext)."""
     from .safetext import escape as e
 
-    def describe(obj: dict, indent: str) -> list[str]:
+    def describe(obj: dict[str, Any], indent: str) -> list[str]:
         lines = [
             f"{indent}ELF{obj['elf_class']} {obj['endianness']}-endian {obj['elf_type']}, {obj['size']} bytes",
             f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
@@ -246,11 +248,12 @@ def _inspect_text(info: dict) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    results, status = [], EXIT_OK
+    results: list[dict[str, Any]] = []
+    status = EXIT_OK
     for path in args.files:
         info, error = _inspect_one(path)
-        if error:
-            _error(error)
+        if error or info is None:
+            _error(error or f"{path}: cannot be described")
             status = EXIT_USAGE
         else:
             results.append(info)
@@ -567,13 +570,15 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _configurer(where: str):
+def _configurer(where: str) -> Callable[[argparse.ArgumentParser], None]:
     module, _, function = where.partition(":")
     if not module:
-        return globals()[function]
+        configure: Callable[[argparse.ArgumentParser], None] = globals()[function]
+        return configure
     from importlib import import_module
 
-    return getattr(import_module(f"{__package__}.{module}"), function)
+    configure = getattr(import_module(f"{__package__}.{module}"), function)
+    return configure
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -606,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_rpm_log()
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except (PolicyError, OutputError) as exc:
         _error(str(exc))
         return EXIT_USAGE

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 
 from . import rules
 from .cli import build_parser
@@ -38,7 +39,7 @@ def _preamble(shell: str) -> str:
     )
 
 
-def _parsers(parser: argparse.ArgumentParser):
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     yield parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -56,14 +57,14 @@ def annotated_parser() -> argparse.ArgumentParser:
         for action in sub._actions:
             complete = by_metavar.get(action.metavar) if isinstance(action.metavar, str) else None
             if complete is not None:
-                action.complete = complete  # type: ignore[attr-defined]
+                setattr(action, "complete", complete)  # noqa: B010 (shtab reads this attribute argparse lacks)
     return parser
 
 
 def script(shell: str) -> str:
     import shtab
 
-    return shtab.complete(annotated_parser(), shell=shell, preamble={shell: _preamble(shell)})
+    return str(shtab.complete(annotated_parser(), shell=shell, preamble=_preamble(shell)))
 
 
 def main(argv: list[str] | None = None) -> int:

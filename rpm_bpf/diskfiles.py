@@ -8,11 +8,11 @@ file the link points to), nothing blocks, and no file is read beyond
 
 from __future__ import annotations
 
-from .package import MAX_CONTENT
+from .package import MAX_CONTENT, ContentReader
 from .rootfs import RootFS
 
 
-class DiskReader:
+class DiskReader(ContentReader):
     """A ContentReader over files below ``root``."""
 
     def __init__(self, root: str):

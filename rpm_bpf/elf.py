@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 from collections import namedtuple
+from typing import Any
 
 EM_BPF = 247
 ELF_MAGIC = b"\x7fELF"
@@ -74,7 +75,7 @@ class BpfObject:
     def is_relocatable(self) -> bool:
         return self.elf_type == "ET_REL"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "endianness": self.endianness,
             "elf_class": self.elf_class,
@@ -106,7 +107,8 @@ def elf_machine(data: bytes, offset: int = 0) -> int | None:
     order = {1: "<", 2: ">"}.get(data[offset + 5])
     if order is None:
         return None
-    return struct.unpack_from(order + "H", data, offset + 18)[0]
+    machine: int = struct.unpack_from(order + "H", data, offset + 18)[0]
+    return machine
 
 
 def is_bpf_elf(data: bytes) -> bool:
@@ -137,7 +139,7 @@ def inspect(data: bytes, name: str = "<bytes>") -> BpfObject:
         raise BpfElfError(f"{name}: malformed BPF ELF object ({type(exc).__name__}: {exc})") from None
 
 
-def _check_section_table(elf, size: int, name: str) -> None:
+def _check_section_table(elf: Any, size: int, name: str) -> None:
     header = elf.header
     shnum, shoff, shentsize = header["e_shnum"], header["e_shoff"], header["e_shentsize"]
     if shnum == 0 or shnum > _MAX_SECTIONS:
@@ -155,7 +157,7 @@ def _text(latin1: str) -> str:
     return latin1 if latin1.isascii() else latin1.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
-def _describe(elf, size: int, name: str) -> BpfObject:
+def _describe(elf: Any, size: int, name: str) -> BpfObject:
     """One pass over the sections (pyelftools parses each header once), then the symbols."""
     obj = BpfObject(
         endianness="little" if elf.little_endian else "big",
@@ -244,7 +246,8 @@ def find_embedded(data: bytes, limit: int = 64) -> list[EmbeddedObject]:
 def _section_count(span: bytes) -> int:
     """e_shnum of the (pre-checked) ELF header at the start of ``span``."""
     layout = _LAYOUT[span[4]]
-    return struct.unpack_from("<H" if span[5] == 1 else ">H", span, layout[4] + 2)[0]
+    count: int = struct.unpack_from("<H" if span[5] == 1 else ">H", span, layout[4] + 2)[0]
+    return count
 
 
 # ELFCLASS32, ELFCLASS64: (header size, section header entry size, e_shoff/e_ehsize/e_shentsize offsets)

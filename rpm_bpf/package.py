@@ -142,4 +142,5 @@ class ContentReader:
     not inherit from it (typing.Protocol would cost every command start-up time).
     """
 
-    def read(self, paths: set[str]) -> dict[str, bytes | OSError]: ...
+    def read(self, paths: set[str]) -> dict[str, bytes | OSError]:
+        raise NotImplementedError

@@ -12,6 +12,7 @@ import fnmatch
 import os
 from collections import namedtuple
 from collections.abc import Iterable
+from typing import Any
 
 from . import data_text, rules
 from .findings import Finding
@@ -34,7 +35,7 @@ def _type_name(value: object) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def _expect(value, kind: type, where: str, key: str, expected: str):
+def _expect(value: Any, kind: type, where: str, key: str, expected: str) -> Any:
     """``value`` if it is a ``kind``; otherwise the one message naming file, key and what was expected."""
     if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
         raise PolicyError(f"{where}: {key}: expected {expected}, got {_type_name(value)}")
@@ -53,7 +54,7 @@ def _rule_ids(pattern: str, where: str, key: str) -> list[str]:
     return matched
 
 
-def _read_policy_file(path: os.PathLike | str) -> str:
+def _read_policy_file(path: os.PathLike[str] | str) -> str:
     """A policy file's text: a regular file of bounded size, never a FIFO or a device."""
     from .rootfs import read_user_file
 
@@ -124,7 +125,9 @@ class Policy:
         self.origins: dict[str, str] = {}
 
     @classmethod
-    def load(cls, paths: Iterable[os.PathLike | str] = (), system: os.PathLike | str | None = SYSTEM_POLICY) -> Policy:
+    def load(
+        cls, paths: Iterable[os.PathLike[str] | str] = (), system: os.PathLike[str] | str | None = SYSTEM_POLICY
+    ) -> Policy:
         policy = cls()
         policy._merge(data_text("policy.toml"), "built-in default policy")
         candidates = ([system] if system is not None and os.path.lexists(system) else []) + list(paths)

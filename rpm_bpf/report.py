@@ -1,12 +1,13 @@
 """Report formats shared by ``scan`` and ``verify``: text, JSON, JUnit XML, SARIF.
 
 The JSON layout is a public, versioned interface (``SCHEMA``); it is
-described in docs/json-report.md and in ``data/report.schema.json``.
+described in docs/report-formats.md and in ``data/report.schema.json``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from . import __version__, rules
 from .findings import Embedded, Finding, InputError, PackageRef
@@ -72,7 +73,7 @@ def finding_line(f: Finding, label: bool = True, color: bool = False) -> str:
     if f.detail:
         parts.append(" " + escape(f.detail))
     if f.waived:
-        parts.append(f" [waived: {escape(f.waiver)}]")
+        parts.append(f" [waived: {escape(f.waiver or '')}]")
     return "".join(parts)
 
 
@@ -93,7 +94,7 @@ def render_text(report: Report, show_waived: bool = False, color: bool = False) 
     return "\n".join(lines) + "\n"
 
 
-def finding_dict(f: Finding) -> dict:
+def finding_dict(f: Finding) -> dict[str, Any]:
     pkg = f.package
     return {
         "rule": f.rule,
@@ -119,7 +120,7 @@ def finding_dict(f: Finding) -> dict:
     }
 
 
-def embedded_dict(e: Embedded) -> dict:
+def embedded_dict(e: Embedded) -> dict[str, Any]:
     return {
         "offset": e.offset,
         "size": e.size,
@@ -205,13 +206,13 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
     for f in report._sorted():
         if f.waived and not show_waived:
             continue
-        location: dict = {}
+        location: dict[str, Any] = {}
         if f.package is not None:
             location["physicalLocation"] = {"artifactLocation": {"uri": f.package.source or f.package.nevra}}
             location["logicalLocations"] = [
                 {"fullyQualifiedName": f"{f.package.nevra}:{f.path}" if f.path else f.package.nevra, "kind": "resource"}
             ]
-        result = {
+        result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": rule_ids.index(f.rule),
             "level": _SARIF_LEVEL[f.severity],

@@ -20,6 +20,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
+from typing import Any
 
 _OPEN_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -53,7 +54,8 @@ def describe_mode(mode: int) -> str:
 
 def read_fd(fd: int, limit: int, name: str) -> bytes:
     """At most ``limit`` bytes from ``fd``; more is an error, not a silent cut."""
-    parts, size = [], 0
+    parts: list[bytes] = []
+    size = 0
     while True:
         chunk = os.read(fd, min(_CHUNK, limit + 1 - size))
         if not chunk:
@@ -71,7 +73,7 @@ def _check_regular(fd: int, name: str) -> os.stat_result:
     return st
 
 
-def open_user_file(path: str | os.PathLike, what: str = "a regular file") -> int:
+def open_user_file(path: str | os.PathLike[str], what: str = "a regular file") -> int:
     """A descriptor of a file the user named (symlinks followed), which must be a regular file.
 
     The type is checked before opening (opening a FIFO or a device may block
@@ -90,7 +92,7 @@ def open_user_file(path: str | os.PathLike, what: str = "a regular file") -> int
     return fd
 
 
-def read_user_file(path: str | os.PathLike, limit: int) -> bytes:
+def read_user_file(path: str | os.PathLike[str], limit: int) -> bytes:
     """A file the user named (symlinks followed): regular files only, at most ``limit`` bytes."""
     fd = open_user_file(path)
     try:
@@ -133,7 +135,7 @@ class RootFS:
     def __enter__(self) -> RootFS:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def host_path(self, path: str) -> str:
@@ -308,7 +310,7 @@ class RootFS:
         except OSError as exc:
             onerror(exc)
             return
-        stack: list[list] = []  # [fd or -1, path, remaining names, (device, inode)]
+        stack: list[list[Any]] = []  # [fd or -1, path, remaining names, (device, inode)]
         try:
             self._push(stack, fd, top.rstrip("/"), onerror)
             while stack:
@@ -346,7 +348,7 @@ class RootFS:
                     os.close(entry[0])
 
     @staticmethod
-    def _reopen_parent(parent: list, child_fd: int, onerror: Callable[[OSError], None]) -> None:
+    def _reopen_parent(parent: list[Any], child_fd: int, onerror: Callable[[OSError], None]) -> None:
         """Open a level closed on the way down again, from its child, if it is still the same directory."""
         try:
             fd = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=child_fd)
@@ -364,7 +366,7 @@ class RootFS:
         parent[0] = fd
 
     @staticmethod
-    def _push(stack: list, fd: int, path: str, onerror: Callable[[OSError], None]) -> None:
+    def _push(stack: list[list[Any]], fd: int, path: str, onerror: Callable[[OSError], None]) -> None:
         """List a directory (sorted) and put it on the walk's stack; it owns ``fd`` from now on."""
         try:
             st = os.fstat(fd)

@@ -47,7 +47,7 @@ def check_root(root: str) -> None:
 
 def dbpath() -> str:
     """Where librpm looks for the database inside a root (``%_dbpath``)."""
-    return rpm.expandMacro("%{_dbpath}")
+    return str(rpm.expandMacro("%{_dbpath}"))
 
 
 def _check_sqlite(head: bytes, size: int, where: str) -> None:

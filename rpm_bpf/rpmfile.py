@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import rpm
 
-from .bpfdirs import is_arch_name, under
+from .bpfdirs import BpfDirs, is_arch_name, under
 from .findings import PackageRef
-from .package import GO_CLASS, MAX_CONTENT, ContentError, FileEntry, Package
+from .package import GO_CLASS, MAX_CONTENT, ContentError, ContentReader, FileEntry, Package
 from .rootfs import open_user_file
 
 _LEAD_SIZE = 96
@@ -70,7 +70,7 @@ def quiet_rpm_log() -> None:
     rpm.setVerbosity(rpm.RPMLOG_CRIT)
 
 
-class RpmFile:
+class RpmFile(ContentReader):
     """An opened RPM file: its header, the triaged package, and a payload reader."""
 
     def __init__(
@@ -248,7 +248,7 @@ def _check_header_digest(path: str, sig: rpm.hdr, on_disk: bytes) -> None:
     raise RpmFileError(path, "the RPM has no header digest (SHA-256 or SHA-1) to check its header against")
 
 
-def open_rpm(path: str, dirs_for, deep: bool = False, embedded: str = "signals") -> RpmFile:
+def open_rpm(path: str, dirs_for: Callable[[str], BpfDirs], deep: bool = False, embedded: str = "signals") -> RpmFile:
     """Read, check and triage one RPM file; ``dirs_for(arch)`` gives its BpfDirs.
 
     The lead, signature and header are located with one read, the header
@@ -294,7 +294,9 @@ def open_rpm(path: str, dirs_for, deep: bool = False, embedded: str = "signals")
     return RpmFile(path, hdr, package, header_start + hdr_size, _identity(st))
 
 
-def package_from_header(hdr: rpm.hdr, dirs_for, origin: str, deep: bool = False, embedded: str = "signals") -> Package:
+def package_from_header(
+    hdr: rpm.hdr, dirs_for: Callable[[str], BpfDirs], origin: str, deep: bool = False, embedded: str = "signals"
+) -> Package:
     """The Package model of a header, with only its BPF-relevant files.
 
     Shared by RPM files and the rpm database: both hand over headers.

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 # A realistic object: a BTF-defined map, two programs, a license.
 XDP_COUNTER_C = r"""
@@ -196,7 +198,7 @@ Sample subpackage built by rpm-bpf.
 """
 
 
-def render_spec(main: PkgSpec, subpackages: list[PkgSpec] = ()) -> str:
+def render_spec(main: PkgSpec, subpackages: Sequence[PkgSpec] = ()) -> str:
     """A spec that installs a staged tree; subpackages use ``-n`` names."""
     parts = [
         f"""Name: {main.name}
@@ -224,7 +226,7 @@ cp -a %{{_sourcedir}}/root/. %{{buildroot}}/
 def build_rpms(
     main: PkgSpec,
     workdir: Path,
-    subpackages: list[PkgSpec] = (),
+    subpackages: Sequence[PkgSpec] = (),
     target: str | None = None,
     payload: str | None = None,
     defines: dict[str, str] | None = None,
@@ -270,6 +272,6 @@ def build_rpms(
     return sorted((top / "RPMS").rglob("*.rpm"))
 
 
-def build_rpm(pkg: PkgSpec, workdir: Path, **kwargs) -> Path:
+def build_rpm(pkg: PkgSpec, workdir: Path, **kwargs: Any) -> Path:
     (rpm_path,) = build_rpms(pkg, workdir, **kwargs)
     return rpm_path

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 from collections import deque, namedtuple
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 from . import bpfdirs
 from .checks import ShippedObject, check_package
@@ -14,6 +15,10 @@ from .conflicts import find_conflicts
 from .findings import Finding, InputError, PackageRef
 from .policy import Policy
 from .rpmfile import RpmFileError, open_rpm
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 
 class ScanResult:
@@ -139,7 +144,7 @@ _BATCH = 16  # inputs handed to a worker at a time, answered together
 _PARALLEL_FROM = 512  # below this, starting workers costs more than it saves
 
 
-def _serve(conn, options: _Options, on) -> None:
+def _serve(conn: Connection, options: _Options, on: Any) -> None:
     """Worker process: checks the batches it is sent, answering one message per batch.
 
     Before each input it writes the input's index to ``on`` (shared memory,
@@ -157,7 +162,7 @@ def _serve(conn, options: _Options, on) -> None:
         pass
 
 
-def _death(process) -> str:
+def _death(process: BaseProcess) -> str:
     import signal
 
     code = process.exitcode
@@ -169,7 +174,9 @@ def _death(process) -> str:
     return f"exit status {code}"
 
 
-def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[int, _Chunk], None]) -> None:
+def _scan_parallel(
+    inputs: list[str | InputError], jobs: int, options: _Options, done: Callable[[int, _Chunk], None]
+) -> None:
     """Check ``inputs`` in ``jobs`` worker processes.
 
     Each worker answers batch by batch and marks in shared memory the input
@@ -181,7 +188,8 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
 
     ctx = multiprocessing.get_context("fork")
     queue = deque(enumerate(inputs))
-    workers: dict = {}  # connection -> (process, shared "on" index, inputs sent and not answered)
+    # connection -> (process, shared "on" index, inputs sent and not answered)
+    workers: dict[Connection, tuple[BaseProcess, Any, deque[tuple[int, str | InputError]]]] = {}
     idle_deaths = [0]  # workers died in a row before taking any input
 
     def start() -> None:
@@ -192,13 +200,13 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
         child.close()
         workers[parent] = (process, on, deque())
 
-    def answered(conn, answers) -> None:
+    def answered(conn: Connection, answers: list[tuple[int, _Chunk]]) -> None:
         inflight = workers[conn][2]
         for index, chunk in answers:
             inflight.popleft()
             done(index, chunk)
 
-    def retire(conn) -> None:
+    def retire(conn: Connection) -> None:
         """A worker died: the input it was on is an error, the rest of its work goes back."""
         process, on, inflight = workers[conn]
         try:
@@ -227,7 +235,7 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
         index, item = culprit
         done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); not checked")]))
 
-    def feed(conn) -> None:
+    def feed(conn: Connection) -> None:
         batch = [queue.popleft() for _ in range(min(_BATCH, len(queue)))]
         if not batch:
             return
@@ -248,7 +256,8 @@ def _scan_parallel(inputs: list, jobs: int, options: _Options, done: Callable[[i
                 if conn in workers:
                     feed(conn)  # a second batch waits in the pipe: the worker never idles between batches
             busy = [c for c, (_, _, inflight) in workers.items() if inflight]
-            for conn in wait(busy) if busy else []:
+            for ready in wait(busy) if busy else []:
+                conn = cast("Connection", ready)  # wait() gives back the connections it was given
                 try:
                     answers = conn.recv()
                 except (EOFError, OSError):

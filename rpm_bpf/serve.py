@@ -23,6 +23,7 @@ import io
 import json
 import os
 import sys
+from typing import BinaryIO
 
 MAX_LINE = 64 << 20  # the transaction request's own limit, plus room for argv
 NOT_SERVED = frozenset({"serve", "demo"})  # no nesting; nothing that builds packages or runs for minutes
@@ -73,7 +74,7 @@ def _request(line: bytes) -> tuple[list[str], bytes]:
     return argv, data.encode("utf-8", "surrogateescape")
 
 
-def serve(stdin: io.BufferedReader, channel: io.BufferedWriter) -> int:
+def serve(stdin: BinaryIO, channel: BinaryIO) -> int:
     _warm_up()
     while True:
         line = stdin.readline(MAX_LINE + 1)

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from . import bpfdirs, rpmdb
 from .findings import Finding, InputError, PackageRef
 from .policy import Policy
 from .rules import Severity
+
+if TYPE_CHECKING:  # imported where needed at run time: most transactions never check a package
+    from .checks import ShippedObject
 
 
 class Incoming(namedtuple("Incoming", ("path", "label"))):
@@ -118,7 +122,7 @@ def check_transaction(
 
 def _conflicts(
     root: str,
-    shipped: list,
+    shipped: list[ShippedObject],
     leaving: set[tuple[str, str, str]],
     incoming_nevras: set[str],
     policy: Policy,
@@ -330,7 +334,7 @@ def check_request(root: str, request: Request, load_policy: Callable[[], Policy]
     return result
 
 
-def response(result: TransactionResult, mode: str) -> dict:
+def response(result: TransactionResult, mode: str) -> dict[str, Any]:
     """The answer a host acts on: the verdict, the lines to show, every finding (JSON report fields)."""
     from .report import finding_dict, finding_line, input_error_line
 

@@ -13,7 +13,8 @@ import hashlib
 import os
 import pwd
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import bpfdirs, rpmdb
 from .bpfdirs import exempt_finding, location_finding, relative_name
@@ -68,12 +69,12 @@ class _Names:
                 table.setdefault(int(parts[2]), parts[0])
         return table
 
-    def _name(self, table: dict[int, str], ident: int, host_lookup) -> str:
+    def _name(self, table: dict[int, str], ident: int, host_lookup: Callable[[int], Any]) -> str:
         """The root's own name for an id; the host's database only when the root is ``/``."""
         if ident in table:
             return table[ident]
         try:
-            return host_lookup(ident)[0] if self.host else str(ident)
+            return str(host_lookup(ident)[0]) if self.host else str(ident)
         except KeyError:
             return str(ident)
 
