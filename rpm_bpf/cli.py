@@ -120,7 +120,22 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     policy = _load_policy(args)
     progress = _progress(sys.stderr.isatty() and not args.quiet)
-    result = scan(args.paths, policy, progress, deep=args.deep, jobs=args.jobs, embedded=args.embedded)
+    if args.against or args.baseline:
+        from .gate import gate
+
+        result = gate(
+            args.paths,
+            policy,
+            args.against or [],
+            args.baseline or [],
+            progress,
+            deep=args.deep,
+            jobs=args.jobs,
+            embedded=args.embedded,
+        )
+        args.show_waived = True  # a gate's report shows every waived finding, with its reason and expiry
+    else:
+        result = scan(args.paths, policy, progress, deep=args.deep, jobs=args.jobs, embedded=args.embedded)
     report = Report("scan", result.packages, result.findings, result.errors)
     _report_errors(report)
     _emit(_render(args, report), args.output)
@@ -328,6 +343,21 @@ def _configure_scan(scan: argparse.ArgumentParser) -> None:
     )
     scan.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
     scan.add_argument("--show-waived", action="store_true", help="list waived findings in text and JUnit output")
+    scan.add_argument(
+        "--against",
+        action="append",
+        metavar="REPO",
+        help="also compare the packages with a yum/dnf repository (a path or an http(s) URL with repodata/; "
+        "repeatable): bpf-name-conflict with what it ships, from its metadata only, leaving out packages the "
+        "new ones replace or obsolete",
+    )
+    scan.add_argument(
+        "--baseline",
+        action="append",
+        metavar="OLD",
+        help="the previous build (RPM files or directories; repeatable): findings it already had are reported "
+        "as existing and do not fail the scan",
+    )
     scan.add_argument(
         "--embedded",
         choices=("signals", "all"),

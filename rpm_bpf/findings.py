@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import namedtuple
 
 from . import rules
@@ -55,13 +56,26 @@ class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", 
 class Finding(
     namedtuple(
         "Finding",
-        ("rule", "severity", "package", "path", "detail", "waiver", "related", "embedded"),
-        defaults=("", None, (), None),
+        (
+            "rule",
+            "severity",
+            "package",
+            "path",
+            "detail",
+            "waiver",
+            "related",
+            "embedded",
+            "waiver_expires",
+            "existing",
+        ),
+        defaults=("", None, (), None, None, None),
     )
 ):
     """What a rule found. ``waiver`` is the reason of the waiver that silences
-    it (None: not waived); ``related`` names the other packages involved (conflicts);
-    ``embedded`` describes the object of a ``bpf-object-embedded`` finding."""
+    it (None: not waived) and ``waiver_expires`` its end date; ``related`` names
+    the other packages involved (conflicts); ``embedded`` describes the object of
+    a ``bpf-object-embedded`` finding; ``existing`` names the baseline package
+    that already had this finding (a gate does not fail on it)."""
 
     __slots__ = ()
     rule: str
@@ -72,6 +86,8 @@ class Finding(
     waiver: str | None
     related: tuple[str, ...]
     embedded: Embedded | None
+    waiver_expires: dt.date | None
+    existing: str | None
 
     @classmethod
     def of(
@@ -101,8 +117,13 @@ class Finding(
     def with_detail_note(self, note: str) -> Finding:
         return self._replace(detail=f"{self.detail} ({note})" if self.detail else f"({note})")
 
-    def with_waiver(self, reason: str) -> Finding:
-        return self._replace(waiver=reason)
+    def with_waiver(self, reason: str, expires: dt.date | None = None) -> Finding:
+        return self._replace(waiver=reason, waiver_expires=expires)
+
+    @property
+    def counts(self) -> bool:
+        """Whether it counts for the exit status: not waived, not already in the baseline."""
+        return self.waiver is None and self.existing is None
 
 
 class InputError(namedtuple("InputError", ("input", "message"))):

@@ -243,7 +243,7 @@ class Policy:
                     if waiver.expired(today):
                         finding = finding.with_detail_note(f"waiver expired on {waiver.expires}")
                         continue
-                    finding = finding.with_waiver(waiver.reason)
+                    finding = finding.with_waiver(waiver.reason, waiver.expires)
                     break
             result.append(finding)
         return result

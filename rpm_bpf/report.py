@@ -33,7 +33,7 @@ class Report:
         )
 
     def count(self, severity: Severity) -> int:
-        return sum(1 for f in self.findings if f.severity == severity and not f.waived)
+        return sum(1 for f in self.findings if f.severity == severity and f.counts)
 
     @property
     def exit_code(self) -> int:
@@ -49,6 +49,7 @@ class Report:
             "warnings": self.count(Severity.WARNING),
             "info": self.count(Severity.INFO),
             "waived": sum(1 for f in self.findings if f.waived),
+            "existing": sum(1 for f in self.findings if f.existing is not None and not f.waived),
             "input_errors": len(self.errors),
         }
 
@@ -73,7 +74,10 @@ def finding_line(f: Finding, label: bool = True, color: bool = False) -> str:
     if f.detail:
         parts.append(" " + escape(f.detail))
     if f.waived:
-        parts.append(f" [waived: {escape(f.waiver or '')}]")
+        until = f"; until {f.waiver_expires}" if f.waiver_expires else ""
+        parts.append(f" [waived: {escape(f.waiver or '')}{until}]")
+    elif f.existing is not None:
+        parts.append(f" [existing: also in {escape(f.existing)}]")
     return "".join(parts)
 
 
@@ -88,6 +92,8 @@ def render_text(report: Report, show_waived: bool = False, color: bool = False) 
     line = f"{s['packages']} packages checked; {s['errors']} errors, {s['warnings']} warnings, {s['info']} info"
     if s["waived"]:
         line += f", {s['waived']} waived"
+    if s["existing"]:
+        line += f", {s['existing']} existing in the baseline"
     if s["input_errors"]:
         line += f"; {s['input_errors']} inputs could not be read"
     lines.append(line + ".")
@@ -115,6 +121,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "detail": f.detail,
         "waived": f.waived,
         "waiver_reason": f.waiver,
+        "waiver_expires": f.waiver_expires.isoformat() if f.waiver_expires else None,
+        "existing": f.existing,
         "related": list(f.related),
         "embedded": None if f.embedded is None else embedded_dict(f.embedded),
     }
@@ -162,7 +170,7 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
             suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(pkg.nevra), file=escape(pkg.source)
         )
         found = by_pkg.get(pkg.nevra, [])
-        bad = [f for f in found if f.severity == Severity.ERROR and not f.waived]
+        bad = [f for f in found if f.severity == Severity.ERROR and f.counts]
         if bad:
             failures += 1
             failure = ET.SubElement(case, "failure", type=bad[0].rule, message=f"{len(bad)} BPF policy error(s)")
@@ -224,6 +232,10 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
             result["properties"]["embedded"] = embedded_dict(f.embedded)
         if f.waived:
             result["suppressions"] = [{"kind": "external", "justification": f.waiver}]
+            if f.waiver_expires:
+                result["properties"]["waiverExpires"] = f.waiver_expires.isoformat()
+        if f.existing is not None:
+            result["baselineState"] = "unchanged"
         results.append(result)
     notifications = [
         {

@@ -146,6 +146,7 @@ class PkgSpec:
     noarch: bool = False
     requires: list[str] = field(default_factory=list)
     provides: list[str] = field(default_factory=list)
+    obsoletes: list[str] = field(default_factory=list)
     summary: str = ""
     autodeps: bool = True  # False: AutoReqProv: no (installable without the libraries it links)
 
@@ -193,6 +194,7 @@ Summary: {sub.summary or "rpm-bpf sample subpackage " + sub.name}
 {"" if sub.autodeps else "AutoReqProv: no"}
 {"".join(f"Requires: {r}" + chr(10) for r in sub.requires)}
 {"".join(f"Provides: {p}" + chr(10) for p in sub.provides)}
+{"".join(f"Obsoletes: {o}" + chr(10) for o in sub.obsoletes)}
 %description -n {sub.name}
 Sample subpackage built by rpm-bpf.
 """
@@ -210,6 +212,7 @@ License: MIT
 {"" if main.autodeps else "AutoReqProv: no"}
 {"".join(f"Requires: {r}" + chr(10) for r in main.requires)}
 {"".join(f"Provides: {p}" + chr(10) for p in main.provides)}
+{"".join(f"Obsoletes: {o}" + chr(10) for o in main.obsoletes)}
 %description
 Sample package built by rpm-bpf.
 

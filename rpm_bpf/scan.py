@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class ScanResult:
-    __slots__ = ("errors", "findings", "packages")
+    __slots__ = ("errors", "findings", "packages", "shipped")
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class ScanResult:
         self.packages = packages if packages is not None else []
         self.findings = findings if findings is not None else []
         self.errors = errors if errors is not None else []
+        self.shipped: list[ShippedObject] = []  # every BPF object the packages ship (for a gate)
 
 
 def _walk_rpms(top: str, errors: list[InputError]) -> list[str]:
@@ -325,4 +326,6 @@ def scan(
         merged.shipped += chunk.shipped
         merged.errors += chunk.errors
     merged.findings += find_conflicts(merged.shipped)
-    return ScanResult(packages=merged.packages, findings=policy.apply(merged.findings), errors=merged.errors)
+    result = ScanResult(packages=merged.packages, findings=policy.apply(merged.findings), errors=merged.errors)
+    result.shipped = merged.shipped
+    return result

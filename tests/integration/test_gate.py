@@ -1,0 +1,265 @@
+"""The gate: `rpm-bpf scan --against REPO [--baseline OLD] NEW...` on real createrepo_c repositories.
+
+Repositories are made by createrepo_c from RPMs built by rpmbuild at test time,
+read as a path and over http from a local server, with metadata in each
+compression format; nothing here is a hand-written RPM or metadata file.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from rpm_bpf.samples import PkgFile, PkgSpec
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
+
+
+def _shipping(name: str, obj: Path, path: str, version: str = "1.0", **kwargs) -> PkgSpec:
+    return PkgSpec(name, version=version, requires=["bpf-filesystem"], files=[PkgFile(path, obj)], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def built(rpms, objects, bpfdir) -> dict[str, Path]:
+    full, other = objects.full, objects.no_btf
+    specs = {
+        "repo-owner": _shipping("other-tool", full, f"{bpfdir}/shared.o"),
+        "repo-legacy": PkgSpec("legacy", files=[PkgFile("/usr/share/legacy/old.o", full)]),  # the repo's old problem
+        "repo-provider": PkgSpec(
+            "provider-only",
+            provides=["bpf(announced.o)"],
+            files=[PkgFile("/usr/share/doc/provider-only/README", text="no object in the files\n")],
+        ),
+        "repo-decoys": PkgSpec(
+            "decoys",
+            files=[
+                PkgFile("/usr/x86_64-linux-gnu/sys-root/usr/lib64/bpf/shared.o", full),
+                PkgFile("/usr/lib64/bpfilter/shared.o", text="not the BPF directory\n"),
+                PkgFile("/usr/local/lib64/bpf/shared.o", full),
+            ],
+        ),
+        "new-clash": _shipping("newcomer", other, f"{bpfdir}/shared.o"),
+        "new-clash-1.1": _shipping("newcomer", other, f"{bpfdir}/shared.o", version="1.1"),
+        "new-upgrade": _shipping("other-tool", other, f"{bpfdir}/shared.o", version="2.0"),
+        "new-obsoleting": _shipping("other-tool-ng", other, f"{bpfdir}/shared.o", obsoletes=["other-tool < 2"]),
+        "new-announced": _shipping("announcer", other, f"{bpfdir}/announced.o"),
+        "new-clean": _shipping("fresh", other, f"{bpfdir}/fresh/unique.o"),
+    }
+    return {key: rpms.build(spec) for key, spec in specs.items()}
+
+
+@pytest.fixture(scope="module")
+def repo(built, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("repo")
+    for key, rpm_path in built.items():
+        if key.startswith("repo-"):
+            shutil.copy(rpm_path, path)
+    subprocess.run(["createrepo_c", "-q", str(path)], check=True)
+    return path
+
+
+def _gate(*args: str) -> tuple[int, dict, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "scan", "-q", "--no-system-policy", "-f", "json", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def _conflicts(report: dict) -> list[dict]:
+    return [f for f in report["findings"] if f["rule"] == "bpf-name-conflict"]
+
+
+def test_new_build_clashing_with_a_repository_package_fails(built, repo, bpfdir):
+    status, report, _ = _gate("--against", str(repo), str(built["new-clash"]))
+    assert status == 1
+    (clash,) = _conflicts(report)
+    assert clash["package"]["name"] == "newcomer" and clash["path"] == f"{bpfdir}/shared.o"
+    assert clash["related"] == ["other-tool-1.0-1.x86_64"]
+    assert f"shared.o is also shipped by other-tool-1.0-1.x86_64 ({bpfdir}/shared.o in {repo})" in clash["detail"]
+    # The repository's own old problems (legacy's misplaced object) are not the new build's; decoys are no clash.
+    assert {f["package"]["name"] for f in report["findings"]} == {"newcomer"}
+    assert report["summary"]["packages"] == 1
+
+
+def test_upgrade_and_obsoleting_package_pass(built, repo):
+    for key in ("new-upgrade", "new-obsoleting", "new-clean"):
+        status, report, stderr = _gate("--against", str(repo), str(built[key]))
+        assert (status, _conflicts(report)) == (0, []), (key, report, stderr)
+
+
+def test_clash_with_a_bpf_provide_from_primary(built, repo, bpfdir):
+    status, report, _ = _gate("--against", str(repo), str(built["new-announced"]))
+    assert status == 1
+    (clash,) = _conflicts(report)
+    assert clash["related"] == ["provider-only-1.0-1.x86_64"] and "bpf(announced.o)" in clash["detail"]
+
+
+def test_baseline_finding_is_existing_and_does_not_fail(built, repo):
+    status, report, _ = _gate(
+        "--against", str(repo), "--baseline", str(built["new-clash"]), str(built["new-clash-1.1"])
+    )
+    assert status == 0
+    (clash,) = _conflicts(report)
+    assert clash["existing"] == "newcomer-1.0-1.x86_64" and clash["package"]["version"] == "1.1"
+    # Everything 1.1 has, 1.0 had (the clash, and the object's missing BTF): all existing, nothing counts.
+    assert {f["rule"] for f in report["findings"]} == {"bpf-name-conflict", "bpf-object-no-btf"}
+    assert all(f["existing"] == "newcomer-1.0-1.x86_64" for f in report["findings"])
+    assert report["summary"]["existing"] == 2 and report["summary"]["errors"] == 0
+
+
+def test_waived_finding_passes_and_is_shown_with_reason_and_expiry(built, repo, tmp_path):
+    policy = tmp_path / "gate.toml"
+    policy.write_text(
+        '[[waiver]]\nrule = "bpf-name-conflict"\npackage = "newcomer"\n'
+        'reason = "rename tracked in bug 42"\nexpires = 2099-12-31\n'
+    )
+    status, report, _ = _gate("--against", str(repo), "--policy", str(policy), str(built["new-clash"]))
+    assert status == 0
+    (clash,) = _conflicts(report)
+    assert clash["waived"] and clash["waiver_reason"] == "rename tracked in bug 42"
+    assert clash["waiver_expires"] == "2099-12-31"
+    text = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rpm_bpf",
+            "scan",
+            "-q",
+            "--no-system-policy",
+            "--policy",
+            str(policy),
+            "--against",
+            str(repo),
+            str(built["new-clash"]),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert text.returncode == 0
+    assert "[waived: rename tracked in bug 42; until 2099-12-31]" in text.stdout
+
+
+def _recompressed(repo: Path, dest: Path, kind: str) -> Path:
+    """A copy of ``repo`` whose metadata createrepo_c wrote compressed with ``kind`` (zstd: recompressed by
+    python3-zstandard, as Debian 12's createrepo_c writes no zstd, with repomd.xml's checksums redone)."""
+    shutil.copytree(repo, dest)
+    shutil.rmtree(dest / "repodata")
+    if kind in ("gz", "xz", "bz2"):
+        subprocess.run(
+            ["createrepo_c", "-q", f"--general-compress-type={kind}", "--no-database", str(dest)], check=True
+        )
+        return dest
+    import gzip
+    import hashlib
+
+    import createrepo_c as cr
+    import zstandard
+
+    subprocess.run(["createrepo_c", "-q", "--no-database", str(dest)], check=True)
+    repomd = cr.Repomd(str(dest / "repodata" / "repomd.xml"))
+    fresh = cr.Repomd()
+    for record in repomd.records:
+        src = dest / record.location_href
+        plain = gzip.decompress(src.read_bytes())
+        zst = src.with_name(src.name.removesuffix(".gz") + ".zst")
+        zst.write_bytes(zstandard.ZstdCompressor().compress(plain))
+        src.unlink()
+        new = cr.RepomdRecord(record.type, str(zst))
+        new.location_href = f"repodata/{zst.name}"
+        new.checksum_type, new.checksum = "sha256", hashlib.sha256(zst.read_bytes()).hexdigest()
+        new.size = zst.stat().st_size
+        fresh.set_record(new)
+    (dest / "repodata" / "repomd.xml").write_text(fresh.xml_dump())
+    return dest
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "bz2", "zstd"])
+def test_every_metadata_compression(built, repo, tmp_path, kind):
+    copy = _recompressed(repo, tmp_path / kind, kind)
+    suffixes = {p.suffix for p in (copy / "repodata").iterdir() if "primary" in p.name}
+    assert suffixes == {{"gz": ".gz", "xz": ".xz", "bz2": ".bz2", "zstd": ".zst"}[kind]}
+    status, report, stderr = _gate("--against", str(copy), str(built["new-clash"]))
+    assert status == 1 and [c["related"] for c in _conflicts(report)] == [["other-tool-1.0-1.x86_64"]], stderr
+
+
+@pytest.fixture(scope="module")
+def served(repo):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def test_repository_over_http(built, served):
+    status, report, stderr = _gate("--against", served, str(built["new-clash"]))
+    assert status == 1, stderr
+    (clash,) = _conflicts(report)
+    assert clash["related"] == ["other-tool-1.0-1.x86_64"] and served in clash["detail"]
+
+
+def _broken(repo: Path, dest: Path, how: str) -> Path:
+    shutil.copytree(repo, dest)
+    repodata = dest / "repodata"
+    (primary,) = repodata.glob("*-primary.xml.gz")
+    if how == "missing":
+        shutil.rmtree(repodata)
+    elif how == "truncated":
+        primary.write_bytes(primary.read_bytes()[: primary.stat().st_size // 2])
+    elif how == "corrupt":
+        data = bytearray(primary.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        primary.write_bytes(bytes(data))
+    elif how == "repomd-garbage":
+        (repodata / "repomd.xml").write_text("<repomd><data type=")
+    elif how == "href-escape":
+        text = (
+            (repodata / "repomd.xml").read_text().replace(f'href="repodata/{primary.name}"', 'href="../../etc/passwd"')
+        )
+        (repodata / "repomd.xml").write_text(text)
+    return dest
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("missing", "repodata/repomd.xml"),
+        ("truncated", "primary"),
+        ("corrupt", "primary"),
+        ("repomd-garbage", "repomd.xml cannot be parsed"),
+        ("href-escape", "points outside the repository"),
+    ],
+)
+def test_unreadable_repository_is_exit_2_and_the_rest_still_checked(built, repo, tmp_path, how, message):
+    bad = _broken(repo, tmp_path / how, how)
+    status, report, stderr = _gate("--against", str(bad), "--against", str(repo), str(built["new-clash"]))
+    assert status == 2
+    (error,) = report["input_errors"]
+    assert error["input"] == str(bad) and message in error["message"], error
+    assert [c["related"] for c in _conflicts(report)] == [["other-tool-1.0-1.x86_64"]]  # the good repo still counts
+    assert stderr.count("rpm-bpf: error:") == 1
+
+
+def test_unreachable_url_is_exit_2(built):
+    status, report, stderr = _gate("--against", "http://127.0.0.1:9/repo/", str(built["new-clean"]))
+    assert status == 2 and "cannot fetch repodata/repomd.xml" in report["input_errors"][0]["message"]
+    assert report["summary"]["packages"] == 1  # the new package was still checked
