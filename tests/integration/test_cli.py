@@ -75,7 +75,15 @@ def test_json_report_follows_the_schema(mixed_dir):
     doc = result.json()
     schema = json.loads(resources.files("rpm_bpf").joinpath("data/report.schema.json").read_text())
     jsonschema.validate(doc, schema)
-    assert doc["summary"] == {"packages": 3, "errors": 4, "warnings": 3, "info": 0, "waived": 0, "input_errors": 3}
+    assert doc["summary"] == {
+        "packages": 3,
+        "errors": 4,
+        "warnings": 3,
+        "info": 0,
+        "waived": 0,
+        "existing": 0,
+        "input_errors": 3,
+    }
     conflict = [f for f in doc["findings"] if f["rule"] == "bpf-name-conflict"]
     assert {f["package"]["name"] for f in conflict} == {"xdp-good", "xdp-clash"}
     assert {tuple(f["related"]) for f in conflict} == {("xdp-clash-1.0-1.x86_64",), ("xdp-good-1.0-1.x86_64",)}

@@ -260,6 +260,6 @@ def test_unreadable_repository_is_exit_2_and_the_rest_still_checked(built, repo,
 
 
 def test_unreachable_url_is_exit_2(built):
-    status, report, stderr = _gate("--against", "http://127.0.0.1:9/repo/", str(built["new-clean"]))
+    status, report, _ = _gate("--against", "http://127.0.0.1:9/repo/", str(built["new-clean"]))
     assert status == 2 and "cannot fetch repodata/repomd.xml" in report["input_errors"][0]["message"]
     assert report["summary"]["packages"] == 1  # the new package was still checked
