@@ -559,6 +559,43 @@ def _configure_policy(policy: argparse.ArgumentParser) -> None:
     check.set_defaults(func=cmd_policy_check)
 
 
+def cmd_repo_report(args: argparse.Namespace) -> int:
+    from . import bpfdirs, inventory
+    from .findings import InputError
+    from .repodata import RepoError, read_repository
+
+    policy = _load_policy(args)
+    roots = {r for arch in ("noarch", bpfdirs.host_arch()) for r in bpfdirs.for_arch(arch).roots}
+    repos, errors = [], []
+    for location in args.repos:
+        try:
+            repos.append(read_repository(location, roots, inventory=True))
+        except RepoError as exc:
+            errors.append(InputError(location, str(exc).removeprefix(location + ": ")))
+    for error in errors:
+        _error(f"{error.input}: {error.message}")
+    doc = inventory.build(repos, policy.owner_provides)
+    doc["input_errors"] = [{"input": e.input, "message": e.message} for e in errors]
+    render = {"text": inventory.render_text, "json": inventory.render_json, "html": inventory.render_html}
+    _emit(render[args.format](doc), args.output)
+    return EXIT_USAGE if errors else EXIT_OK
+
+
+def _configure_repo_report(report: argparse.ArgumentParser) -> None:
+    report.description = (
+        "An inventory of whole repositories or a compose, from their metadata only: which packages ship BPF "
+        "objects and where, which provide bpf(NAME), name clashes, files that look like BPF objects outside the "
+        "BPF directories (by name: metadata has no file types), and packages using a BPF directory without "
+        "owning or requiring it. Exit 0, or 2 when a repository cannot be read (the others are still reported)."
+    )
+    report.add_argument("repos", nargs="+", metavar="REPO", help="a path or an http(s) URL with repodata/")
+    report.add_argument("-f", "--format", choices=("text", "json", "html"), default="text")
+    report.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    report.add_argument("--policy", action="append", metavar="FILE", help="for [bpfdir] owner-provides")
+    report.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
+    report.set_defaults(func=cmd_repo_report)
+
+
 def _configure_demo(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--dir", default="demo-out", help="where to build (default: ./demo-out)")
     demo.add_argument("-f", "--format", choices=FORMATS, default="text")
@@ -581,6 +618,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "answer rpm-bpf commands sent one per line on stdin (one process for a whole transaction)",
         "serve:configure_serve",
     ),
+    ("repo-report", "inventory of the BPF objects of whole repositories (text, JSON, HTML)", ":_configure_repo_report"),
     ("rules", "list the rules, their ids and severities", ":_configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", ":_configure_explain"),
     ("policy", "show the effective policy, or check policy files", ":_configure_policy"),

@@ -22,6 +22,7 @@ import bz2
 import hashlib
 import lzma
 import os
+import re
 import tempfile
 import threading
 import urllib.parse
@@ -67,6 +68,12 @@ class RepoContents:
         self.files: dict[RepoPackage, list[str]] = {}  # paths under a BPF directory (files, not directories)
         self.provides: dict[RepoPackage, list[str]] = {}  # bpf(NAME) provides, as NAME
         self.packages = 0  # how many packages the primary metadata lists
+        # With inventory=True (repo-report): files that look like BPF objects outside the BPF directories
+        # (by name: metadata has no file types), the BPF directories each package owns, and the
+        # Requires of the packages with files in them.
+        self.outside: dict[RepoPackage, list[str]] = {}
+        self.owned: dict[RepoPackage, set[str]] = {}
+        self.requires: dict[RepoPackage, list[str]] = {}
 
 
 # --- where the bytes come from --------------------------------------------------------
@@ -243,8 +250,25 @@ def _lzma_like(source: _Prefixed, decompressor: Any) -> Iterator[bytes]:
 _OPEN, _CLOSE = b"<package ", b"</package>"
 
 
-def _snippets(chunks: Iterable[bytes], needles: tuple[bytes, ...]) -> Iterator[bytes]:
-    """The ``<package>`` elements that contain one of ``needles``, from a stream of XML bytes.
+_NAME = re.compile(rb"<name>([^<]*)</name>")
+
+
+def _named(names: set[bytes]) -> Callable[[bytes], Iterator[int]]:
+    """Hit positions of the ``<package>`` elements whose ``<name>`` is one of ``names`` (primary metadata)."""
+
+    def hits(complete: bytes) -> Iterator[int]:
+        for match in _NAME.finditer(complete):
+            if match.group(1) in names:
+                yield match.start()
+
+    return hits
+
+
+def _snippets(
+    chunks: Iterable[bytes], needles: tuple[bytes, ...], extra: Callable[[bytes], Iterator[int]] | None = None
+) -> Iterator[bytes]:
+    """The ``<package>`` elements that contain one of ``needles`` (or a position ``extra`` gives), from a
+    stream of XML bytes.
 
     Only complete elements are searched (the tail after the last ``</package>``
     waits for the next chunk), so a hit is never missed at a chunk boundary.
@@ -259,7 +283,9 @@ def _snippets(chunks: Iterable[bytes], needles: tuple[bytes, ...]) -> Iterator[b
             continue
         end += len(_CLOSE)
         complete, buffer = buffer[:end], buffer[end:]
-        hits = sorted({i for needle in needles for i in _find_all(complete, needle)})
+        hits = sorted(
+            {i for needle in needles for i in _find_all(complete, needle)} | (set(extra(complete)) if extra else set())
+        )
         last_end = -1
         for hit in hits:
             if hit < last_end:
@@ -341,10 +367,18 @@ def _ref(pkg: Any, label: str) -> RepoPackage:
     )
 
 
-def read_repository(location: str, roots: Iterable[str]) -> RepoContents:
+def looks_like_bpf_object(path: str) -> bool:
+    """A file name BPF objects carry (``*.bpf.o``, or ``*.o`` in a directory named ``bpf``): metadata has no
+    file types, so objects outside the BPF directories can only be recognised by name."""
+    return path.endswith(".bpf.o") or (path.endswith(".o") and "/bpf/" in path)
+
+
+def read_repository(location: str, roots: Iterable[str], inventory: bool = False) -> RepoContents:
     """The BPF side of one repository (a path or an http(s) URL with ``repodata/``).
 
     ``roots``: the BPF directories to look under (every architecture's).
+    ``inventory``: also what ``repo-report`` shows (see ``RepoContents``);
+    the primary metadata is then read after the filelists, not beside them.
     Raises ``RepoError`` for anything that makes the repository unreadable.
     """
     import createrepo_c as cr
@@ -356,6 +390,8 @@ def read_repository(location: str, roots: Iterable[str]) -> RepoContents:
     contents = RepoContents(location)
     roots = tuple(sorted(set(roots)))
     file_needles = tuple(b">" + root.encode() + b"/" for root in roots)
+    if inventory:
+        file_needles += (b".bpf.o<", b"/bpf/")
     errors: list[BaseException] = []
 
     def parse(kind: str, snippet: bytes) -> list[Any]:
@@ -381,8 +417,18 @@ def read_repository(location: str, roots: Iterable[str]) -> RepoContents:
                 for pkg in parse("filelists", snippet):
                     paths = [f"{d}{n}" for kind, d, n in pkg.files if kind != "dir"]
                     mine = [p for p in paths if any(p.startswith(root + "/") for root in roots)]
+                    ref = _ref(pkg, location)
                     if mine:
-                        contents.files.setdefault(_ref(pkg, location), []).extend(mine)
+                        contents.files.setdefault(ref, []).extend(mine)
+                    if not inventory:
+                        continue
+                    outside = [p for p in paths if p not in mine and looks_like_bpf_object(p)]
+                    if outside:
+                        contents.outside.setdefault(ref, []).extend(outside)
+                    dirs = {f"{d}{n}" for kind, d, n in pkg.files if kind == "dir"}
+                    owned = {d for d in dirs if any(d == root or d.startswith(root + "/") for root in roots)}
+                    if owned:
+                        contents.owned.setdefault(ref, set()).update(owned)
         except BaseException as exc:  # reported by the caller's thread
             errors.append(exc)
 
@@ -390,20 +436,30 @@ def read_repository(location: str, roots: Iterable[str]) -> RepoContents:
 
     def primary() -> None:
         try:
-            for chunk in _snippets(counter(_stream(source, records["primary"])), (b'name="bpf(',)):
+            wanted = {ref.name.encode() for ref in contents.files}  # whose Requires the inventory needs
+            stream = counter(_stream(source, records["primary"]))
+            elements = _snippets(stream, (b'name="bpf(',), _named(wanted) if wanted else None)
+            for chunk in elements:
                 for pkg in parse("primary", chunk):
+                    ref = _ref(pkg, location)
                     names = [p[0][4:-1] for p in pkg.provides if p[0].startswith("bpf(") and p[0].endswith(")")]
                     if names:
-                        contents.provides.setdefault(_ref(pkg, location), []).extend(names)
+                        contents.provides.setdefault(ref, []).extend(names)
+                    if ref in contents.files:
+                        contents.requires[ref] = [r[0] for r in pkg.requires]
             contents.packages = counter.last
         except BaseException as exc:
             errors.append(exc)
 
-    # Two files, two cores: decompression releases the GIL.
-    worker = threading.Thread(target=filelists, name="rpm-bpf-filelists")
-    worker.start()
-    primary()
-    worker.join()
+    if inventory:  # the primary pass needs the names the filelists found
+        filelists()
+        if not errors:
+            primary()
+    else:  # two files, two cores: decompression releases the GIL
+        worker = threading.Thread(target=filelists, name="rpm-bpf-filelists")
+        worker.start()
+        primary()
+        worker.join()
     if errors:
         raise errors[0]
     return contents
