@@ -21,7 +21,7 @@ APT_PACKAGES=(
   createrepo-c python3-createrepo-c dnf python3-dnf python3-libdnf python3-hawkey
   rpmlint python3-pyelftools python3-jinja2
   file cpio zstd xz-utils bzip2 debootstrap git util-linux strace
-  man-db groff-base bash-completion zsh chromium
+  man-db groff-base bash-completion zsh chromium rsync
 )
 
 run_demo=1
