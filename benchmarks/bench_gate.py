@@ -9,7 +9,7 @@ planted repository package in one of the three ways (lib64/lib64, lib/lib,
 lib/lib64). Side by side, whole processes, cold (the page cache dropped and
 no tool's own cache) and warm:
 
-* rpm-bpf scan --against (and its peak memory, /usr/bin/time),
+* rpm-bpf scan --against (and its peak memory, /usr/bin/time), and rpm-bpf repo-report,
 * dnf repoquery --whatprovides 'bpf(*)' (primary only),
 * dnf repoquery --file '/usr/lib64/bpf/*' '/usr/lib/bpf/*' (both globs after one --file:
   dnf 4.14 keeps only the last of several --file options),
@@ -101,6 +101,10 @@ def main() -> int:
                     best = (elapsed, peak, proc)
             rows.append((f"rpm-bpf scan --against ({label})", best[0], best[1]))
             result = best[2]
+        inventory = [RPM_BPF, "repo-report", "--no-system-policy", "-f", "json", str(repo)]
+        for label, cold in (("cold", True), ("warm", False)):
+            elapsed, peak, proc = _timed(inventory, cold)
+            rows.append((f"rpm-bpf repo-report ({label})", elapsed, peak))
         report = json.loads(result.stdout)
         clashes = {
             (f["package"]["name"], tuple(f["related"])) for f in report["findings"] if f["rule"] == "bpf-name-conflict"

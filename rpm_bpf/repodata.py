@@ -35,6 +35,7 @@ from typing import IO, Any, cast
 MAX_REPOMD = 16 << 20  # repomd.xml: a few kB in practice
 MAX_COMPRESSED = 4 << 30  # one metadata file as stored
 MAX_DECOMPRESSED = 16 << 30  # ... and decompressed (Fedora's filelists: ~0.3 GB)
+MAX_ELEMENT = 256 << 20  # one <package> element: the biggest real ones (texlive, kernel-devel) are a few MB
 _CHUNK = 4 << 20
 _TIMEOUT = 60  # seconds for one network read
 
@@ -278,8 +279,8 @@ def _snippets(
         buffer += chunk
         end = buffer.rfind(_CLOSE)
         if end < 0:
-            if len(buffer) > MAX_DECOMPRESSED:
-                raise RepoError("a <package> element larger than the metadata limit")
+            if len(buffer) > MAX_ELEMENT:
+                raise RepoError(f"a <package> element larger than {MAX_ELEMENT >> 20} MiB (or no </package> at all)")
             continue
         end += len(_CLOSE)
         complete, buffer = buffer[:end], buffer[end:]
@@ -408,7 +409,9 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
             else:
                 cr.xml_parse_primary_snippet(text, None, keep, None, False)
         except Exception as exc:  # createrepo_c's parser error, or bytes that are not UTF-8
-            raise RepoError(f"{location}: {kind} metadata cannot be parsed ({exc})") from None
+            # createrepo_c quotes the whole element in its message: keep the reason, not the (hostile) text
+            reason = str(exc).split("\n", 1)[0].split(": ")[-1][:200]
+            raise RepoError(f"{location}: {kind} metadata cannot be parsed ({reason})") from None
         return found
 
     def filelists() -> None:

@@ -1313,12 +1313,110 @@ def check_rootfs(fs, paths: list[str], inside: dict[str, set[tuple[int, int]]], 
 
 
 # ---------------------------------------------------------------------------
+# repodata: repository metadata read by the gate
+# ---------------------------------------------------------------------------
+
+
+def _write_metadata(repo: Path, primary_xml: bytes, filelists_xml: bytes) -> None:
+    """repodata/ with these two documents (gzip) and a repomd.xml whose checksums match them."""
+    import gzip
+
+    import createrepo_c as cr
+
+    repodata = repo / "repodata"
+    shutil.rmtree(repodata, ignore_errors=True)
+    repodata.mkdir(parents=True)
+    repomd = cr.Repomd()
+    for kind, data in (("primary", primary_xml), ("filelists", filelists_xml)):
+        path = repodata / f"{kind}.xml.gz"
+        path.write_bytes(gzip.compress(data, 1))
+        record = cr.RepomdRecord(kind, str(path))
+        record.location_href = f"repodata/{kind}.xml.gz"
+        record.checksum_type = "sha256"
+        record.checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+        repomd.set_record(record)
+    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+
+
+def _seed_metadata(work: Path) -> tuple[bytes, bytes]:
+    """Real primary and filelists documents (createrepo_c's writer) of three packages, BPF files included."""
+    import gzip
+
+    import createrepo_c as cr
+
+    out = work / "seed" / "repodata"
+    out.mkdir(parents=True)
+    primary = cr.PrimaryXmlFile(str(out / "primary.xml.gz"), cr.GZ)
+    filelists = cr.FilelistsXmlFile(str(out / "filelists.xml.gz"), cr.GZ)
+    for index, (name, paths) in enumerate(
+        [
+            ("a", ["/usr/lib64/bpf/a/x.bpf.o", "/usr/bin/a"]),
+            ("b", ["/usr/lib/bpf/b.o", "/usr/share/b/bpf/y.o"]),
+            ("c", ["/usr/share/doc/c/README"]),
+        ]
+    ):
+        pkg = cr.Package()
+        pkg.name, pkg.epoch, pkg.version, pkg.release, pkg.arch = name, "0", "1", "1", "x86_64"
+        pkg.pkgId, pkg.checksum_type = hashlib.sha256(name.encode()).hexdigest(), "sha256"
+        pkg.location_href = f"{name}.rpm"
+        pkg.provides = [(f"bpf({name}/x.bpf.o)", None, None, None, None, False)]
+        pkg.requires = [("bpf-filesystem", None, None, None, None, False)] if index == 0 else []
+        pkg.files = [(None, p.rsplit("/", 1)[0] + "/", p.rsplit("/", 1)[1]) for p in paths]
+        primary.add_pkg(pkg)
+        filelists.add_pkg(pkg)
+    primary.close()
+    filelists.close()
+    return gzip.decompress((out / "primary.xml.gz").read_bytes()), gzip.decompress(
+        (out / "filelists.xml.gz").read_bytes()
+    )
+
+
+def fuzz_repodata(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """read_repository on damaged metadata (checksums made to match): RepoContents or RepoError, nothing else."""
+    from rpm_bpf.repodata import RepoContents, RepoError, read_repository
+
+    primary_xml, filelists_xml = _seed_metadata(work)
+    repo = work / "repo"
+    cases = Cases()
+
+    @given(
+        st.sampled_from(["primary", "filelists"]),
+        st.tuples(*[st.tuples(ints(), patch_bytes())] * 3),
+        st.integers(min_value=0, max_value=4000),
+        st.booleans(),
+    )
+    def metadata_reads_or_refuses(
+        which: str, patches: tuple[tuple[int, bytes], ...], cut: int, inventory: bool
+    ) -> None:
+        cases()
+        damaged = {"primary": primary_xml, "filelists": filelists_xml}
+        data = overwrite(damaged[which], patches)
+        damaged[which] = data[: max(1, len(data) - cut)] if cut % 3 == 0 else data
+        _write_metadata(repo, damaged["primary"], damaged["filelists"])
+        with must_not_block("read_repository", 20):
+            try:
+                contents = read_repository(str(repo), ["/usr/lib64/bpf", "/usr/lib/bpf"], inventory=inventory)
+            except RepoError as exc:
+                assert str(repo) in str(exc), f"message does not name the repository: {exc}"
+                cases.outcome(kind_of(str(exc).removeprefix(f"{repo}: ")))
+                return
+        assert isinstance(contents, RepoContents)
+        for paths in contents.files.values():
+            assert all(p.startswith(("/usr/lib64/bpf/", "/usr/lib/bpf/")) for p in paths), paths
+        cases.outcome(f"read, {len(contents.files)} packages with BPF files")
+
+    run_hypothesis(metadata_reads_or_refuses, settings, seed)
+    return cases
+
+
+# ---------------------------------------------------------------------------
 
 TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "rpm": fuzz_rpm,
     "elf": fuzz_elf,
     "policy": fuzz_policy,
     "rootfs": fuzz_rootfs,
+    "repodata": fuzz_repodata,
 }
 
 

@@ -24,7 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # Cases per target in CI, sized by each target's cost per case: about 6 s each (measured on two cores,
 # fixtures included), so that the four stay under a minute on a slower runner.
-CI_EXAMPLES = {"rpm": 1500, "elf": 2000, "policy": 1500, "rootfs": 800}
+CI_EXAMPLES = {"rpm": 1500, "elf": 2000, "policy": 1500, "rootfs": 800, "repodata": 600}
 TIMEOUT = 600
 
 
@@ -90,3 +90,8 @@ def test_fuzz_policy_loading():
 def test_fuzz_rootfs_reads():
     """Hostile trees: OSError only, no blocking, nothing read from outside the root."""
     run_target("rootfs")
+
+
+def test_fuzz_repository_metadata():
+    """Damaged primary/filelists with matching checksums: RepoContents or RepoError only, no hang."""
+    run_target("repodata")
