@@ -222,7 +222,7 @@ def _inspect_one(path: str) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"{path}: empty file, not a BPF object"
     if elf.is_bpf_elf(data):
         try:
-            return {"path": path, "kind": "object", **elf.inspect(data, path).to_dict()}, None
+            return {"path": path, "kind": "object", **elf.inspect(data, path).to_dict(), "kernel": _kernel(data)}, None
         except elf.BpfElfError as exc:
             return None, str(exc)
     if elf.elf_machine(data) is None:
@@ -233,8 +233,33 @@ def _inspect_one(path: str) -> tuple[dict[str, Any] | None, str | None]:
     return {
         "path": path,
         "kind": "embedded",
-        "embedded": [{"offset": e.offset, **e.object.to_dict()} for e in embedded],
+        "embedded": [
+            {"offset": e.offset, **e.object.to_dict(), "kernel": _kernel(data[e.offset : e.offset + e.object.size])}
+            for e in embedded
+        ],
     }, None
+
+
+def _kernel(data: bytes) -> list[dict[str, Any]]:
+    """What the kernel will report for each program once libbpf loaded the object (progtag.py)."""
+    from .progtag import PredictionError, predict
+
+    try:
+        return [
+            {
+                "section": p.section,
+                "name": p.name,
+                "kernel_name": p.kernel_name,
+                "type": p.prog_type,
+                "insns": p.insns,
+                "tag": p.tag,
+                "tag_sha1": p.tag_sha1,
+                "caveats": list(p.caveats),
+            }
+            for p in predict(data)
+        ]
+    except PredictionError:
+        return []
 
 
 def _inspect_text(info: dict[str, Any]) -> str:
@@ -251,6 +276,12 @@ def _inspect_text(info: dict[str, Any]) -> str:
         ]
         lines += [f"{indent}  {e(p['section'])}  {e(p['name'])}" for p in obj["programs"]]
         lines.append(f"{indent}maps ({len(obj['maps'])}): {', '.join(map(e, obj['maps'])) or '-'}")
+        for p in obj.get("kernel", []):
+            note = f"; {'; '.join(map(e, p['caveats']))}" if p["caveats"] else ""
+            lines.append(
+                f"{indent}as loaded: {e(p['kernel_name'])} ({p['type']}), {p['insns']} insns, "
+                f"tag {p['tag']} (SHA-1 tag {p['tag_sha1']}){note}"
+            )
         return lines
 
     if info["kind"] == "object":

@@ -1,0 +1,164 @@
+"""Predicted program tags against the real kernel: objects loaded with bpftool (libbpf), tags compared.
+
+Needs root and a BPF filesystem; the objects are built by clang here (maps,
+global data, static and global sub-programs, a bpf_loop callback) or taken
+from the real-world corpus (libxdp's dispatcher, an xdp-filter program).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rpm_bpf import samples
+from rpm_bpf.progtag import kernel_tags, predict
+
+pytestmark = pytest.mark.integration
+BPFFS = Path("/sys/fs/bpf")
+
+SUBPROGRAMS_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u64);
+} hits SEC(".maps");
+
+const volatile __u32 limit = 3;
+__u64 total = 0;
+__u32 seed = 7;
+
+static __attribute__((noinline)) __u64 scaled(__u64 v) { return v * seed + limit; }
+
+__attribute__((noinline)) int bump(__u32 key)
+{
+    __u64 *v = bpf_map_lookup_elem(&hits, &key);
+    if (!v)
+        return 0;
+    *v += scaled(1);
+    return 1;
+}
+
+static int step(__u32 i, void *ctx) { total += i; return i >= limit; }
+
+SEC("xdp") int xdp_sub(struct xdp_md *ctx)
+{
+    bump(0);
+    bump(1);
+    bpf_loop(8, step, 0, 0);
+    return XDP_PASS;
+}
+
+SEC("tc") int tc_sub(struct __sk_buff *skb) { return bump(2) ? 0 : 1; }
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def bpffs() -> Path:
+    if os.geteuid() != 0 or shutil.which("bpftool") is None:
+        pytest.skip("loading programs into the kernel needs root and bpftool")
+    if not os.path.ismount(BPFFS):
+        subprocess.run(["mount", "-t", "bpf", "bpf", str(BPFFS)], check=False)
+    if not os.path.ismount(BPFFS):
+        pytest.skip(f"no BPF filesystem at {BPFFS} and it cannot be mounted here")
+    return BPFFS
+
+
+def _loaded(bpffs: Path, obj: Path) -> dict[str, dict]:
+    """bpftool (libbpf) loads every program of ``obj``; what the kernel reports for each, by name."""
+    pins = bpffs / f"rpm-bpf-test-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pins)], capture_output=True, text=True)
+    try:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        shown = {}
+        for pin in sorted(pins.iterdir()):
+            info = json.loads(
+                subprocess.run(
+                    ["bpftool", "-j", "prog", "show", "pinned", str(pin)], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            shown[info["name"]] = info
+        return shown
+    finally:
+        shutil.rmtree(pins, ignore_errors=True)  # unpinned: the programs go away
+
+
+def _assert_predicted(obj: Path, shown: dict[str, dict]) -> None:
+    predicted = {p.kernel_name: p for p in predict(obj.read_bytes())}
+    assert set(predicted) == set(shown)
+    for name, info in shown.items():
+        assert (predicted[name].tag, predicted[name].prog_type) == (info["tag"], info["type"]), name
+
+
+def test_two_instruction_example_from_the_field_notes():
+    # r0 = 2; exit: tag 614b434cd8324ecc on this kernel (SHA-256), 3b185187f1855c4c with SHA-1
+    code = bytes.fromhex("b7000000020000009500000000000000")
+    assert kernel_tags(code) == ("614b434cd8324ecc", "3b185187f1855c4c")
+
+
+def test_maps_and_two_programs(bpffs, objects):
+    _assert_predicted(objects.full, _loaded(bpffs, objects.full))
+
+
+def test_global_data_subprograms_and_callbacks(bpffs, tmp_path):
+    obj = samples.compile_bpf(SUBPROGRAMS_C, tmp_path / "sub.bpf.o")
+    shown = _loaded(bpffs, obj)
+    _assert_predicted(obj, shown)
+    by_name = {p.kernel_name: p for p in predict(obj.read_bytes())}
+    # The sub-programs were appended (more instructions than the program's own function), as libbpf does.
+    assert by_name["xdp_sub"].insns > 12 and by_name["tc_sub"].insns > 5
+    assert by_name["xdp_sub"].caveats == ()
+
+
+def test_real_world_objects(bpffs, tmp_path):
+    import importlib.util
+
+    from rpm_bpf import bpfdirs
+    from rpm_bpf.rpmfile import open_rpm
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    try:
+        rpms = corpus.build()
+    except corpus.CorpusUnavailable as exc:
+        pytest.skip(f"no real-world corpus here: {exc}")
+    (libxdp,) = rpms.glob("deb-libxdp1-*.rpm")
+    opened = open_rpm(str(libxdp), bpfdirs.for_arch)
+    wanted = {f"{corpus.MULTIARCH_BPF}/xdp-dispatcher.o", f"{corpus.MULTIARCH_BPF}/xdpfilt_alw_tcp.o"}
+    for path, data in opened.read(wanted).items():
+        assert isinstance(data, bytes), data
+        obj = tmp_path / Path(path).name
+        obj.write_bytes(data)
+        _assert_predicted(obj, _loaded(bpffs, obj))
+
+
+def test_inspect_shows_the_predictions_for_embedded_objects_too(objects):
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "inspect", "-f", "json", str(objects.loader)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    (info,) = json.loads(proc.stdout)
+    (embedded,) = info["embedded"]
+    expected = {p.kernel_name: p.tag for p in predict(objects.full.read_bytes())}
+    assert {k["kernel_name"]: k["tag"] for k in embedded["kernel"]} == expected
+    assert {k["type"] for k in embedded["kernel"]} == {"xdp", "sched_cls"}
