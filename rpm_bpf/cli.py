@@ -627,6 +627,85 @@ def _configure_repo_report(report: argparse.ArgumentParser) -> None:
     report.set_defaults(func=cmd_repo_report)
 
 
+def cmd_which(args: argparse.Namespace) -> int:
+    from .findings import InputError
+    from .loaded import KernelError, PrivilegeError, loaded_programs
+    from .report import finding_dict, finding_line
+    from .rpmdb import RpmdbError
+    from .safetext import escape as e
+    from .which import _Cache, cache_dir, match, match_dict, packaged_programs, unpackaged_findings
+
+    try:
+        programs = loaded_programs()
+    except (PrivilegeError, KernelError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    errors: list[InputError] = []
+    if args.ids:
+        wanted = set(args.ids)
+        programs = [p for p in programs if p.id in wanted]
+        errors += [
+            InputError(f"program {i}", "no loaded BPF program with this id")
+            for i in sorted(wanted - {p.id for p in programs})
+        ]
+    try:
+        sources = packaged_programs(args.root, errors, _Cache(None if args.no_cache else cache_dir()))
+        matches = match(args.root, programs, sources, errors)
+    except RpmdbError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    for error in errors:
+        _error(f"{error.input}: {error.message}")
+    findings = unpackaged_findings(matches) if args.strict else []
+    if args.format == "json":
+        doc = {
+            "schema": "rpm-bpf/which/v1",
+            "programs": [match_dict(m) for m in matches],
+            "findings": [finding_dict(f) for f in findings],
+            "input_errors": [{"input": x.input, "message": x.message} for x in errors],
+        }
+        _emit(json.dumps(doc, indent=2) + "\n", args.output)
+    elif args.format == "text":
+        lines = []
+        for m in matches:
+            prog = m.program
+            head = f"{prog.id} {prog.type} {e(prog.name) or '-'} {prog.tag}: {m.confidence}"
+            where = "; ".join(
+                f"{e(s.package.nevra)} {e(s.path)}{'' if s.offset is None else '@' + str(s.offset)} [{e(s.section)}]"
+                for s in m.sources[:3]
+            )
+            loaders = ", ".join(f"{e(exe) or '?'} ({e(pkg) if pkg else 'no package'})" for _, exe, pkg in m.loaders)
+            lines.append(head + (f" {where}" if where else "") + (f"; loaded by {loaders}" if loaders else ""))
+        lines += [finding_line(f) for f in findings]
+        _emit("".join(line + "\n" for line in lines), args.output)
+    else:
+        _emit(RENDERERS[args.format](Report("which", [], findings, errors), show_waived=True), args.output)
+    if errors:
+        return EXIT_USAGE
+    return EXIT_FINDINGS if findings else EXIT_OK
+
+
+def _configure_which(which: argparse.ArgumentParser) -> None:
+    which.description = (
+        "For each loaded BPF program: id, type, name, tag, the installed package and object file (and section) it "
+        "came from, the loader's executable and its package, and how sure the match is: certain (tag and loader "
+        "agree), tag (tag alone), weak (name and type only), unknown. The tags of packaged programs are predicted "
+        "from the installed objects (standalone, and embedded in executables and libraries) and cached. Needs root, "
+        "or CAP_BPF plus CAP_SYS_ADMIN or CAP_PERFMON (exit 2 without)."
+    )
+    which.add_argument("ids", nargs="*", type=int, metavar="PROG_ID", help="only these programs (default: all)")
+    which.add_argument("--root", default="/", metavar="DIR", help="match against the rpm database of DIR")
+    which.add_argument("-f", "--format", choices=FORMATS, default="text")
+    which.add_argument("-o", "--output", metavar="FILE")
+    which.add_argument(
+        "--strict",
+        action="store_true",
+        help="a loaded program no package ships is a finding (bpf-program-unpackaged) and exit 1",
+    )
+    which.add_argument("--no-cache", action="store_true", help="predict every object again (no cache read or written)")
+    which.set_defaults(func=cmd_which)
+
+
 def _configure_demo(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--dir", default="demo-out", help="where to build (default: ./demo-out)")
     demo.add_argument("-f", "--format", choices=FORMATS, default="text")
@@ -650,6 +729,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "serve:configure_serve",
     ),
     ("repo-report", "inventory of the BPF objects of whole repositories (text, JSON, HTML)", ":_configure_repo_report"),
+    ("which", "which installed package each loaded BPF program came from", ":_configure_which"),
     ("rules", "list the rules, their ids and severities", ":_configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", ":_configure_explain"),
     ("policy", "show the effective policy, or check policy files", ":_configure_policy"),

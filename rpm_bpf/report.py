@@ -165,11 +165,15 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
             continue
         by_pkg.setdefault(f.package.nevra if f.package else "", []).append(f)
     failures = errors = 0
-    for pkg in sorted(report.packages, key=lambda p: p.nevra):
+    cases: list[tuple[str, str, list[Finding]]] = [
+        (pkg.nevra, pkg.source, by_pkg.get(pkg.nevra, [])) for pkg in sorted(report.packages, key=lambda p: p.nevra)
+    ]
+    if by_pkg.get(""):  # findings of no package: unowned files, loaded programs no package ships
+        cases.append(("(no package)", "", by_pkg[""]))
+    for name, source, found in cases:
         case = ET.SubElement(
-            suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(pkg.nevra), file=escape(pkg.source)
+            suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(name), file=escape(source)
         )
-        found = by_pkg.get(pkg.nevra, [])
         bad = [f for f in found if f.severity == Severity.ERROR and f.counts]
         if bad:
             failures += 1
@@ -184,7 +188,7 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
         ET.SubElement(
             case, "error", type="input-error", message=escape(err.message)
         ).text = f"{escape(err.input)}: {escape(err.message)}"
-    total = len(report.packages) + len(report.errors)
+    total = len(cases) + len(report.errors)
     for element in (suites, suite):
         element.set("tests", str(total))
         element.set("failures", str(failures))

@@ -1,0 +1,291 @@
+"""``rpm-bpf which``: which package a loaded BPF program came from.
+
+Every program of every BPF object the rpm database knows (standalone files,
+and objects embedded in installed executables and libraries where a header
+signal says so) gets a predicted kernel name, type and tag (progtag.py); a
+loaded program (loaded.py) is matched by its tag, and its loader (the
+processes holding it) is looked up in the same database:
+
+* ``certain``: tag and loader agree (the loader is the object's package, or
+  built from the same source);
+* ``tag``: the tag alone matches;
+* ``weak``: no tag matches, but the name and type of a packaged program do
+  (a CO-RE program on another kernel, or changed code);
+* ``unknown``: nothing packaged looks like it.
+
+Predictions are cached per object file (``~/.cache/rpm-bpf/progtags``),
+keyed by the digest the rpm database records and used again only while the
+file is unchanged since (its digest matched then; size, mtime and inode
+still the same): the cache only saves work, a bad entry is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import namedtuple
+from pathlib import Path
+from typing import Any
+
+from . import elf, rpmdb
+from .findings import Finding, InputError, PackageRef
+from .loaded import Loaded
+from .package import MAX_CONTENT, FileEntry, Package
+from .progtag import PredictionError, predict
+from .rootfs import RootFS
+from .rpmfile import DIGEST_ALGOS
+
+CACHE_VERSION = 1
+
+
+class Source(
+    namedtuple(
+        "Source",
+        (
+            "package",
+            "sourcerpm",
+            "path",
+            "offset",
+            "section",
+            "name",
+            "kernel_name",
+            "type",
+            "tag",
+            "tag_sha1",
+            "caveats",
+        ),
+    )
+):
+    """A packaged program: which package, file (and offset, when embedded) and section it is in."""
+
+    __slots__ = ()
+    package: PackageRef
+    sourcerpm: str
+    path: str
+    offset: int | None
+    section: str
+    name: str
+    kernel_name: str
+    type: str
+    tag: str
+    tag_sha1: str
+    caveats: tuple[str, ...]
+
+
+class Match(namedtuple("Match", ("program", "sources", "loaders", "confidence"))):
+    """A loaded program and what it was matched with; ``loaders``: (pid, executable, package NEVRA or None)."""
+
+    __slots__ = ()
+    program: Loaded
+    sources: tuple[Source, ...]
+    loaders: tuple[tuple[int, str, str | None], ...]
+    confidence: str
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rpm-bpf" / "progtags"
+
+
+class _Cache:
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.hits = self.misses = 0
+
+    def _file(self, key: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+    def get(self, key: str, stamp: list[int]) -> list[dict[str, Any]] | None:
+        path = self._file(key)
+        if path is None:
+            return None
+        try:
+            doc = json.loads(path.read_text())
+            if doc["version"] == CACHE_VERSION and doc["key"] == key and doc["stamp"] == stamp:
+                self.hits += 1
+                return list(doc["programs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # missing, corrupt or stale: recomputed
+        self.misses += 1
+        return None
+
+    def put(self, key: str, stamp: list[int], programs: list[dict[str, Any]]) -> None:
+        path = self._file(key)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(f".{os.getpid()}.tmp")
+            temp.write_text(json.dumps({"version": CACHE_VERSION, "key": key, "stamp": stamp, "programs": programs}))
+            os.replace(temp, path)
+        except OSError:
+            pass  # an accelerator only
+
+
+def _describe(data: bytes) -> list[dict[str, Any]]:
+    """The programs of a BPF object, or of the objects embedded in an ELF file, as cacheable dicts."""
+    spans = (
+        [(None, data)]
+        if elf.is_bpf_elf(data)
+        else [
+            (found.offset, data[found.offset : found.offset + found.object.size]) for found in elf.find_embedded(data)
+        ]
+    )
+    out = []
+    for offset, span in spans:
+        try:
+            predictions = predict(span)
+        except PredictionError:
+            continue
+        out += [
+            {
+                "offset": offset,
+                "section": p.section,
+                "name": p.name,
+                "kernel_name": p.kernel_name,
+                "type": p.prog_type,
+                "tag": p.tag,
+                "tag_sha1": p.tag_sha1,
+                "caveats": list(p.caveats),
+            }
+            for p in predictions
+        ]
+    return out
+
+
+def _wanted(pkg: Package, entry: FileEntry) -> bool:
+    return entry.is_regular and not entry.is_ghost and (entry.class_says_bpf or pkg.search_signal(entry) is not None)
+
+
+def _source(pkg: Package, path: str, p: dict[str, Any]) -> Source:
+    return Source(
+        pkg.ref,
+        pkg.sourcerpm,
+        path,
+        p["offset"],
+        p["section"],
+        p["name"],
+        p["kernel_name"],
+        p["type"],
+        p["tag"],
+        p["tag_sha1"],
+        tuple(p["caveats"]),
+    )
+
+
+def packaged_programs(root: str, errors: list[InputError], cache: _Cache) -> list[Source]:
+    """Every program of every BPF object the rpm database of ``root`` knows, with its predicted tags."""
+    sources = []
+    with rpmdb.snapshot(root) as db, RootFS(root) as fs:
+        for pkg in rpmdb.installed(db, (), errors):
+            algo = DIGEST_ALGOS.get(pkg.digest_algo, "sha256")
+            for entry in pkg.files:
+                if not _wanted(pkg, entry):
+                    continue
+                try:
+                    st = fs.lstat(entry.path)
+                except OSError:
+                    continue  # not there: rpm-bpf verify reports missing files
+                stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+                key = f"{algo}:{entry.digest}"
+                programs = cache.get(key, stamp) if entry.digest else None
+                if programs is None:
+                    try:
+                        data = fs.read(entry.path, MAX_CONTENT)
+                    except OSError as exc:
+                        errors.append(InputError(fs.host_path(entry.path), f"cannot read: {exc.strerror}"))
+                        continue
+                    programs = _describe(data)
+                    if entry.digest and hashlib.new(algo, data).hexdigest() == entry.digest:
+                        cache.put(key, stamp, programs)  # only what is still the packaged file
+                sources += [_source(pkg, entry.path, p) for p in programs]
+    return sources
+
+
+def _loaders(root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
+    """The installed package owning each loader executable (as ``rpm -qf``: rpm's file index)."""
+    exes = sorted({exe for prog in programs for _, exe in prog.holders if exe})
+    found: dict[str, Package] = {}
+    if not exes:
+        return found
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    with rpmdb.snapshot(root) as db:
+        for exe in exes:
+            # A loader running from inside the root: its path there is what the root's database knows.
+            inside = "/" + exe[len(prefix) :] if prefix != "/" and exe.startswith(prefix) else exe
+            for pkg in rpmdb.owners(db, [inside], errors):
+                found.setdefault(exe, pkg)
+    return found
+
+
+def match(root: str, programs: list[Loaded], sources: list[Source], errors: list[InputError]) -> list[Match]:
+    by_tag: dict[str, list[Source]] = {}
+    by_name: dict[tuple[str, str], list[Source]] = {}
+    for source in sources:
+        by_tag.setdefault(source.tag, []).append(source)
+        by_tag.setdefault(source.tag_sha1, []).append(source)
+        # The kernel keeps 15 characters of a name; bpftool shows the whole one when BTF has it.
+        by_name.setdefault((source.kernel_name, source.type), []).append(source)
+        if source.name != source.kernel_name:
+            by_name.setdefault((source.name, source.type), []).append(source)
+    owners = _loaders(root, programs, errors)
+    matches = []
+    for prog in programs:
+        loaders = tuple((pid, exe, owners[exe].ref.nevra if exe in owners else None) for pid, exe in prog.holders)
+        found = by_tag.get(prog.tag, [])
+        if found:
+            # Objects shipping one program twice (multilib, copies): the ones with the loaded name first.
+            found = sorted(found, key=lambda s: (s.kernel_name != prog.name, s.package.nevra, s.path))
+            loader_pkgs = [owners[exe] for _, exe in prog.holders if exe in owners]
+            agree = any(
+                s.package.name == p.ref.name or (s.sourcerpm and s.sourcerpm == p.sourcerpm)
+                for s in found
+                for p in loader_pkgs
+            )
+            matches.append(Match(prog, tuple(dict.fromkeys(found)), loaders, "certain" if agree else "tag"))
+            continue
+        weak = by_name.get((prog.name, prog.type), [])
+        matches.append(Match(prog, tuple(weak), loaders, "weak" if weak else "unknown"))
+    return matches
+
+
+def unpackaged_findings(matches: list[Match]) -> list[Finding]:
+    """``bpf-program-unpackaged`` for every loaded program nothing packaged matches."""
+    return [_unpackaged(m) for m in matches if m.confidence == "unknown"]
+
+
+def _unpackaged(m: Match) -> Finding:
+    prog = m.program
+    where = [f"loaded by {exe or '?'} (pid {pid}{', package ' + pkg if pkg else ''})" for pid, exe, pkg in m.loaders]
+    where += [f"pinned at {path}" for path in prog.pinned]
+    detail = f"program {prog.id} {prog.name or '(no name)'} ({prog.type}), tag {prog.tag}"
+    return Finding.of(
+        "bpf-program-unpackaged", None, f"bpf-prog:{prog.id}", detail + ("; " + "; ".join(where) if where else "")
+    )
+
+
+def match_dict(m: Match) -> dict[str, Any]:
+    prog = m.program
+    return {
+        "id": prog.id,
+        "type": prog.type,
+        "name": prog.name,
+        "tag": prog.tag,
+        "pinned": list(prog.pinned),
+        "confidence": m.confidence,
+        "sources": [
+            {
+                "package": s.package.nevra,
+                "path": s.path,
+                "offset": s.offset,
+                "section": s.section,
+                "program": s.name,
+                "caveats": list(s.caveats),
+            }
+            for s in m.sources
+        ],
+        "loaders": [{"pid": pid, "executable": exe, "package": pkg} for pid, exe, pkg in m.loaders],
+    }

@@ -1,0 +1,228 @@
+"""`rpm-bpf which` on the real kernel: programs loaded from installed packages are traced back to them.
+
+Packages built by rpmbuild and installed by dnf into an installroot; their
+objects loaded with bpftool (libbpf) and by a packaged loader (a libbpf
+skeleton that keeps its programs loaded), pinned under a test-owned bpffs
+directory and always removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rpm_bpf import samples
+from rpm_bpf.samples import PkgFile, PkgSpec
+from tests.conftest import REPO
+from tests.integration.test_progtag import SUBPROGRAMS_C, bpffs  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
+
+HOLDING_LOADER_C = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include "prog.skel.h"
+
+int main(void)
+{
+    struct prog *skel = prog__open_and_load();
+    if (!skel)
+        return 1;
+    printf("loaded\n");
+    fflush(stdout);
+    pause();  /* keep the programs loaded until killed */
+    return 0;
+}
+"""
+
+LONG_NAME_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp") int xdp_program_with_a_rather_long_name(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _holding_loader(obj: Path, out: Path) -> Path:
+    work = out.parent
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(obj, work / "prog.bpf.o")
+    skel = subprocess.run(
+        ["bpftool", "gen", "skeleton", str(work / "prog.bpf.o"), "name", "prog"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (work / "prog.skel.h").write_text(skel)
+    (work / "loader.c").write_text(HOLDING_LOADER_C)
+    subprocess.run(["gcc", "-O2", "-o", str(out), str(work / "loader.c"), "-lbpf"], cwd=work, check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:  # noqa: F811
+    work = tmp_path_factory.mktemp("which")
+    sub = samples.compile_bpf(SUBPROGRAMS_C, work / "sub.bpf.o")
+    long = samples.compile_bpf(LONG_NAME_C, work / "long.bpf.o")
+    loader = _holding_loader(objects.full, work / "skel" / "which-loader")
+    specs = [
+        PkgSpec(
+            "bpf-filesystem",
+            files=[PkgFile(bpfdir, directory=True, mode=0o755), PkgFile("/usr/lib/bpf", directory=True, mode=0o755)],
+        ),
+        PkgSpec(
+            "which-obj",
+            files=[
+                PkgFile(f"{bpfdir}/which-obj", directory=True, mode=0o755),
+                PkgFile(f"{bpfdir}/which-obj/full.bpf.o", objects.full),
+                PkgFile(f"{bpfdir}/which-obj/sub.bpf.o", sub),
+                PkgFile(f"{bpfdir}/which-obj/long.bpf.o", long),
+            ],
+        ),
+        PkgSpec("which-loader", files=[PkgFile("/usr/bin/which-loader", loader, mode=0o755)]),
+    ]
+    root = work / "root"
+    root.mkdir()
+    # rpm itself installs them: --nodeps, as the loader needs libbpf and glibc, which this root does not have
+    # (it runs with the host's libraries).
+    built = [str(rpms.build(spec)) for spec in specs]
+    proc = subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", *built], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def _load(bpffs: Path, obj: Path) -> tuple[Path, dict[str, int]]:  # noqa: F811
+    pins = bpffs / f"rpm-bpf-which-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pins)], capture_output=True, text=True, check=True)
+    ids = {}
+    for pin in pins.iterdir():
+        info = json.loads(
+            subprocess.run(
+                ["bpftool", "-j", "prog", "show", "pinned", str(pin)], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        ids[info["name"]] = info["id"]
+    return pins, ids
+
+
+def _which(root: Path, *args: str) -> tuple[int, dict]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "which", "--root", str(root), "--no-cache", "-f", "json", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_installed_objects_loaded_by_bpftool_are_matched_by_tag(system, bpffs, bpfdir):  # noqa: F811
+    pins, ids = [], {}
+    try:
+        for name in ("full", "sub", "long"):
+            pin, loaded = _load(bpffs, system / bpfdir.lstrip("/") / "which-obj" / f"{name}.bpf.o")
+            pins.append(pin)
+            ids.update(loaded)
+        status, doc = _which(system, *map(str, ids.values()))
+        assert status == 0
+        by_name = {p["name"]: p for p in doc["programs"]}
+        # The kernel keeps 15 characters of a name; bpftool 7 shows the whole one, from the program's BTF.
+        long_name = "xdp_program_with_a_rather_long_name"
+        assert set(by_name) == set(ids) == {"xdp_count", "tc_pass", "xdp_sub", "tc_sub", long_name}
+        for name, expected in (
+            ("xdp_count", ("full", "xdp")),
+            ("tc_pass", ("full", "tc")),
+            ("xdp_sub", ("sub", "xdp")),
+            ("tc_sub", ("sub", "tc")),
+            (long_name, ("long", "xdp")),
+        ):
+            prog = by_name[name]
+            # bpftool is no package of this root: the tag alone says where the program came from
+            assert prog["confidence"] == "tag", prog
+            # full.bpf.o's programs are also embedded in which-loader: every package shipping them is named
+            assert {
+                "package": "which-obj-1.0-1.x86_64",
+                "path": f"{bpfdir}/which-obj/{expected[0]}.bpf.o",
+                "offset": None,
+                "section": expected[1],
+            }.items() <= next(s for s in prog["sources"] if s["package"].startswith("which-obj")).items()
+        assert by_name[long_name]["sources"][0]["program"] == long_name
+        assert [s["package"] for s in by_name["xdp_sub"]["sources"]] == ["which-obj-1.0-1.x86_64"]
+    finally:
+        for pin in pins:
+            shutil.rmtree(pin, ignore_errors=True)
+
+
+def test_packaged_loader_holding_its_programs_is_certain(system):
+    loader = subprocess.Popen([str(system / "usr/bin/which-loader")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert loader.stdout.readline().strip() == "loaded"
+        status, doc = _which(system)
+        assert status == 0
+        mine = [p for p in doc["programs"] if any(ld["pid"] == loader.pid for ld in p["loaders"])]
+        assert {p["name"] for p in mine} == {"xdp_count", "tc_pass"}
+        for prog in mine:
+            assert prog["confidence"] == "certain", prog
+            (loader_info,) = prog["loaders"]
+            assert loader_info["package"].startswith("which-loader-1.0-1")
+            assert loader_info["executable"] == str(system / "usr/bin/which-loader")
+            packages = {s["package"].split("-1.0-1")[0] for s in prog["sources"]}
+            assert "which-loader" in packages  # the object embedded in the loader itself
+            embedded = [s for s in prog["sources"] if s["path"] == "/usr/bin/which-loader"]
+            assert embedded and embedded[0]["offset"] > 0
+    finally:
+        loader.kill()
+        loader.wait()
+
+
+def test_changed_copy_is_unknown_and_strict_reports_it(system, bpffs, bpfdir, tmp_path):  # noqa: F811
+    changed = samples.compile_bpf(
+        LONG_NAME_C.replace("XDP_PASS", "XDP_DROP").replace("xdp_program_with_a_rather_long_name", "hand_made_prog"),
+        tmp_path / "changed.bpf.o",
+    )
+    pin, ids = _load(bpffs, changed)
+    try:
+        status, doc = _which(system, str(ids["hand_made_prog"]))
+        assert status == 0 and doc["programs"][0]["confidence"] == "unknown"
+        status, doc = _which(system, "--strict", str(ids["hand_made_prog"]))
+        assert status == 1
+        (finding,) = doc["findings"]
+        assert finding["rule"] == "bpf-program-unpackaged" and finding["severity"] == "warning"
+        assert f"pinned at {pin}" in finding["detail"]
+        for fmt in ("junit", "sarif", "text"):
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "rpm_bpf",
+                    "which",
+                    "--root",
+                    str(system),
+                    "--strict",
+                    "-f",
+                    fmt,
+                    str(ids["hand_made_prog"]),
+                ],
+                capture_output=True,
+                text=True,
+                env=ENV,
+            )
+            assert proc.returncode == 1 and "bpf-program-unpackaged" in proc.stdout, fmt
+    finally:
+        shutil.rmtree(pin, ignore_errors=True)
+
+
+def test_without_privilege_exit_2(as_nobody):
+    result = as_nobody("which")
+    assert result.returncode == 2, result.stderr
+    assert "needs root, or CAP_BPF plus CAP_SYS_ADMIN or CAP_PERFMON" in result.stderr
+    assert "Traceback" not in result.stderr
