@@ -648,8 +648,9 @@ def cmd_which(args: argparse.Namespace) -> int:
             InputError(f"program {i}", "no loaded BPF program with this id")
             for i in sorted(wanted - {p.id for p in programs})
         ]
+    cache = _Cache(None if args.no_cache else cache_dir())
     try:
-        sources = packaged_programs(args.root, errors, _Cache(None if args.no_cache else cache_dir()))
+        sources = packaged_programs(args.root, errors, cache)
         matches = match(args.root, programs, sources, errors)
     except RpmdbError as exc:
         _error(str(exc))
@@ -663,6 +664,8 @@ def cmd_which(args: argparse.Namespace) -> int:
             "programs": [match_dict(m) for m in matches],
             "findings": [finding_dict(f) for f in findings],
             "input_errors": [{"input": x.input, "message": x.message} for x in errors],
+            # objects whose predictions came from the cache, and objects read and predicted
+            "cache": {"hits": cache.hits, "misses": cache.misses},
         }
         _emit(json.dumps(doc, indent=2) + "\n", args.output)
     elif args.format == "text":

@@ -137,7 +137,10 @@ def test_real_world_objects(bpffs, tmp_path):
         pytest.skip(f"no real-world corpus here: {exc}")
     (libxdp,) = rpms.glob("deb-libxdp1-*.rpm")
     opened = open_rpm(str(libxdp), bpfdirs.for_arch)
-    wanted = {f"{corpus.MULTIARCH_BPF}/xdp-dispatcher.o", f"{corpus.MULTIARCH_BPF}/xdpfilt_alw_tcp.o"}
+    wanted = {
+        f"{corpus.MULTIARCH_BPF}/{name}"
+        for name in ("xdp-dispatcher.o", "xdpfilt_alw_tcp.o", "xsk_def_xdp_prog.o", "xsk_def_xdp_prog_5.3.o")
+    }
     for path, data in opened.read(wanted).items():
         assert isinstance(data, bytes), data
         obj = tmp_path / Path(path).name
@@ -162,3 +165,34 @@ def test_inspect_shows_the_predictions_for_embedded_objects_too(objects):
     expected = {p.kernel_name: p.tag for p in predict(objects.full.read_bytes())}
     assert {k["kernel_name"]: k["tag"] for k in embedded["kernel"]} == expected
     assert {k["type"] for k in embedded["kernel"]} == {"xdp", "sched_cls"}
+
+
+CORE_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+struct task_struct {
+    int tgid;
+} __attribute__((preserve_access_index));
+
+SEC("kprobe/do_nanosleep") int core_reader(void *ctx)
+{
+    struct task_struct *task = (void *)bpf_get_current_task();
+    return BPF_CORE_READ(task, tgid) & 1;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_core_program_is_predicted_with_a_caveat_and_the_kernel_disagrees(bpffs, tmp_path):
+    """CO-RE: libbpf rewrites the field offset for this kernel, so the tag cannot be known from the file."""
+    obj = samples.compile_bpf(CORE_C, tmp_path / "core.bpf.o")
+    (prediction,) = predict(obj.read_bytes())
+    assert prediction.kernel_name == "core_reader" and prediction.prog_type == "kprobe"
+    assert any("CO-RE" in caveat for caveat in prediction.caveats)
+    shown = _loaded(bpffs, obj)
+    assert shown["core_reader"]["type"] == "kprobe"
+    # tgid is far from offset 0 in this kernel's task_struct: the relocated code differs from the file's
+    assert shown["core_reader"]["tag"] != prediction.tag

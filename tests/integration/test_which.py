@@ -21,7 +21,7 @@ import pytest
 from rpm_bpf import samples
 from rpm_bpf.samples import PkgFile, PkgSpec
 from tests.conftest import REPO
-from tests.integration.test_progtag import SUBPROGRAMS_C, bpffs  # noqa: F401 (fixture)
+from tests.integration.test_progtag import CORE_C, SUBPROGRAMS_C, bpffs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -72,6 +72,7 @@ def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:  # noqa: F81
     work = tmp_path_factory.mktemp("which")
     sub = samples.compile_bpf(SUBPROGRAMS_C, work / "sub.bpf.o")
     long = samples.compile_bpf(LONG_NAME_C, work / "long.bpf.o")
+    core = samples.compile_bpf(CORE_C, work / "core.bpf.o")
     loader = _holding_loader(objects.full, work / "skel" / "which-loader")
     specs = [
         PkgSpec(
@@ -85,6 +86,7 @@ def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:  # noqa: F81
                 PkgFile(f"{bpfdir}/which-obj/full.bpf.o", objects.full),
                 PkgFile(f"{bpfdir}/which-obj/sub.bpf.o", sub),
                 PkgFile(f"{bpfdir}/which-obj/long.bpf.o", long),
+                PkgFile(f"{bpfdir}/which-obj/core.bpf.o", core),
             ],
         ),
         PkgSpec("which-loader", files=[PkgFile("/usr/bin/which-loader", loader, mode=0o755)]),
@@ -226,3 +228,55 @@ def test_without_privilege_exit_2(as_nobody):
     assert result.returncode == 2, result.stderr
     assert "needs root, or CAP_BPF plus CAP_SYS_ADMIN or CAP_PERFMON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_core_program_is_weak_not_a_wrong_package(system, bpffs, bpfdir):  # noqa: F811
+    """Its tag depends on this kernel's BTF: matched by name and type, with the caveat, never by a wrong tag."""
+    pin, ids = _load(bpffs, system / bpfdir.lstrip("/") / "which-obj" / "core.bpf.o")
+    try:
+        status, doc = _which(system, str(ids["core_reader"]))
+        assert status == 0
+        (prog,) = doc["programs"]
+        assert prog["confidence"] == "weak"
+        (source,) = prog["sources"]
+        assert source["package"] == "which-obj-1.0-1.x86_64" and source["path"].endswith("/core.bpf.o")
+        assert any("CO-RE" in caveat for caveat in source["caveats"])
+    finally:
+        shutil.rmtree(pin, ignore_errors=True)
+
+
+def test_cache_spares_reading_objects_again_and_survives_damage(system, bpfdir, tmp_path):
+    cache = tmp_path / "cache"
+    env = dict(ENV, XDG_CACHE_HOME=str(cache))
+
+    def run() -> dict:
+        proc = subprocess.run(
+            [sys.executable, "-m", "rpm_bpf", "which", "--root", str(system), "-f", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    first = run()
+    objects = first["cache"]["misses"]
+    assert objects == 5 and first["cache"]["hits"] == 0  # four objects and the loader, each read once
+    second = run()
+    assert second["cache"] == {"hits": objects, "misses": 0}  # nothing read again
+    assert second["programs"] == first["programs"]
+    entries = sorted((cache / "rpm-bpf" / "progtags").glob("*.json"))
+    assert len(entries) == objects
+    entries[0].write_text("{not json")  # a damaged entry: ignored and rebuilt
+    third = run()
+    assert third["cache"] == {"hits": objects - 1, "misses": 1} and third["programs"] == first["programs"]
+    # A file changed after installation is read again, and never cached under the packaged digest.
+    changed = system / bpfdir.lstrip("/") / "which-obj" / "long.bpf.o"
+    data = changed.read_bytes()
+    try:
+        changed.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+        assert run()["cache"]["misses"] == 1
+        assert run()["cache"]["misses"] == 1
+    finally:
+        changed.write_bytes(data)
