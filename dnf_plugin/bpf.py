@@ -175,7 +175,7 @@ class BPF(dnf.Plugin):
 
 
 class BpfVerifyCommand(dnf.cli.Command):
-    """dnf bpf-verify [--json] [PACKAGE...]"""
+    """dnf bpf-verify [--json] [--loaded] [PACKAGE...]"""
 
     aliases = ("bpf-verify",)
     summary = CMD_SUMMARY
@@ -183,6 +183,11 @@ class BpfVerifyCommand(dnf.cli.Command):
     @staticmethod
     def set_argparser(parser):
         parser.add_argument("--json", action="store_true", help="print the rpm-bpf JSON report")
+        parser.add_argument(
+            "--loaded",
+            action="store_true",
+            help="also check the loaded BPF programs (one no installed package ships is reported)",
+        )
         parser.add_argument("package", nargs="*", metavar="PACKAGE", help="package names (default: all)")
 
     def configure(self):
@@ -200,6 +205,10 @@ class BpfVerifyCommand(dnf.cli.Command):
         try:
             policy = Policy.load(system=SYSTEM_POLICY)
             result = verify(root, policy, self.opts.package)
+            if self.opts.loaded:
+                from rpm_bpf.which import cache_dir, loaded_findings
+
+                result.findings += policy.apply(loaded_findings(root, result.errors, cache_dir()))
         except (PolicyError, RpmdbError) as exc:
             raise dnf.exceptions.Error(escape(str(exc))) from None
         report = Report("verify", result.packages, result.findings, result.errors)

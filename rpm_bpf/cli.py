@@ -151,6 +151,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     policy = _load_policy(args)
     try:
         result = verify(args.root, policy, args.packages, private_db=not args.db_in_place)
+        if args.loaded:
+            from .which import cache_dir, loaded_findings
+
+            result.findings += policy.apply(loaded_findings(args.root, result.errors, cache_dir()))
     except RpmdbError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -448,6 +452,12 @@ def _configure_verify(verify: argparse.ArgumentParser) -> None:
         action="append",
         metavar="ARG",
         help="extra argument for the dnf reinstall of --repair (repeatable), e.g. --dnf-arg=--repo=x",
+    )
+    verify.add_argument(
+        "--loaded",
+        action="store_true",
+        help="also check the loaded BPF programs: one that no installed package ships is bpf-program-unpackaged "
+        "(see rpm-bpf which; needs root, or CAP_BPF plus CAP_SYS_ADMIN or CAP_PERFMON)",
     )
     verify.set_defaults(func=cmd_verify)
 

@@ -289,3 +289,19 @@ def match_dict(m: Match) -> dict[str, Any]:
         ],
         "loaders": [{"pid": pid, "executable": exe, "package": pkg} for pid, exe, pkg in m.loaders],
     }
+
+
+def loaded_findings(root: str, errors: list[InputError], cache_directory: Path | None = None) -> list[Finding]:
+    """What ``verify --loaded`` adds: ``bpf-program-unpackaged`` for loaded programs no package of ``root`` ships.
+
+    Without the privilege to list them (or without bpftool) that is an input error, never silence.
+    """
+    from .loaded import KernelError, PrivilegeError, loaded_programs
+
+    try:
+        programs = loaded_programs()
+    except (PrivilegeError, KernelError) as exc:
+        errors.append(InputError("loaded BPF programs", str(exc)))
+        return []
+    sources = packaged_programs(root, errors, _Cache(cache_directory))
+    return unpackaged_findings(match(root, programs, sources, errors))

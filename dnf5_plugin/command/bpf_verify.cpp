@@ -1,4 +1,4 @@
-// rpm-bpf dnf5 command plugin: `dnf5 bpf-verify [--json] [PACKAGE...]`.
+// rpm-bpf dnf5 command plugin: `dnf5 bpf-verify [--json] [--loaded] [PACKAGE...]`.
 //
 // A shim with no logic of its own: it runs `rpm-bpf verify` on dnf5's
 // installroot, lets it write straight to the terminal, and makes dnf5 exit
@@ -47,6 +47,9 @@ public:
         get_argument_parser_command()->set_description("verify installed BPF objects against the rpm database");
         json = std::make_unique<libdnf5::cli::session::BoolOption>(
             *this, "json", '\0', "print the rpm-bpf JSON report", false);
+        loaded = std::make_unique<libdnf5::cli::session::BoolOption>(
+            *this, "loaded", '\0', "also check the loaded BPF programs (one no installed package ships is reported)",
+            false);
         packages = std::make_unique<libdnf5::cli::session::StringArgumentList>(
             *this, "PACKAGE", "installed package names to verify (default: all)");
     }
@@ -63,6 +66,9 @@ public:
         std::string command = env && *env ? env : "/usr/bin/rpm-bpf";
         std::vector<std::string> argv{
             command, "verify", "--root", get_context().get_base().get_config().get_installroot_option().get_value()};
+        if (loaded->get_value()) {
+            argv.push_back("--loaded");
+        }
         if (json->get_value()) {
             argv.insert(argv.end(), {"--format", "json"});
         }
@@ -80,6 +86,7 @@ public:
 
 private:
     std::unique_ptr<libdnf5::cli::session::BoolOption> json;
+    std::unique_ptr<libdnf5::cli::session::BoolOption> loaded;
     std::unique_ptr<libdnf5::cli::session::StringArgumentList> packages;
 
     // Runs argv (no shell) on dnf5's own stdin/stdout/stderr; returns its exit

@@ -284,3 +284,14 @@ def test_spec_files_match_what_cmake_installs(sid):
         text=True,
     )
     assert names.returncode == 0 and "dnf5-command(bpf-verify)" in names.stdout.split("\n")
+
+
+def test_bpf_verify_loaded_reaches_the_engine(dnf5):
+    """dnf5 bpf-verify --loaded hands --loaded to rpm-bpf verify; this root has no bpftool to list the loaded
+    programs with, which the engine reports as an input error (exit 2), as it must rather than stay silent."""
+    assert dnf5("install", "xdp-good-1.0").returncode == 0
+    helped = debroot.run_in(dnf5.root, "dnf5", "bpf-verify", "--help")
+    assert "--loaded" in helped.stdout
+    proc = debroot.run_in(dnf5.root, "dnf5", f"--installroot={dnf5.inst}", "bpf-verify", "--loaded")
+    assert proc.returncode == 2, _out(proc)
+    assert "loaded BPF programs: bpftool is not installed" in _out(proc)

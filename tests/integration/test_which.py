@@ -280,3 +280,47 @@ def test_cache_spares_reading_objects_again_and_survives_damage(system, bpfdir, 
         assert run()["cache"]["misses"] == 1
     finally:
         changed.write_bytes(data)
+
+
+def test_verify_loaded_reports_a_program_no_package_ships(system, bpffs, tmp_path):  # noqa: F811
+    # XDP_TX: no packaged program has these instructions (a tag is the code's, whatever the name)
+    source = LONG_NAME_C.replace("xdp_program_with_a_rather_long_name", "stray_prog").replace("XDP_PASS", "XDP_TX")
+    stray = samples.compile_bpf(source, tmp_path / "stray.bpf.o")
+    pin, ids = _load(bpffs, stray)
+    try:
+        plain = subprocess.run(
+            [sys.executable, "-m", "rpm_bpf", "verify", "--root", str(system), "-f", "json"],
+            capture_output=True,
+            text=True,
+            env=ENV,
+        )
+        assert plain.returncode == 0 and "bpf-program-unpackaged" not in plain.stdout
+        proc = subprocess.run(
+            [sys.executable, "-m", "rpm_bpf", "verify", "--root", str(system), "--loaded", "-f", "json"],
+            capture_output=True,
+            text=True,
+            env=ENV,
+        )
+        assert proc.returncode == 0, proc.stderr  # a warning: the exit status is verify's as ever
+        found = [f for f in json.loads(proc.stdout)["findings"] if f["rule"] == "bpf-program-unpackaged"]
+        assert [f["path"] for f in found if f["path"] == f"bpf-prog:{ids['stray_prog']}"]
+        # DNF 4: dnf bpf-verify --loaded, the plugin from this checkout
+        dnf = subprocess.run(
+            [
+                "dnf",
+                "-q",
+                f"--installroot={system}",
+                f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
+                "--setopt=reposdir=/nonexistent",
+                "--releasever=1",
+                "bpf-verify",
+                "--loaded",
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=300,
+        )
+        assert f"W: bpf-program-unpackaged bpf-prog:{ids['stray_prog']}" in dnf.stdout, dnf.stdout + dnf.stderr
+    finally:
+        shutil.rmtree(pin, ignore_errors=True)
