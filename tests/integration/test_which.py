@@ -324,3 +324,35 @@ def test_verify_loaded_reports_a_program_no_package_ships(system, bpffs, tmp_pat
         assert f"W: bpf-program-unpackaged bpf-prog:{ids['stray_prog']}" in dnf.stdout, dnf.stdout + dnf.stderr
     finally:
         shutil.rmtree(pin, ignore_errors=True)
+
+
+def test_real_libxdp_objects_are_traced_to_their_package(bpffs, tmp_path):  # noqa: F811
+    """Debian's libxdp1, repacked as an RPM (the real-world corpus), installed; its objects loaded and traced."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    try:
+        rpms = corpus.build()
+    except corpus.CorpusUnavailable as exc:
+        pytest.skip(f"no real-world corpus here: {exc}")
+    root = tmp_path / "root"
+    root.mkdir()
+    (libxdp,) = rpms.glob("deb-libxdp1-*.rpm")
+    subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", str(libxdp)], check=True, capture_output=True)
+    pins, ids = [], {}
+    try:
+        for name in ("xdp-dispatcher.o", "xsk_def_xdp_prog.o"):
+            pin, loaded = _load(bpffs, root / corpus.MULTIARCH_BPF.lstrip("/") / name)
+            pins.append(pin)
+            ids.update({f"{name}:{prog}": prog_id for prog, prog_id in loaded.items()})
+        status, doc = _which(root, *map(str, ids.values()))
+        assert status == 0 and len(doc["programs"]) == len(ids) >= 3
+        for prog in doc["programs"]:
+            assert prog["confidence"] == "tag", prog
+            assert prog["sources"][0]["package"].startswith("deb-libxdp1-")
+            assert prog["sources"][0]["path"].startswith(corpus.MULTIARCH_BPF + "/")
+    finally:
+        for pin in pins:
+            shutil.rmtree(pin, ignore_errors=True)
