@@ -161,6 +161,8 @@ def predict(data: bytes) -> list[Prediction]:
         raise
     except (ELFError, struct.error, ValueError, IndexError, KeyError) as exc:
         raise PredictionError(f"malformed BPF object ({exc})") from None
+    except Exception as exc:  # pyelftools raises assorted types on crafted input (as elf.inspect knows)
+        raise PredictionError(f"malformed BPF object ({type(exc).__name__}: {exc})") from None
 
 
 class _Code:

@@ -786,8 +786,10 @@ def embed(obj: bytes, how: Embedding, true_bytes: bytes) -> tuple[bytes, int]:
 
 
 def fuzz_elf(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
-    """inspect raises only BpfElfError; find_embedded never raises, and finds an intact embedded object."""
+    """inspect raises only BpfElfError, the tag prediction only PredictionError; find_embedded never raises,
+    and finds an intact embedded object."""
     from rpm_bpf import elf, samples
+    from rpm_bpf.progtag import PredictionError, predict
 
     bases = [
         elf_base(name, samples.compile_bpf(samples.XDP_COUNTER_C, work / f"{name}.o", **kwargs).read_bytes())
@@ -818,6 +820,11 @@ def fuzz_elf(work: Path, settings: hypothesis.settings, seed: int | None) -> Cas
                 cases.outcome("inspect: parsed")
             except elf.BpfElfError as exc:
                 cases.outcome(f"inspect: {kind_of(str(exc).removeprefix('fuzzed.o: '))}")
+            try:  # the tag prediction reads the same hostile bytes: PredictionError only, and it ends
+                predicted = predict(blob)
+                cases.outcome(f"predict: {len(predicted)} programs")
+            except PredictionError as exc:
+                cases.outcome(f"predict: {kind_of(str(exc))}")
             found = elf.find_embedded(blob)
             if found:
                 cases.outcome("find_embedded: found")
