@@ -613,6 +613,8 @@ def cmd_repo_report(args: argparse.Namespace) -> int:
             repos.append(read_repository(location, roots, inventory=True))
         except RepoError as exc:
             errors.append(InputError(location, str(exc).removeprefix(location + ": ")))
+        except Exception as exc:  # our bug met on this repository: the others are still reported
+            errors.append(InputError(location, f"internal error while reading it ({type(exc).__name__}: {exc})"))
     for error in errors:
         _error(f"{error.input}: {error.message}")
     doc = inventory.build(repos, policy.owner_provides)

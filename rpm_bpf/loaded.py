@@ -74,7 +74,12 @@ def loaded_programs(bpftool: str | None = None) -> list[Loaded]:
     tool = bpftool or shutil.which("bpftool") or shutil.which("bpftool", path="/usr/sbin:/sbin")
     if tool is None:
         raise KernelError("bpftool is not installed (it lists the loaded programs)")
-    proc = subprocess.run([tool, "-j", "-f", "prog", "show"], capture_output=True, text=True, timeout=120)
+    try:
+        proc = subprocess.run([tool, "-j", "-f", "prog", "show"], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise KernelError("bpftool prog show did not answer within 120 s") from None
+    except OSError as exc:
+        raise KernelError(f"cannot run {tool}: {exc.strerror or exc}") from None
     if proc.returncode != 0:
         text = proc.stdout + proc.stderr
         if "Operation not permitted" in text or "Permission denied" in text or os.geteuid() != 0:

@@ -22,6 +22,7 @@ change nothing.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import struct
@@ -32,6 +33,10 @@ _LD_IMM64, _CALL = 0x18, 0x85
 _PSEUDO_MAP_FD, _PSEUDO_MAP_VALUE, _PSEUDO_CALL, _PSEUDO_FUNC = 1, 2, 1, 4
 _MAP_SECTIONS = (".maps", "maps")
 KERNEL_NAME_LEN = 15  # BPF_OBJ_NAME_LEN - 1
+# Bounds on crafted objects: no program the kernel takes is longer (BPF_COMPLEXITY_LIMIT_INSNS), and an
+# object's programs together (each with its sub-programs appended) get a few times that.
+MAX_PROGRAM_INSNS = 1_000_000
+MAX_OBJECT_INSNS = 4_000_000
 
 # libbpf's section names (the start of them) and the program type the kernel reports (bpftool's names).
 _TYPES = (
@@ -172,9 +177,17 @@ class _Code:
         self.insns = bytearray()
         self.origin: list[tuple[int, int]] = []  # per instruction: (section index, offset in the section)
         self.placed: dict[tuple[int, int], int] = {}  # (section, function start) -> instruction index here
+        self.bytes: dict[int, bytes] = {}  # sections read so far (pyelftools reads them again on every call)
+
+    def section_bytes(self, sections: dict[int, Any], index: int) -> bytes:
+        if index not in self.bytes:
+            self.bytes[index] = bytes(sections[index].data())
+        return self.bytes[index]
 
     def append(self, section: int, start: int, body: bytes) -> int:
         at = len(self.insns) // 8
+        if at + len(body) // 8 > MAX_PROGRAM_INSNS:
+            raise PredictionError(f"a program longer than {MAX_PROGRAM_INSNS} instructions with its sub-programs")
         self.placed[(section, start)] = at
         self.insns += body
         self.origin += [(section, start + k) for k in range(0, len(body), 8)]
@@ -201,6 +214,8 @@ def _predict(elf: Any) -> list[Prediction]:
             funcs.setdefault(sym["st_shndx"], []).append(
                 (sym["st_value"], sym["st_size"], sym.name, sym["st_info"]["bind"] != "STB_LOCAL")
             )
+    for listed in funcs.values():
+        listed.sort()
     core = _core_sections(elf)
     results = []
     for index, sec in sections.items():
@@ -211,11 +226,18 @@ def _predict(elf: Any) -> list[Prediction]:
             if not is_global or size == 0:
                 continue  # static functions in a program section are sub-programs
             results.append(_program(elf, sections, relocs, funcs, core, order, index, start, size, name, body))
+            work = sum(p.insns for p in results)
+            if work > MAX_OBJECT_INSNS:
+                raise PredictionError(f"programs longer than {MAX_OBJECT_INSNS} instructions in all")
     return results
 
 
 def _function_at(funcs: dict[int, list[tuple[int, int, str, bool]]], section: int, offset: int) -> tuple[int, int]:
-    for start, size, _, _ in funcs.get(section, []):
+    """The function (start, size) containing ``offset``: a binary search, the lists being sorted by start."""
+    listed = funcs.get(section, [])
+    at = bisect.bisect_right(listed, offset, key=lambda f: f[0]) - 1
+    if at >= 0:
+        start, size, _, _ = listed[at]
         if start <= offset < start + max(size, 1):
             return start, size
     raise PredictionError(f"a call into section {section} at {offset} reaches no function")
@@ -311,6 +333,6 @@ def _place(
     on ``stack`` to be walked next) the first time."""
     fstart, fsize = _function_at(funcs, shndx, dest)
     if (shndx, fstart) not in code.placed:
-        at = code.append(shndx, fstart, sections[shndx].data()[fstart : fstart + fsize])
+        at = code.append(shndx, fstart, code.section_bytes(sections, shndx)[fstart : fstart + fsize])
         stack.append([at, at + fsize // 8])
     return code.placed[(shndx, fstart)] + (dest - fstart) // 8

@@ -25,6 +25,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import urllib.parse
 import urllib.request
 import zlib
@@ -38,6 +39,8 @@ MAX_DECOMPRESSED = 16 << 30  # ... and decompressed (Fedora's filelists: ~0.3 GB
 MAX_ELEMENT = 256 << 20  # one <package> element: the biggest real ones (texlive, kernel-devel) are a few MB
 _CHUNK = 4 << 20
 _TIMEOUT = 60  # seconds for one network read
+_DEADLINE = 1800  # seconds for one metadata file in all
+MAX_KEPT = 200_000  # files under the BPF directories and bpf(NAME) provides kept per repository
 
 
 class RepoError(Exception):
@@ -117,11 +120,14 @@ class _Source:
                     f"{self.location}: cannot fetch {href}: {getattr(exc, 'reason', None) or exc}"
                 ) from None
             return _Bounded(response, limit, f"{self.location}/{href}")
-        from .rootfs import open_user_file
+        from .rootfs import RootFS
 
         path = os.path.join(self.base, href)
         try:
-            fd = open_user_file(path)  # regular files only: a FIFO or a device is refused at once
+            # One component at a time, no symbolic link followed (not even repodata/ itself), regular
+            # files only: nothing outside the repository, no FIFO, no device.
+            with RootFS(self.base) as fs:
+                fd, _ = fs.open_regular("/" + href)
         except OSError as exc:
             raise RepoError(f"{path}: {exc.strerror or exc}") from None
         return _Bounded(os.fdopen(fd, "rb"), limit, path)
@@ -133,6 +139,7 @@ class _Bounded:
     def __init__(self, raw: Any, limit: int, name: str) -> None:
         self.raw, self.limit, self.name, self.count = raw, limit, name, 0
         self.digest: Any = None
+        self.deadline = time.monotonic() + _DEADLINE  # a server trickling bytes is cut off too
 
     def read(self, size: int = -1) -> bytes:
         size = _CHUNK if size is None or size < 0 else min(size, _CHUNK)
@@ -141,6 +148,8 @@ class _Bounded:
         except OSError as exc:
             raise RepoError(f"{self.name}: read failed: {exc}") from None
         self.count += len(data)
+        if time.monotonic() > self.deadline:
+            raise RepoError(f"{self.name}: not read within {_DEADLINE} s")
         if self.count > self.limit:
             raise RepoError(f"{self.name}: larger than {self.limit} bytes")
         if self.digest is not None:
@@ -191,13 +200,11 @@ def _decompressed(stream: _Bounded, name: str) -> Iterator[bytes]:
         if kind == "plain":
             chunks: Iterator[bytes] = iter(lambda: source.read(_CHUNK), b"")
         elif kind == "gzip":
-            inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            chunks = _bounded_decompress(source, lambda data, n: (inflate.decompress(data, n), inflate))
+            chunks = _gzip(source)
         elif kind == "xz":
-            unxz = lzma.LZMADecompressor()
-            chunks = _lzma_like(source, unxz)
+            chunks = _lzma_like(source, lzma.LZMADecompressor, b"\xfd7zXZ\x00")
         elif kind == "bzip2":
-            chunks = _lzma_like(source, bz2.BZ2Decompressor())
+            chunks = _lzma_like(source, bz2.BZ2Decompressor, b"BZh")
         else:
             try:
                 import zstandard
@@ -220,30 +227,62 @@ def _decompressed(stream: _Bounded, name: str) -> Iterator[bytes]:
         raise RepoError(f"{name}: corrupt {kind} data ({type(exc).__name__}: {exc})") from None
 
 
-def _bounded_decompress(source: _Prefixed, step: Callable[[bytes, int], tuple[bytes, Any]]) -> Iterator[bytes]:
-    """zlib: never more than _CHUNK bytes out per call (a small file may inflate enormously)."""
+def _gzip(source: _Prefixed) -> Iterator[bytes]:
+    """gzip, every member of a concatenated file (as zcat reads it), never more than _CHUNK bytes out per call."""
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     pending = b""
     while True:
         if not pending:
             pending = source.read(_CHUNK)
             if not pending:
+                if not inflate.eof:
+                    raise EOFError("truncated")
                 return
-        out, state = step(pending, _CHUNK)
-        pending = state.unconsumed_tail
+        if inflate.eof:  # a member ended: another one follows, or NUL padding, nothing else
+            pending = _next_member(source, pending, b"\x1f\x8b")
+            if not pending:
+                return
+            inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        out = inflate.decompress(pending, _CHUNK)
+        pending = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
         if out:
             yield out
-        if state.eof:
-            return
 
 
-def _lzma_like(source: _Prefixed, decompressor: Any) -> Iterator[bytes]:
-    while not decompressor.eof:
-        data = b"" if not decompressor.needs_input else source.read(_CHUNK)
-        if not data and decompressor.needs_input:
-            raise EOFError("truncated")
-        out = decompressor.decompress(data, _CHUNK)
+def _lzma_like(source: _Prefixed, new: Callable[[], Any], magic: bytes) -> Iterator[bytes]:
+    """xz or bzip2, every stream of a concatenated file; the decompressor keeps unread input itself."""
+    decompressor = new()
+    pending = b""
+    while True:
+        if decompressor.eof:
+            pending = _next_member(source, decompressor.unused_data + pending, magic)
+            if not pending:
+                return
+            decompressor = new()
+        if decompressor.needs_input and not pending:
+            pending = source.read(_CHUNK)
+            if not pending:
+                raise EOFError("truncated")
+        out = decompressor.decompress(pending, _CHUNK)
+        pending = b""
         if out:
             yield out
+
+
+def _next_member(source: _Prefixed, pending: bytes, magic: bytes) -> bytes:
+    """What follows a finished member: the next member's bytes, or b"" at the end (NUL padding allowed)."""
+    while len(pending) < len(magic):
+        more = source.read(_CHUNK)
+        if not more:
+            break
+        pending += more
+    if pending.startswith(magic):
+        return pending
+    while pending:
+        if pending.strip(b"\0"):
+            raise ValueError("data after the end of the compressed stream")
+        pending = source.read(_CHUNK)
+    return b""
 
 
 # --- the pre-filter ---------------------------------------------------------------------
@@ -320,7 +359,8 @@ def _records(source: _Source) -> dict[str, Any]:
         try:
             repomd = cr.Repomd(copy.name)
         except Exception as exc:  # createrepo_c raises its own error type for bad XML
-            raise RepoError(f"{source.location}: repodata/repomd.xml cannot be parsed ({exc})") from None
+            reason = str(exc).replace(copy.name, "repodata/repomd.xml").split("\n", 1)[0][:200]
+            raise RepoError(f"{source.location}: repodata/repomd.xml cannot be parsed ({reason})") from None
     records = {rec.type: rec for rec in repomd.records}
     for needed in ("primary", "filelists"):
         if needed not in records:
@@ -357,15 +397,10 @@ def _stream(source: _Source, record: Any) -> Iterator[bytes]:
 
 
 def _ref(pkg: Any, label: str) -> RepoPackage:
-    epoch = pkg.epoch
-    return RepoPackage(
-        pkg.name,
-        int(epoch) if epoch and epoch.isdigit() and epoch != "0" else None,
-        pkg.version,
-        pkg.release,
-        pkg.arch,
-        label,
-    )
+    epoch = pkg.epoch or "0"
+    if not (epoch.isascii() and epoch.isdigit() and len(epoch) <= 10):
+        raise RepoError(f"{label}: package {pkg.name!r} has an epoch that is not a number ({epoch[:20]!r})")
+    return RepoPackage(pkg.name, int(epoch) or None, pkg.version, pkg.release, pkg.arch, label)
 
 
 def looks_like_bpf_object(path: str) -> bool:
@@ -394,6 +429,14 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
     if inventory:
         file_needles += (b".bpf.o<", b"/bpf/")
     errors: list[BaseException] = []
+    kept = [0]  # entries kept from this repository: bounded, whatever a crafted file decompresses to
+
+    def check_kept() -> None:
+        if kept[0] > MAX_KEPT:
+            raise RepoError(
+                f"{location}: more than {MAX_KEPT} BPF entries (files under the BPF directories, "
+                "bpf(NAME) provides): not a real repository"
+            )
 
     def parse(kind: str, snippet: bytes) -> list[Any]:
         found: list[Any] = []
@@ -417,17 +460,20 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
     def filelists() -> None:
         try:
             for snippet in _snippets(_stream(source, records["filelists"]), file_needles):
+                check_kept()
                 for pkg in parse("filelists", snippet):
                     paths = [f"{d}{n}" for kind, d, n in pkg.files if kind != "dir"]
                     mine = [p for p in paths if any(p.startswith(root + "/") for root in roots)]
                     ref = _ref(pkg, location)
                     if mine:
                         contents.files.setdefault(ref, []).extend(mine)
+                        kept[0] += len(mine)
                     if not inventory:
                         continue
                     outside = [p for p in paths if p not in mine and looks_like_bpf_object(p)]
                     if outside:
                         contents.outside.setdefault(ref, []).extend(outside)
+                        kept[0] += len(outside)
                     dirs = {f"{d}{n}" for kind, d, n in pkg.files if kind == "dir"}
                     owned = {d for d in dirs if any(d == root or d.startswith(root + "/") for root in roots)}
                     if owned:
@@ -443,11 +489,13 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
             stream = counter(_stream(source, records["primary"]))
             elements = _snippets(stream, (b'name="bpf(',), _named(wanted) if wanted else None)
             for chunk in elements:
+                check_kept()
                 for pkg in parse("primary", chunk):
                     ref = _ref(pkg, location)
                     names = [p[0][4:-1] for p in pkg.provides if p[0].startswith("bpf(") and p[0].endswith(")")]
                     if names:
                         contents.provides.setdefault(ref, []).extend(names)
+                        kept[0] += len(names)
                     if ref in contents.files:
                         contents.requires[ref] = [r[0] for r in pkg.requires]
             contents.packages = counter.last

@@ -385,16 +385,22 @@ def _files_requiring(hdr: rpm.hdr, requires: tuple[str, ...], needles: tuple[str
     starts, counts, table = (
         hdr[tag] or [] for tag in (rpm.RPMTAG_FILEDEPENDSX, rpm.RPMTAG_FILEDEPENDSN, rpm.RPMTAG_DEPENDSDICT)
     )
+    # Prefix sums per needle over the table: each file's range is then checked in constant time, so
+    # crafted overlapping ranges cost O(files + table), not their product.
+    has = [[needle in name for name in requires] for needle in needles]
+    sums = []
+    for matches in has:
+        running, total = [0], 0
+        for d in table:
+            ri = d & 0xFFFFFF
+            total += d >> 24 == _DEP_REQUIRE and ri < len(requires) and matches[ri]
+            running.append(total)
+        sums.append(running)
     found = set()
     for index, (start, count) in enumerate(zip(starts, counts, strict=False)):
         if start < 0 or count <= 0 or start + count > len(table):
             continue
-        names = [
-            requires[d & 0xFFFFFF]
-            for d in table[start : start + count]
-            if d >> 24 == _DEP_REQUIRE and d & 0xFFFFFF < len(requires)
-        ]
-        if all(any(needle in name for name in names) for needle in needles):
+        if all(running[start + count] > running[start] for running in sums):
             found.add(index)
     return found
 

@@ -68,9 +68,13 @@ def _run(argv: list[str], data: bytes) -> tuple[int, bytes]:
 
 def _request(line: bytes) -> tuple[list[str], bytes]:
     doc = json.loads(line.decode("utf-8", "surrogateescape"))
-    argv, data = doc.get("argv") if isinstance(doc, dict) else None, doc.get("input", "")
+    if not isinstance(doc, dict):
+        raise ValueError('a request is {"argv": [strings], "input": string}')
+    argv, data = doc.get("argv"), doc.get("input", "")
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or not isinstance(data, str):
         raise ValueError('a request is {"argv": [strings], "input": string}')
+    if any("\0" in a for a in argv):
+        raise ValueError("an argument with a NUL byte (no command line can carry one)")
     return argv, data.encode("utf-8", "surrogateescape")
 
 

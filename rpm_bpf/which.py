@@ -103,7 +103,9 @@ class _Cache:
         if path is None:
             return None
         try:
-            doc = json.loads(path.read_text())
+            from .rootfs import read_user_file
+
+            doc = json.loads(read_user_file(path, 16 << 20))  # a regular file of bounded size, never a FIFO
             if doc["version"] == CACHE_VERSION and doc["key"] == key and doc["stamp"] == stamp:
                 self.hits += 1
                 return list(doc["programs"])
@@ -189,7 +191,8 @@ def packaged_programs(root: str, errors: list[InputError], cache: _Cache) -> lis
                     st = fs.lstat(entry.path)
                 except OSError:
                     continue  # not there: rpm-bpf verify reports missing files
-                stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+                # ctime too: an mtime set back after a change in place does not make a file unchanged
+                stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
                 key = f"{algo}:{entry.digest}"
                 programs = cache.get(key, stamp) if entry.digest else None
                 if programs is None:

@@ -263,3 +263,78 @@ def test_unreachable_url_is_exit_2(built):
     status, report, _ = _gate("--against", "http://127.0.0.1:9/repo/", str(built["new-clean"]))
     assert status == 2 and "cannot fetch repodata/repomd.xml" in report["input_errors"][0]["message"]
     assert report["summary"]["packages"] == 1  # the new package was still checked
+
+
+def _rewritten(repo: Path, dest: Path, edit) -> Path:
+    """A copy of ``repo`` whose primary and filelists documents ``edit(kind, xml) -> bytes`` rewrote (stored as
+    it returns them), with repomd.xml's checksums redone: damage that the checksums do not catch."""
+    import gzip
+    import hashlib
+
+    import createrepo_c as cr
+
+    shutil.copytree(repo, dest)
+    repodata = dest / "repodata"
+    repomd = cr.Repomd(str(repodata / "repomd.xml"))
+    fresh = cr.Repomd()
+    for record in repomd.records:
+        if record.type not in ("primary", "filelists"):
+            continue
+        path = dest / record.location_href
+        path.write_bytes(edit(record.type, gzip.decompress(path.read_bytes())))
+        new = cr.RepomdRecord(record.type, str(path))
+        new.location_href = record.location_href
+        new.checksum_type, new.checksum = "sha256", hashlib.sha256(path.read_bytes()).hexdigest()
+        fresh.set_record(new)
+    (repodata / "repomd.xml").write_text(fresh.xml_dump())
+    return dest
+
+
+def test_multi_member_gzip_is_read_whole(built, repo, tmp_path):
+    """zcat, libsolv and dnf read every member of a concatenated gzip file: so does the gate (a clash in the
+    second member is a clash)."""
+    import gzip
+
+    def split(kind: str, xml: bytes) -> bytes:
+        cut = xml.index(b"<package ", len(xml) // 2)
+        return gzip.compress(xml[:cut]) + gzip.compress(xml[cut:])
+
+    copy = _rewritten(repo, tmp_path / "multi", split)
+    status, report, stderr = _gate("--against", str(copy), str(built["new-clash"]))
+    assert status == 1 and [c["related"] for c in _conflicts(report)] == [["other-tool-1.0-1.x86_64"]], stderr
+
+
+def test_trailing_garbage_after_the_stream_is_refused(built, repo, tmp_path):
+    import gzip
+
+    copy = _rewritten(repo, tmp_path / "trailing", lambda kind, xml: gzip.compress(xml) + b"garbage")
+    status, report, _ = _gate("--against", str(copy), str(built["new-clash"]))
+    assert status == 2 and "data after the end of the compressed stream" in report["input_errors"][0]["message"]
+
+
+def test_epoch_that_is_not_a_number_is_refused(built, repo, tmp_path):
+    # every package's epoch: the ones the pre-filter hands to the parser carry it too
+    import gzip
+
+    copy = _rewritten(
+        repo,
+        tmp_path / "epoch",
+        lambda kind, xml: gzip.compress(xml.replace(b'epoch="0"', 'epoch="\u00b2"'.encode())),
+    )
+    status, report, stderr = _gate("--against", str(copy), str(built["new-clash"]))
+    assert status == 2 and "epoch that is not a number" in report["input_errors"][0]["message"], stderr
+
+
+@pytest.mark.parametrize("link", ["file", "directory"])
+def test_symbolic_links_in_the_repository_are_not_followed(built, repo, tmp_path, link):
+    copy = tmp_path / "linked"
+    shutil.copytree(repo, copy)
+    if link == "directory":
+        shutil.move(copy / "repodata", tmp_path / "elsewhere")
+        (copy / "repodata").symlink_to(tmp_path / "elsewhere")
+    else:
+        (primary,) = (copy / "repodata").glob("*-primary.xml.gz")
+        shutil.move(primary, tmp_path / "outside.xml.gz")
+        primary.symlink_to(tmp_path / "outside.xml.gz")
+    status, report, _ = _gate("--against", str(copy), str(built["new-clash"]))
+    assert status == 2 and "symbolic link" in report["input_errors"][0]["message"]

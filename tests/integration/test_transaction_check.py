@@ -268,6 +268,8 @@ def test_serve_answers_as_the_one_shot_command_does(installed, repo):  # noqa: F
         (b'{"argv": ["serve"]}\n', "'serve' is not served"),
         (b'{"argv": ["transaction-check", "--no-such-option"]}\n', "unrecognized arguments"),
         (b'{"argv": []}\n', "is not served"),
+        (b"[]\n", "bad request"),
+        (b'{"argv": ["inspect", "a\\u0000b"]}\n', "NUL byte"),
     ],
 )
 def test_serve_bad_requests_are_exit_2_and_the_server_goes_on(installed, line, message):
