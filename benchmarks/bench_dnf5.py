@@ -33,7 +33,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from tests.integration import debroot  # noqa: E402
-from tests.integration.test_dnf5 import CONF, DNF5_PACKAGES, RPM_BPF_SCRIPT  # noqa: E402
+from tests.integration.test_dnf5 import CONF, DNF5_PACKAGES, install_checkout  # noqa: E402
 
 TARGET_SHARE = 1.0  # percent of the transaction
 
@@ -41,20 +41,7 @@ TARGET_SHARE = 1.0  # percent of the transaction
 def _root(work: Path) -> Path:
     base = debroot.base_tree("sid-dnf5", "sid", DNF5_PACKAGES)
     root = debroot.fresh_copy(base, work / "sid")
-    shutil.copytree(
-        REPO / "rpm_bpf", root / "usr/lib/python3/dist-packages/rpm_bpf", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (root / "usr/bin/rpm-bpf").write_text(RPM_BPF_SCRIPT)
-    (root / "usr/bin/rpm-bpf").chmod(0o755)
-    shutil.copytree(REPO / "dnf5_plugin", root / "src")
-    built = debroot.run_in(
-        root,
-        "sh",
-        "-c",
-        "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr "
-        "-DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && cmake --build /build && "
-        "cmake --install /build && python3 -m compileall -q /usr/lib/python3/dist-packages/rpm_bpf",
-    )
+    built = install_checkout(root)
     if built.returncode != 0:
         raise SystemExit(f"building the plugin failed: {built.stderr[-2000:]}")
     return root

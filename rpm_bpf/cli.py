@@ -645,7 +645,7 @@ def cmd_which(args: argparse.Namespace) -> int:
     from .report import finding_dict, finding_line
     from .rpmdb import RpmdbError
     from .safetext import escape as e
-    from .which import _Cache, cache_dir, match, match_dict, packaged_programs, unpackaged_findings
+    from .which import _Cache, cache_dir, match_dict, trace, unpackaged_findings
 
     try:
         programs = loaded_programs()
@@ -662,8 +662,7 @@ def cmd_which(args: argparse.Namespace) -> int:
         ]
     cache = _Cache(None if args.no_cache else cache_dir())
     try:
-        sources = packaged_programs(args.root, errors, cache)
-        matches = match(args.root, programs, sources, errors)
+        matches = trace(args.root, programs, errors, cache)
     except RpmdbError as exc:
         _error(str(exc))
         return EXIT_USAGE

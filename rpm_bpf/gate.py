@@ -23,7 +23,7 @@ from . import bpfdirs
 from .bpfdirs import relative_name
 from .findings import Finding, InputError, PackageRef
 from .policy import Policy
-from .repodata import RepoContents, RepoError, RepoPackage, read_repository
+from .repodata import RepoContents, RepoError, read_repository
 from .scan import ScanResult, expand_inputs, scan
 
 
@@ -49,7 +49,7 @@ class _NewBuild:
             if names:
                 self.provides[ref] = names
 
-    def replaces(self, pkg: RepoPackage) -> bool:
+    def replaces(self, pkg: PackageRef) -> bool:
         """A repository package this build replaces: an older (or the same) build of a new package, or one
         a new package obsoletes (rpm's own range comparison)."""
         if pkg.name in self.names:
@@ -73,7 +73,7 @@ def _conflicts(result: ScanResult, build: _NewBuild, repos: list[RepoContents]) 
                 ours.setdefault(name, []).append((ref, ""))
     clashes: dict[tuple[PackageRef, str], dict[str, str]] = {}  # (new package, path) -> {repo NEVRA: how}
     for repo in repos:
-        shipped: dict[str, dict[RepoPackage, str]] = {}
+        shipped: dict[str, dict[PackageRef, str]] = {}
         for pkg, paths in repo.files.items():
             roots: tuple[str, ...] = bpfdirs.for_arch(pkg.arch).roots if bpfdirs.is_arch_name(pkg.arch) else ()
             for path in paths:

@@ -17,12 +17,13 @@ from typing import Any
 
 from . import __version__, bpfdirs
 from .bpfdirs import relative_name
-from .repodata import RepoContents, RepoPackage
+from .findings import PackageRef
+from .repodata import RepoContents
 
 SCHEMA = "rpm-bpf/repo-report/v1"
 
 
-def _roots(pkg: RepoPackage) -> tuple[str, ...]:
+def _roots(pkg: PackageRef) -> tuple[str, ...]:
     return bpfdirs.for_arch(pkg.arch).roots if bpfdirs.is_arch_name(pkg.arch) else ()
 
 

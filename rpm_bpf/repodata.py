@@ -29,9 +29,10 @@ import time
 import urllib.parse
 import urllib.request
 import zlib
-from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, cast
+
+from .findings import PackageRef
 
 MAX_REPOMD = 16 << 20  # repomd.xml: a few kB in practice
 MAX_COMPRESSED = 4 << 30  # one metadata file as stored
@@ -47,37 +48,21 @@ class RepoError(Exception):
     """A repository that cannot be read; ``str()`` names it and says why."""
 
 
-class RepoPackage(namedtuple("RepoPackage", ("name", "epoch", "version", "release", "arch", "repo"))):
-    """A package as repository metadata describes it (``repo``: where it was found)."""
-
-    __slots__ = ()
-    name: str
-    epoch: int | None
-    version: str
-    release: str
-    arch: str
-    repo: str
-
-    @property
-    def nevra(self) -> str:
-        epoch = f"{self.epoch}:" if self.epoch else ""
-        return f"{self.name}-{epoch}{self.version}-{self.release}.{self.arch}"
-
-
 class RepoContents:
-    """What matters in one repository: files under the BPF directories and bpf(NAME) provides, per package."""
+    """What matters in one repository: files under the BPF directories and bpf(NAME) provides, per package
+    (a PackageRef whose ``source`` is the repository)."""
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.files: dict[RepoPackage, list[str]] = {}  # paths under a BPF directory (files, not directories)
-        self.provides: dict[RepoPackage, list[str]] = {}  # bpf(NAME) provides, as NAME
+        self.files: dict[PackageRef, list[str]] = {}  # paths under a BPF directory (files, not directories)
+        self.provides: dict[PackageRef, list[str]] = {}  # bpf(NAME) provides, as NAME
         self.packages = 0  # how many packages the primary metadata lists
         # With inventory=True (repo-report): files that look like BPF objects outside the BPF directories
         # (by name: metadata has no file types), the BPF directories each package owns, and the
         # Requires of the packages with files in them.
-        self.outside: dict[RepoPackage, list[str]] = {}
-        self.owned: dict[RepoPackage, set[str]] = {}
-        self.requires: dict[RepoPackage, list[str]] = {}
+        self.outside: dict[PackageRef, list[str]] = {}
+        self.owned: dict[PackageRef, set[str]] = {}
+        self.requires: dict[PackageRef, list[str]] = {}
 
 
 # --- where the bytes come from --------------------------------------------------------
@@ -396,11 +381,11 @@ def _stream(source: _Source, record: Any) -> Iterator[bytes]:
             )
 
 
-def _ref(pkg: Any, label: str) -> RepoPackage:
+def _ref(pkg: Any, label: str) -> PackageRef:
     epoch = pkg.epoch or "0"
     if not (epoch.isascii() and epoch.isdigit() and len(epoch) <= 10):
         raise RepoError(f"{label}: package {pkg.name!r} has an epoch that is not a number ({epoch[:20]!r})")
-    return RepoPackage(pkg.name, int(epoch) or None, pkg.version, pkg.release, pkg.arch, label)
+    return PackageRef(pkg.name, int(epoch) or None, pkg.version, pkg.release, pkg.arch, label)
 
 
 def looks_like_bpf_object(path: str) -> bool:

@@ -178,53 +178,57 @@ def _source(pkg: Package, path: str, p: dict[str, Any]) -> Source:
     )
 
 
-def packaged_programs(root: str, errors: list[InputError], cache: _Cache) -> list[Source]:
-    """Every program of every BPF object the rpm database of ``root`` knows, with its predicted tags."""
-    sources = []
+def trace(root: str, programs: list[Loaded], errors: list[InputError], cache: _Cache) -> list[Match]:
+    """Each loaded program matched against what the rpm database of ``root`` ships (one private copy of it)."""
     with rpmdb.snapshot(root) as db, RootFS(root) as fs:
-        for pkg in rpmdb.installed(db, (), errors):
-            algo = DIGEST_ALGOS.get(pkg.digest_algo, "sha256")
-            for entry in pkg.files:
-                if not _wanted(pkg, entry):
-                    continue
+        sources = _packaged_programs(db, fs, errors, cache)
+        owners = _loaders(db, root, programs, errors)
+    return _match(programs, sources, owners)
+
+
+def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: _Cache) -> list[Source]:
+    """Every program of every BPF object the rpm database ``db`` knows, with its predicted tags."""
+    sources = []
+    for pkg in rpmdb.installed(db, (), errors):
+        algo = DIGEST_ALGOS.get(pkg.digest_algo, "sha256")
+        for entry in pkg.files:
+            if not _wanted(pkg, entry):
+                continue
+            try:
+                st = fs.lstat(entry.path)
+            except OSError:
+                continue  # not there: rpm-bpf verify reports missing files
+            # ctime too: an mtime set back after a change in place does not make a file unchanged
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            key = f"{algo}:{entry.digest}"
+            programs = cache.get(key, stamp) if entry.digest else None
+            if programs is None:
                 try:
-                    st = fs.lstat(entry.path)
-                except OSError:
-                    continue  # not there: rpm-bpf verify reports missing files
-                # ctime too: an mtime set back after a change in place does not make a file unchanged
-                stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-                key = f"{algo}:{entry.digest}"
-                programs = cache.get(key, stamp) if entry.digest else None
-                if programs is None:
-                    try:
-                        data = fs.read(entry.path, MAX_CONTENT)
-                    except OSError as exc:
-                        errors.append(InputError(fs.host_path(entry.path), f"cannot read: {exc.strerror}"))
-                        continue
-                    programs = _describe(data)
-                    if entry.digest and hashlib.new(algo, data).hexdigest() == entry.digest:
-                        cache.put(key, stamp, programs)  # only what is still the packaged file
-                sources += [_source(pkg, entry.path, p) for p in programs]
+                    data = fs.read(entry.path, MAX_CONTENT)
+                except OSError as exc:
+                    errors.append(InputError(fs.host_path(entry.path), f"cannot read: {exc.strerror}"))
+                    continue
+                programs = _describe(data)
+                if entry.digest and hashlib.new(algo, data).hexdigest() == entry.digest:
+                    cache.put(key, stamp, programs)  # only what is still the packaged file
+            sources += [_source(pkg, entry.path, p) for p in programs]
     return sources
 
 
-def _loaders(root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
+def _loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
     """The installed package owning each loader executable (as ``rpm -qf``: rpm's file index)."""
     exes = sorted({exe for prog in programs for _, exe in prog.holders if exe})
-    found: dict[str, Package] = {}
-    if not exes:
-        return found
     prefix = os.path.realpath(root).rstrip("/") + "/"
-    with rpmdb.snapshot(root) as db:
-        for exe in exes:
-            # A loader running from inside the root: its path there is what the root's database knows.
-            inside = "/" + exe[len(prefix) :] if prefix != "/" and exe.startswith(prefix) else exe
-            for pkg in rpmdb.owners(db, [inside], errors):
-                found.setdefault(exe, pkg)
+    # A loader running from inside the root: its path there is what the root's database knows.
+    inside = {exe: "/" + exe[len(prefix) :] if prefix != "/" and exe.startswith(prefix) else exe for exe in exes}
+    found: dict[str, Package] = {}
+    for exe, path in inside.items():  # one index look-up each, in the snapshot already made
+        for pkg in rpmdb.owners(db, [path], errors):
+            found.setdefault(exe, pkg)
     return found
 
 
-def match(root: str, programs: list[Loaded], sources: list[Source], errors: list[InputError]) -> list[Match]:
+def _match(programs: list[Loaded], sources: list[Source], owners: dict[str, Package]) -> list[Match]:
     by_tag: dict[str, list[Source]] = {}
     by_name: dict[tuple[str, str], list[Source]] = {}
     for source in sources:
@@ -234,7 +238,6 @@ def match(root: str, programs: list[Loaded], sources: list[Source], errors: list
         by_name.setdefault((source.kernel_name, source.type), []).append(source)
         if source.name != source.kernel_name:
             by_name.setdefault((source.name, source.type), []).append(source)
-    owners = _loaders(root, programs, errors)
     matches = []
     for prog in programs:
         loaders = tuple((pid, exe, owners[exe].ref.nevra if exe in owners else None) for pid, exe in prog.holders)
@@ -306,5 +309,4 @@ def loaded_findings(root: str, errors: list[InputError], cache_directory: Path |
     except (PrivilegeError, KernelError) as exc:
         errors.append(InputError("loaded BPF programs", str(exc)))
         return []
-    sources = packaged_programs(root, errors, _Cache(cache_directory))
-    return unpackaged_findings(match(root, programs, sources, errors))
+    return unpackaged_findings(trace(root, programs, errors, _Cache(cache_directory)))

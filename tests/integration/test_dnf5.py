@@ -43,6 +43,24 @@ RPM_BPF_SCRIPT = "#!/usr/bin/python3\nimport sys\nfrom rpm_bpf.cli import main\n
 CONF = "/etc/dnf/libdnf5-plugins/bpf.conf"  # read from the host (here: the sid root), even with --installroot
 
 
+def install_checkout(root: Path) -> subprocess.CompletedProcess:
+    """This checkout's engine, its rpm-bpf command and both C++ shims (built with CMake there) into a sid root."""
+    site = root / "usr/lib/python3/dist-packages"
+    shutil.copytree(REPO / "rpm_bpf", site / "rpm_bpf", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "usr/bin/rpm-bpf").write_text(RPM_BPF_SCRIPT)
+    (root / "usr/bin/rpm-bpf").chmod(0o755)
+    shutil.copytree(REPO / "dnf5_plugin", root / "src")
+    return debroot.run_in(
+        root,
+        "sh",
+        "-c",
+        "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && "
+        "cmake --build /build && cmake --install /build && "
+        "python3 -m compileall -q /usr/lib/python3/dist-packages/rpm_bpf",
+        timeout=600,
+    )
+
+
 @pytest.fixture(scope="module")
 def sid(repo, tmp_path_factory) -> Path:  # noqa: F811
     if os.geteuid() != 0:
@@ -52,20 +70,7 @@ def sid(repo, tmp_path_factory) -> Path:  # noqa: F811
     except debroot.RootUnavailable as exc:
         pytest.skip(f"no Debian sid root with dnf5: {exc}")
     root = debroot.fresh_copy(base, tmp_path_factory.mktemp("sid-dnf5"))
-    site = root / "usr/lib/python3/dist-packages"
-    shutil.copytree(REPO / "rpm_bpf", site / "rpm_bpf", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "usr/bin/rpm-bpf").write_text(RPM_BPF_SCRIPT)
-    (root / "usr/bin/rpm-bpf").chmod(0o755)
-    shutil.copytree(REPO / "dnf5_plugin", root / "src")
-    built = debroot.run_in(
-        root,
-        "sh",
-        "-c",
-        "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr "
-        "-DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && cmake --build /build && "
-        "cmake --install /build",
-        timeout=600,
-    )
+    built = install_checkout(root)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     shutil.copytree(repo, root / "repo")
     return root

@@ -122,19 +122,12 @@ def test_global_data_subprograms_and_callbacks(bpffs, tmp_path):
 
 
 def test_real_world_objects(bpffs, tmp_path):
-    import importlib.util
-
     from rpm_bpf import bpfdirs
     from rpm_bpf.rpmfile import open_rpm
-    from tests.conftest import REPO
+    from tests.integration import realworld
 
-    spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
-    corpus = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(corpus)
-    try:
-        rpms = corpus.build()
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"no real-world corpus here: {exc}")
+    rpms = realworld.rpms()
+    corpus = realworld.corpus
     (libxdp,) = rpms.glob("deb-libxdp1-*.rpm")
     opened = open_rpm(str(libxdp), bpfdirs.for_arch)
     wanted = {

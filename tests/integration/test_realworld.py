@@ -10,7 +10,6 @@ the default scan, of --embedded=all and of --deep against it.
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,21 +21,16 @@ from xml.etree import ElementTree
 import pytest
 
 from tests.conftest import REPO
+from tests.integration import realworld
 
 pytestmark = pytest.mark.integration
 
-_spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
-realworld_corpus = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(realworld_corpus)
-EXPECTED = realworld_corpus.EXPECTED
+EXPECTED = realworld.corpus.EXPECTED
 
 
 @pytest.fixture(scope="module")
 def corpus() -> Path:
-    try:
-        return realworld_corpus.build()
-    except realworld_corpus.CorpusUnavailable as exc:
-        pytest.skip(f"the real-world corpus cannot be made here (apt cannot fetch the Debian packages): {exc}")
+    return realworld.rpms()
 
 
 def _scan(corpus: Path, *args: str, fmt: str = "json") -> subprocess.CompletedProcess:

@@ -21,6 +21,7 @@ import pytest
 from rpm_bpf import samples
 from rpm_bpf.samples import PkgFile, PkgSpec
 from tests.conftest import REPO
+from tests.integration import realworld
 from tests.integration.test_progtag import CORE_C, SUBPROGRAMS_C, bpffs  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -328,15 +329,8 @@ def test_verify_loaded_reports_a_program_no_package_ships(system, bpffs, tmp_pat
 
 def test_real_libxdp_objects_are_traced_to_their_package(bpffs, tmp_path):  # noqa: F811
     """Debian's libxdp1, repacked as an RPM (the real-world corpus), installed; its objects loaded and traced."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
-    corpus = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(corpus)
-    try:
-        rpms = corpus.build()
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"no real-world corpus here: {exc}")
+    rpms = realworld.rpms()
+    corpus = realworld.corpus
     root = tmp_path / "root"
     root.mkdir()
     (libxdp,) = rpms.glob("deb-libxdp1-*.rpm")
