@@ -104,12 +104,12 @@ fi
 # registry, the default policy and the macro file (where the spec puts them, under
 # /usr/local for man pages on this machine).
 generated=$(mktemp -d)
-.venv/bin/python -m rpm_bpf.manpages "$generated/man"
+.venv/bin/python -m tools.manpages "$generated/man"
 for page in "$generated"/man/*.[0-9]; do
   install_file 0644 "$page" "/usr/local/share/man/man${page##*.}/$(basename "$page")"
 done
-.venv/bin/python -m rpm_bpf.completion bash > "$generated/rpm-bpf.bash"
-.venv/bin/python -m rpm_bpf.completion zsh > "$generated/_rpm-bpf"
+.venv/bin/python -m tools.completion bash > "$generated/rpm-bpf.bash"
+.venv/bin/python -m tools.completion zsh > "$generated/_rpm-bpf"
 install_file 0644 "$generated/rpm-bpf.bash" /usr/share/bash-completion/completions/rpm-bpf
 install_file 0644 "$generated/_rpm-bpf" /usr/share/zsh/vendor-completions/_rpm-bpf
 rm -rf "$generated"

@@ -37,8 +37,8 @@ sys.path.insert(0, str(HERE))
 
 import repo_corpus  # noqa: E402
 
-from rpm_bpf import samples  # noqa: E402
-from rpm_bpf.samples import PkgFile, PkgSpec  # noqa: E402
+from rpm_bpf.samples import build as samples  # noqa: E402
+from rpm_bpf.samples.build import PkgFile, PkgSpec  # noqa: E402
 
 TARGET_SECONDS, TARGET_MB = 2.0, 200
 RPM_BPF = str(REPO / ".venv" / "bin" / "rpm-bpf")

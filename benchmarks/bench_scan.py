@@ -164,7 +164,7 @@ def realworld() -> bool:
 def header_checks(rpms: list[Path]) -> None:
     """Cost of the header digest and index checks inside open_rpm, and rpm's own digest check beside it."""
     sys.path.insert(0, str(REPO))
-    from rpm_bpf import bpfdirs, rpmfile
+    from rpm_bpf.sources import bpfdirs, rpmfile
 
     spent = {"digest": 0.0, "index": 0.0}
 

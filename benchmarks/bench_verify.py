@@ -170,7 +170,7 @@ def _floor(root: Path) -> None:
         python,
         "-c",
         (
-            "import sys, time; from rpm_bpf.verify import verify; from rpm_bpf.policy import Policy; "
+            "import sys, time; from rpm_bpf.flows.verify import verify; from rpm_bpf.rules.policy import Policy; "
             "p = Policy.load(system=None); t = time.perf_counter(); verify(sys.argv[1], p); "
             "print(time.perf_counter() - t)"
         ),

@@ -29,8 +29,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from rpm_bpf import bpfdirs, samples  # noqa: E402
-from rpm_bpf.samples import PkgFile, PkgSpec  # noqa: E402
+from rpm_bpf.samples import build as samples  # noqa: E402
+from rpm_bpf.samples.build import PkgFile, PkgSpec  # noqa: E402
+from rpm_bpf.sources import bpfdirs  # noqa: E402
 
 RPM_BPF = str(REPO / ".venv" / "bin" / "rpm-bpf")
 BPFFS = Path("/sys/fs/bpf")

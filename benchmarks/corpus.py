@@ -20,8 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rpm_bpf import bpfdirs, samples
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples import build as samples
+from rpm_bpf.samples.build import PkgFile, PkgSpec
+from rpm_bpf.sources import bpfdirs
 
 FILES_PER_PACKAGE = 40
 SUBPACKAGES_PER_SPEC = 100

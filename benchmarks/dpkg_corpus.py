@@ -37,8 +37,9 @@ sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
 
-from rpm_bpf import bpfdirs, samples  # noqa: E402
-from rpm_bpf.samples import PkgFile, PkgSpec  # noqa: E402
+from rpm_bpf.samples import build as samples  # noqa: E402
+from rpm_bpf.samples.build import PkgFile, PkgSpec  # noqa: E402
+from rpm_bpf.sources import bpfdirs  # noqa: E402
 
 DPKG_INFO = Path("/var/lib/dpkg/info")
 PACKAGES_PER_SPEC = 25

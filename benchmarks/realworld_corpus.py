@@ -36,8 +36,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from rpm_bpf import samples  # noqa: E402
-from rpm_bpf.samples import PkgFile, PkgSpec  # noqa: E402
+from rpm_bpf.samples import build as samples  # noqa: E402
+from rpm_bpf.samples.build import PkgFile, PkgSpec  # noqa: E402
 
 CACHE = Path("/var/cache/rpm-bpf-realworld")
 REPACK_VERSION = "1"  # bump when the repacking changes: cached corpora are rebuilt

@@ -12,10 +12,16 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import dnf
 import dnf.cli
 import dnf.exceptions
+
+if TYPE_CHECKING:
+    from rpm_bpf.flows.transaction import TransactionResult
+    from rpm_bpf.rules.policy import Policy
 
 logger = logging.getLogger("dnf.plugin.bpf")
 
@@ -34,10 +40,10 @@ CRASH_ENV = "RPM_BPF_DNF_TEST_CRASH"
 class _Settings:
     """The [main] section of bpf.conf."""
 
-    def __init__(self, parser):
+    def __init__(self, parser: Any) -> None:
         def get(option: str, default: str) -> str:
             if parser.has_section("main") and parser.has_option("main", option):
-                return parser.getValue("main", option).strip()
+                return str(parser.getValue("main", option)).strip()
             return default
 
         self.mode = get("mode", "enforce").lower()
@@ -49,18 +55,18 @@ class _Settings:
         self.policy_files = [p for p in get("policy", "").split() if p]
 
 
-class BPF(dnf.Plugin):
+class BPF(dnf.Plugin):  # type: ignore[misc]  # dnf ships no type information
     name = "bpf"
 
-    def __init__(self, base, cli):
+    def __init__(self, base: Any, cli: Any) -> None:
         super().__init__(base, cli)
         self.settings: _Settings | None = None
-        self._policy = None
+        self._policy: Policy | None = None
         self._bpf_names: set[str] | None = None  # incoming packages with BPF files (None: not checked)
         if cli is not None:
             cli.register_command(BpfVerifyCommand)
 
-    def config(self):
+    def config(self) -> None:
         self.settings = _Settings(self.read_config(self.base.conf))
 
     # --- helpers -----------------------------------------------------------
@@ -68,14 +74,18 @@ class BPF(dnf.Plugin):
     def _root(self) -> str:
         return self.base.conf.installroot or "/"
 
-    def policy(self):
-        if self._policy is None:
-            from rpm_bpf.policy import SYSTEM_POLICY, Policy
+    def _conf(self) -> _Settings:
+        assert self.settings is not None  # config() ran: dnf calls it before any hook
+        return self.settings
 
-            self._policy = Policy.load(self.settings.policy_files, system=SYSTEM_POLICY)
+    def policy(self) -> Policy:
+        if self._policy is None:
+            from rpm_bpf.rules.policy import SYSTEM_POLICY, Policy
+
+            self._policy = Policy.load(self._conf().policy_files, system=SYSTEM_POLICY)
         return self._policy
 
-    def _guarded(self, work) -> None:
+    def _guarded(self, work: Callable[[], None]) -> None:
         """Run ``work``; an internal error is loud and, by default, not fatal."""
         started = time.perf_counter()
         try:
@@ -87,7 +97,7 @@ class BPF(dnf.Plugin):
         except Exception as exc:  # the plugin's own failure, not a policy finding
             logger.critical(MSG_INTERNAL.format(error=exc))
             logger.debug("".join(traceback.format_exception(*sys.exc_info())))
-            if self.settings.fail_on_error:
+            if self._conf().fail_on_error:
                 raise dnf.exceptions.Error(MSG_INTERNAL.format(error=exc)) from None
             logger.critical(MSG_INTERNAL_IGNORED)
         finally:
@@ -96,24 +106,24 @@ class BPF(dnf.Plugin):
 
     # --- hooks -------------------------------------------------------------
 
-    def resolved(self):
+    def resolved(self) -> None:
         """Before download: clashes of bpf(NAME) provides, from repository metadata alone."""
         if self.settings is None or self.settings.mode == "off" or not self.base.transaction:
             return
         self._guarded(self._check_provides)
 
-    def pre_transaction(self):
+    def pre_transaction(self) -> None:
         if self.settings is None or self.settings.mode == "off" or not self.base.transaction:
             return
         self._guarded(self._check_incoming)
 
-    def transaction(self):
+    def transaction(self) -> None:
         if self.settings is None or self.settings.mode == "off" or not self.settings.verify_after:
             return
         self._guarded(self._verify_installed)
 
     def _check_provides(self) -> None:
-        from rpm_bpf.transaction import BPF_PROVIDE_PREFIX
+        from rpm_bpf.model import BPF_PROVIDE_PREFIX
 
         install_set = self.base.transaction.install_set
         # The cheap test first: most transactions carry no bpf() provides at all.
@@ -124,8 +134,9 @@ class BPF(dnf.Plugin):
         ]
         if not offered:
             return
-        from rpm_bpf.findings import PackageRef
-        from rpm_bpf.transaction import Candidate, check_provides
+        from rpm_bpf.flows.transaction import check_provides
+        from rpm_bpf.model import PackageRef
+        from rpm_bpf.sources.request import Candidate
 
         candidates = [
             Candidate(PackageRef(p.name, p.epoch or None, p.version, p.release, p.arch, p.reponame), provides)
@@ -134,11 +145,11 @@ class BPF(dnf.Plugin):
         leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
         self._act(check_provides(self._root(), candidates, leaving, self.policy), notes=False)
 
-    def _act(self, result, notes: bool = True) -> None:
+    def _act(self, result: TransactionResult, notes: bool = True) -> None:
         """Refuse (enforce) or warn as the engine's answer says."""
-        from rpm_bpf.transaction import response
+        from rpm_bpf.report.transaction import response
 
-        answer = response(result, self.settings.mode)
+        answer = response(result, self._conf().mode)
         if notes:
             for line in answer["notes"]:
                 logger.info(line)
@@ -148,7 +159,8 @@ class BPF(dnf.Plugin):
             logger.warning(answer["message"])
 
     def _check_incoming(self) -> None:
-        from rpm_bpf.transaction import Incoming, check_transaction
+        from rpm_bpf.flows.transaction import check_transaction
+        from rpm_bpf.sources.request import Incoming
 
         incoming = [Incoming(p.localPkg(), str(p)) for p in self.base.transaction.install_set if p.localPkg()]
         leaving = {(p.name, p.evr, p.arch) for p in self.base.transaction.remove_set}
@@ -162,8 +174,8 @@ class BPF(dnf.Plugin):
         )
         if not names:
             return  # no package of this transaction ships anything BPF-related
-        from rpm_bpf.report import finding_line, input_error_line
-        from rpm_bpf.verify import verify
+        from rpm_bpf.flows.verify import verify
+        from rpm_bpf.report.formats import finding_line, input_error_line
 
         # The database dnf has just written: read in place (a private copy is for verify proper).
         result = verify(self._root(), self.policy(), names, private_db=False)
@@ -174,14 +186,14 @@ class BPF(dnf.Plugin):
             logger.warning(MSG_AFTER.format(line=input_error_line(err)))
 
 
-class BpfVerifyCommand(dnf.cli.Command):
+class BpfVerifyCommand(dnf.cli.Command):  # type: ignore[misc]
     """dnf bpf-verify [--json] [--loaded] [PACKAGE...]"""
 
     aliases = ("bpf-verify",)
     summary = CMD_SUMMARY
 
     @staticmethod
-    def set_argparser(parser):
+    def set_argparser(parser: Any) -> None:
         parser.add_argument("--json", action="store_true", help="print the rpm-bpf JSON report")
         parser.add_argument(
             "--loaded",
@@ -190,26 +202,22 @@ class BpfVerifyCommand(dnf.cli.Command):
         )
         parser.add_argument("package", nargs="*", metavar="PACKAGE", help="package names (default: all)")
 
-    def configure(self):
+    def configure(self) -> None:
         self.cli.demands.sack_activation = False
         self.cli.demands.available_repos = False
 
-    def run(self):
-        from rpm_bpf.policy import SYSTEM_POLICY, Policy, PolicyError
-        from rpm_bpf.report import Report, input_error_line, render_json, render_text
-        from rpm_bpf.rpmdb import RpmdbError
-        from rpm_bpf.safetext import escape
-        from rpm_bpf.verify import verify
+    def run(self) -> None:
+        from rpm_bpf.errors import RpmBpfError
+        from rpm_bpf.flows.verify import verify
+        from rpm_bpf.report.formats import Report, input_error_line, render_json, render_text
+        from rpm_bpf.report.safetext import escape
+        from rpm_bpf.rules.policy import SYSTEM_POLICY, Policy
 
         root = self.base.conf.installroot or "/"
         try:
             policy = Policy.load(system=SYSTEM_POLICY)
-            result = verify(root, policy, self.opts.package)
-            if self.opts.loaded:
-                from rpm_bpf.which import cache_dir, loaded_findings
-
-                result.findings += policy.apply(loaded_findings(root, result.errors, cache_dir()))
-        except (PolicyError, RpmdbError) as exc:
+            result = verify(root, policy, self.opts.package, loaded=self.opts.loaded)
+        except RpmBpfError as exc:
             raise dnf.exceptions.Error(escape(str(exc))) from None
         report = Report("verify", result.packages, result.findings, result.errors)
         if self.opts.json:

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from rpm_bpf.cli.main import main
 
 sys.exit(main())

@@ -5,37 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import namedtuple
 
-from . import rules
-from .rules import Severity
+from rpm_bpf.model import PackageRef
+from rpm_bpf.rules import registry as rules
+from rpm_bpf.rules.registry import Severity
 
 # Records are named tuples, not dataclasses: immutable and hashable all the
 # same, and importing dataclasses would cost a short command (rpm-bpf verify,
 # the DNF plugin) a fifth of its run time.
-
-
-class PackageRef(namedtuple("PackageRef", ("name", "epoch", "version", "release", "arch", "source"), defaults=("",))):
-    """Enough of a package to name it in a report.
-
-    ``epoch`` is an int or None; ``source`` is the RPM file or "rpmdb".
-    """
-
-    __slots__ = ()
-    name: str
-    epoch: int | None
-    version: str
-    release: str
-    arch: str
-    source: str
-
-    @property
-    def nevra(self) -> str:
-        epoch = f"{self.epoch}:" if self.epoch else ""
-        return f"{self.name}-{epoch}{self.version}-{self.release}.{self.arch}"
-
-    @property
-    def label(self) -> str:
-        """rpmlint's way of naming a package in a message line."""
-        return f"{self.name}.{self.arch}"
 
 
 class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", "signal"))):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf import bpfdirs, samples
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples import build as samples
+from rpm_bpf.samples.build import PkgFile, PkgSpec
+from rpm_bpf.sources import bpfdirs
 
 REPO = Path(__file__).resolve().parent.parent
 

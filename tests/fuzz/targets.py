@@ -298,8 +298,9 @@ class RpmFixture:
 
 def build_rpm_fixture(work: Path) -> RpmFixture:
     """A real package: a BPF object in the BPF dir, an ELF executable, a loader-library dependency."""
-    from rpm_bpf import bpfdirs, samples
-    from rpm_bpf.samples import PkgFile, PkgSpec
+    from rpm_bpf.samples import build as samples
+    from rpm_bpf.samples.build import PkgFile, PkgSpec
+    from rpm_bpf.sources import bpfdirs
     from tests.craft import LEAD, Parts
 
     obj = samples.compile_bpf(samples.XDP_COUNTER_C, work / "objects" / "counter.bpf.o")
@@ -582,8 +583,10 @@ def fuzz_rpm(work: Path, settings: hypothesis.settings, seed: int | None) -> Cas
     """open_rpm + check_package: a result or RpmFileError/ContentError, never another exception or a macro run."""
     import rpm
 
-    from rpm_bpf import bpfdirs, checks, rpmfile, rules
-    from rpm_bpf.package import ContentError
+    from rpm_bpf.model import ContentError
+    from rpm_bpf.rules import package as checks
+    from rpm_bpf.rules import registry as rules
+    from rpm_bpf.sources import bpfdirs, rpmfile
 
     rpm.setVerbosity(rpm.RPMLOG_CRIT)
     if MARKER.exists():
@@ -788,8 +791,9 @@ def embed(obj: bytes, how: Embedding, true_bytes: bytes) -> tuple[bytes, int]:
 def fuzz_elf(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
     """inspect raises only BpfElfError, the tag prediction only PredictionError; find_embedded never raises,
     and finds an intact embedded object."""
-    from rpm_bpf import elf, samples
-    from rpm_bpf.progtag import PredictionError, predict
+    from rpm_bpf.bpf import elf
+    from rpm_bpf.bpf.progtag import PredictionError, predict
+    from rpm_bpf.samples import build as samples
 
     bases = [
         elf_base(name, samples.compile_bpf(samples.XDP_COUNTER_C, work / f"{name}.o", **kwargs).read_bytes())
@@ -1038,9 +1042,10 @@ def policy_texts() -> st.SearchStrategy[bytes]:
 
 def fuzz_policy(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
     """Policy.load gives a Policy or PolicyError; apply() then never raises and waiver reasons are str."""
-    from rpm_bpf.findings import Finding, PackageRef
-    from rpm_bpf.policy import Policy, PolicyError
-    from rpm_bpf.rules import Severity
+    from rpm_bpf.findings import Finding
+    from rpm_bpf.model import PackageRef
+    from rpm_bpf.rules.policy import Policy, PolicyError
+    from rpm_bpf.rules.registry import Severity
 
     ref = PackageRef("p", None, "1", "1", "x86_64", "p.rpm")
     findings = [
@@ -1221,7 +1226,7 @@ def tree_inodes(root: Path) -> dict[str, set[tuple[int, int]]]:
 
 def fuzz_rootfs(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
     """RootFS calls raise only OSError, never block, never reach outside the root."""
-    from rpm_bpf.rootfs import RootFS
+    from rpm_bpf.sources.rootfs import RootFS
 
     (work / "outside").mkdir()
     sentinel = work / "outside" / "sentinel"
@@ -1380,7 +1385,7 @@ def _seed_metadata(work: Path) -> tuple[bytes, bytes]:
 
 def fuzz_repodata(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
     """read_repository on damaged metadata (checksums made to match): RepoContents or RepoError, nothing else."""
-    from rpm_bpf.repodata import RepoContents, RepoError, read_repository
+    from rpm_bpf.sources.repodata import RepoContents, RepoError, read_repository
 
     primary_xml, filelists_xml = _seed_metadata(work)
     repo = work / "repo"

@@ -13,7 +13,7 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.conftest import REPO, good_package, open_to_others, run_cli
 
 pytestmark = pytest.mark.integration
@@ -288,7 +288,7 @@ def test_rules_and_explain():
 
 def test_help_lists_every_command_and_each_has_its_own_help():
     """Sub-parsers are built lazily (only the command run): every one must still be reachable."""
-    from rpm_bpf.cli import COMMANDS
+    from rpm_bpf.cli.main import COMMANDS
 
     top = run_cli("--help")
     assert top.returncode == 0

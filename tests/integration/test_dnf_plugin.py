@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.conftest import REPO, open_to_others, run_cli
 
 pytestmark = pytest.mark.integration
@@ -192,7 +192,7 @@ def test_clash_in_one_transaction_from_an_http_repository_downloads_nothing(repo
 
 def test_owners_of_paths_come_from_the_file_index(dnf):
     """The plugin's installed side of a conflict: owners of exact paths, each package once."""
-    from rpm_bpf import rpmdb
+    from rpm_bpf.sources import rpmdb
 
     dnf.configure(mode="warn")  # enforce would (rightly) refuse "misplaced"
     assert dnf("install", "xdp-good-1.0", "misplaced").returncode == 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests import craft
 from tests.integration.test_dnf_plugin import BPFDIR, Dnf, _out, _require_dnf
 from tests.integration.test_hostile_packages import NO_STRIP, _binary_with_truncated_bpf_header

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import rpm
 
-from rpm_bpf import bpfdirs, elf
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.bpf import elf
+from rpm_bpf.samples.build import PkgFile, PkgSpec
+from rpm_bpf.sources import bpfdirs
 from tests import craft
 from tests.conftest import REPO, good_package, run_cli
 from tests.conftest import remove_deep as _remove_deep
@@ -347,7 +348,7 @@ def test_directory_1100_levels_deep(victim, tmp_path, request):
 CRASHING_SCAN = """
 import os, signal, sys
 from rpm_bpf import scan
-from rpm_bpf.policy import Policy
+from rpm_bpf.rules.policy import Policy
 
 checked = scan._scan_one
 def crash_on_marked_input(item, *args):  # what a SIGSEGV inside librpm does to the worker

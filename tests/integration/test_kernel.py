@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf import elf
+from rpm_bpf.bpf import elf
 
 pytestmark = pytest.mark.integration
 BPFFS = Path("/sys/fs/bpf")

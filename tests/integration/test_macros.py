@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import rpm
 
-from rpm_bpf import bpfdirs
-from rpm_bpf.rpmfile import open_rpm
+from rpm_bpf.sources import bpfdirs
+from rpm_bpf.sources.rpmfile import open_rpm
 
 pytestmark = pytest.mark.integration
 MACROS = Path(__file__).resolve().parents[2] / "macros"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf import rules
-from rpm_bpf.cli import COMMANDS
+from rpm_bpf.cli.main import COMMANDS
+from rpm_bpf.rules import registry as rules
 from tests.conftest import REPO
 from tests.integration.test_dnf_plugin import Dnf, repo  # noqa: F401 (fixture)
 
@@ -35,7 +35,7 @@ def _run(*args: str, **kwargs) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("man")
-    proc = _run(sys.executable, "-m", "rpm_bpf.manpages", str(out))
+    proc = _run(sys.executable, "-m", "tools.manpages", str(out))
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     return {p.name: p for p in out.iterdir()}
 
@@ -189,8 +189,8 @@ def installed_root(repo, tmp_path_factory) -> Path:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def misplaced(tmp_path_factory) -> Path:
-    from rpm_bpf import samples
-    from rpm_bpf.samples import PkgFile, PkgSpec
+    from rpm_bpf.samples import build as samples
+    from rpm_bpf.samples.build import PkgFile, PkgSpec
 
     work = tmp_path_factory.mktemp("colour")
     obj = samples.compile_bpf(samples.NO_LICENSE_C, work / "o.bpf.o", btf=False)

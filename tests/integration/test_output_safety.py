@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import rpm
 
-from rpm_bpf import samples
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples import build as samples
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests import craft
 from tests.conftest import REPO, run_cli
 from tests.integration.test_dnf_plugin import BPFDIR, Dnf, repo  # noqa: F401 (fixture)

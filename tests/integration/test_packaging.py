@@ -56,7 +56,7 @@ def test_subpackages_put_each_piece_where_its_host_looks(built):
     }
     assert {
         "/usr/bin/rpm-bpf",
-        "/usr/lib/python3/dist-packages/rpm_bpf/cli.py",
+        "/usr/lib/python3/dist-packages/rpm_bpf/cli/main.py",
         "/usr/share/rpm-bpf/spec-templates/prebuilt.spec.j2",
         "/etc/rpm-bpf/policy.toml",
         "/usr/share/man/man1/rpm-bpf.1",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf import samples
-from rpm_bpf.progtag import kernel_tags, predict
+from rpm_bpf.bpf.progtag import kernel_tags, predict
+from rpm_bpf.samples import build as samples
 
 pytestmark = pytest.mark.integration
 BPFFS = Path("/sys/fs/bpf")
@@ -122,8 +122,8 @@ def test_global_data_subprograms_and_callbacks(bpffs, tmp_path):
 
 
 def test_real_world_objects(bpffs, tmp_path):
-    from rpm_bpf import bpfdirs
-    from rpm_bpf.rpmfile import open_rpm
+    from rpm_bpf.sources import bpfdirs
+    from rpm_bpf.sources.rpmfile import open_rpm
     from tests.integration import realworld
 
     rpms = realworld.rpms()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.conftest import REPO
 from tests.integration.test_gate import _shipping, built, repo  # noqa: F401 (fixtures)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf import rules
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.rules import registry as rules
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.conftest import REPO, good_package
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from rpm_bpf.policy import Policy
-from rpm_bpf.samples import PkgFile, PkgSpec
-from rpm_bpf.scan import scan
+from rpm_bpf.flows.scan import scan
+from rpm_bpf.rules.policy import Policy
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.conftest import good_package
 
 pytestmark = pytest.mark.integration
@@ -372,7 +372,8 @@ __attribute__((noinline)) int add_one(int x) { return x + shared_counter; }
 
 @pytest.fixture(scope="module")
 def no_programs(tmp_path_factory):
-    from rpm_bpf import elf, samples
+    from rpm_bpf.bpf import elf
+    from rpm_bpf.samples import build as samples
 
     path = samples.compile_bpf(BPF_LIBRARY_C, tmp_path_factory.mktemp("noprog") / "lib.bpf.o")
     info = elf.inspect(path.read_bytes())
@@ -415,7 +416,7 @@ def test_exempt_locations_are_information(rpms, objects, path, tmp_path):
 
 
 def test_policy_exempt_paths_are_checked(tmp_path):
-    from rpm_bpf.policy import PolicyError
+    from rpm_bpf.rules.policy import PolicyError
 
     for text in ('[exempt]\npaths = "/usr/*"\n', '[exempt]\npaths = ["relative/*"]\n', "[exempt]\nroots = []\n"):
         bad = tmp_path / "bad.toml"
@@ -469,7 +470,7 @@ def test_embedded_found_by_each_header_signal(rpms, objects, provides, requires,
 def test_static_libbpf_found_per_file_by_its_link_dependencies(rpms, objects, tmp_path, no_programs):
     """libbpf linked in (libbpf-tools): the ELF file itself needs libelf and zlib, as rpm's per-file
     dependencies record; another file of the package that links libelf alone is not read for it."""
-    from rpm_bpf import samples
+    from rpm_bpf.samples import build as samples
 
     static = samples.build_skeleton_loader(objects.full, tmp_path / "static" / "loader", static_libbpf=True)
     elf_user = tmp_path / "elfuser"
@@ -486,8 +487,8 @@ def test_static_libbpf_found_per_file_by_its_link_dependencies(rpms, objects, tm
             ],
         )
     )
-    from rpm_bpf import bpfdirs
-    from rpm_bpf.rpmfile import open_rpm
+    from rpm_bpf.sources import bpfdirs
+    from rpm_bpf.sources.rpmfile import open_rpm
 
     opened = open_rpm(str(pkg), bpfdirs.for_arch)
     assert opened.package.file_signals == {"/usr/bin/static-tool": "libbpf-static"}
@@ -504,13 +505,13 @@ def test_crafted_per_file_dependencies_point_nowhere(rpms, objects, tmp_path, ed
     """FILEDEPENDSX/N and DEPENDSDICT come from the package: indexes out of range are ignored, never followed."""
     import rpm
 
-    from rpm_bpf import bpfdirs
-    from rpm_bpf.rpmfile import open_rpm
+    from rpm_bpf.sources import bpfdirs
+    from rpm_bpf.sources.rpmfile import open_rpm
     from tests import craft
 
     static = objects.loader.parent.parent / "static" / "loader"
     if not static.exists():
-        from rpm_bpf import samples
+        from rpm_bpf.samples import build as samples
 
         samples.build_skeleton_loader(objects.full, static, static_libbpf=True)
     src = rpms.build(PkgSpec(f"crafted-deps-{edit}", files=[PkgFile("/usr/bin/tool", static, mode=0o755)]))

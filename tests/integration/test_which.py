@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf import samples
-from rpm_bpf.samples import PkgFile, PkgSpec
+from rpm_bpf.samples import build as samples
+from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.conftest import REPO
 from tests.integration import realworld
 from tests.integration.test_progtag import CORE_C, SUBPROGRAMS_C, bpffs  # noqa: F401 (fixture)

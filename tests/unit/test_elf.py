@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from rpm_bpf import elf
+from rpm_bpf.bpf import elf
 
 
 def test_full_object_is_described(objects):

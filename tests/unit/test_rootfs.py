@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from rpm_bpf.rootfs import RootFS
+from rpm_bpf.sources.rootfs import RootFS
 from tests.conftest import REPO
 
 
@@ -55,7 +55,7 @@ def test_walk_deeper_than_the_descriptor_limit(tmp_path):
     """400 levels under a limit of 200 descriptors: every file found, in a child process with the limit."""
     script = """
 import os, sys
-from rpm_bpf.rootfs import RootFS
+from rpm_bpf.sources.rootfs import RootFS
 from tests.conftest import REPO
 root = sys.argv[1]
 fd = os.open(root, os.O_RDONLY)

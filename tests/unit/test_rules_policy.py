@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf import rules
-from rpm_bpf.findings import Finding, PackageRef
-from rpm_bpf.policy import Policy, PolicyError
-from rpm_bpf.rules import Severity
+from rpm_bpf.findings import Finding
+from rpm_bpf.model import PackageRef
+from rpm_bpf.rules import registry as rules
+from rpm_bpf.rules.policy import Policy, PolicyError
+from rpm_bpf.rules.registry import Severity
 
 REQUIRED = {
     "bpf-object-outside-bpfdir": "error",

@@ -1,0 +1,353 @@
+"""What the kernel will report for each program of a BPF object: name, type and program tag.
+
+The kernel's program tag is a hash of the instructions as the loader handed
+them over, with the immediates of 64-bit loads that reference maps (map fd,
+map value) zeroed: SHA-256 on this kernel (6.18), SHA-1 on older ones; the
+first 8 bytes, in hex (``bpftool prog show``). Predicting it means redoing
+what libbpf does to an object's code before loading, where that is
+deterministic:
+
+* map and global-data references (``ld_imm64`` with a relocation): marked as
+  map fd (src 1) or map value (src 2); their immediates do not count;
+* sub-programs (``.text`` functions and static functions called with
+  ``call``, or referenced as function pointers): appended after the program
+  in the order libbpf meets them, the call offsets rewritten;
+
+and saying so where it is not: CO-RE relocations (``.BTF.ext``) are resolved
+against the running kernel's BTF and may change instructions; kfunc calls
+and ksym references carry BTF ids of the running kernel. Such programs get a
+``caveat``; their tag is still the one a kernel gives when the relocations
+change nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import struct
+from collections import namedtuple
+from typing import Any
+
+from rpm_bpf.errors import RpmBpfError
+
+_LD_IMM64, _CALL = 0x18, 0x85
+_PSEUDO_MAP_FD, _PSEUDO_MAP_VALUE, _PSEUDO_CALL, _PSEUDO_FUNC = 1, 2, 1, 4
+_MAP_SECTIONS = (".maps", "maps")
+KERNEL_NAME_LEN = 15  # BPF_OBJ_NAME_LEN - 1
+# Bounds on crafted objects: no program the kernel takes is longer (BPF_COMPLEXITY_LIMIT_INSNS), and an
+# object's programs together (each with its sub-programs appended) get a few times that.
+MAX_PROGRAM_INSNS = 1_000_000
+MAX_OBJECT_INSNS = 4_000_000
+
+# libbpf's section names (the start of them) and the program type the kernel reports (bpftool's names).
+_TYPES = (
+    ("xdp", "xdp"),
+    ("tc", "sched_cls"),
+    ("classifier", "sched_cls"),
+    ("action", "sched_act"),
+    ("kprobe", "kprobe"),
+    ("kretprobe", "kprobe"),
+    ("uprobe", "kprobe"),
+    ("uretprobe", "kprobe"),
+    ("usdt", "kprobe"),
+    ("ksyscall", "kprobe"),
+    ("tracepoint", "tracepoint"),
+    ("tp/", "tracepoint"),
+    ("raw_tracepoint", "raw_tracepoint"),
+    ("raw_tp", "raw_tracepoint"),
+    ("tp_btf", "tracing"),
+    ("fentry", "tracing"),
+    ("fexit", "tracing"),
+    ("fmod_ret", "tracing"),
+    ("iter", "tracing"),
+    ("lsm", "lsm"),
+    ("socket", "socket_filter"),
+    ("sk_skb", "sk_skb"),
+    ("sk_msg", "sk_msg"),
+    ("cgroup_skb", "cgroup_skb"),
+    ("cgroup/skb", "cgroup_skb"),
+    ("cgroup/sock", "cgroup_sock"),
+    ("cgroup/", "cgroup_sock_addr"),
+    ("sockops", "sock_ops"),
+    ("perf_event", "perf_event"),
+    ("lirc_mode2", "lirc_mode2"),
+    ("flow_dissector", "flow_dissector"),
+    ("struct_ops", "struct_ops"),
+    ("freplace", "ext"),
+    ("syscall", "syscall"),
+    ("netfilter", "netfilter"),
+)
+
+
+class Prediction(
+    namedtuple("Prediction", ("section", "name", "kernel_name", "prog_type", "insns", "tag", "tag_sha1", "caveats"))
+):
+    """One program as the kernel will show it once libbpf loaded it."""
+
+    __slots__ = ()
+    section: str
+    name: str
+    kernel_name: str  # the name truncated as the kernel keeps it
+    prog_type: str  # bpftool's name of the program type ("unknown" if the section says nothing)
+    insns: int  # instructions handed to the kernel (sub-programs appended)
+    tag: str  # SHA-256 tag (kernels since 6.18)
+    tag_sha1: str  # SHA-1 tag (older kernels)
+    caveats: tuple[str, ...]  # why the kernel might report another tag; () for an exact prediction
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, as ``inspect`` shows it and the ``which`` cache stores it."""
+        return {
+            "section": self.section,
+            "name": self.name,
+            "kernel_name": self.kernel_name,
+            "type": self.prog_type,
+            "insns": self.insns,
+            "tag": self.tag,
+            "tag_sha1": self.tag_sha1,
+            "caveats": list(self.caveats),
+        }
+
+
+class PredictionError(RpmBpfError, ValueError):
+    """The object cannot be parsed far enough to predict anything."""
+
+
+def _prog_type(section: str) -> str:
+    for prefix, kind in _TYPES:
+        if (
+            section == prefix
+            or section.startswith(prefix + "/")
+            or (prefix.endswith("/") and section.startswith(prefix))
+        ):
+            return kind
+    return "unknown"
+
+
+def kernel_tags(code: bytes) -> tuple[str, str]:
+    """The tags of instructions as the kernel computes them (bpf_prog_calc_tag): SHA-256 and SHA-1."""
+    out = bytearray(code)
+    was_ld_map = False
+    for i in range(0, len(out) - len(out) % 8, 8):
+        opcode, regs = out[i], out[i + 1]
+        src = regs >> 4
+        if not was_ld_map and opcode == _LD_IMM64 and src in (_PSEUDO_MAP_FD, _PSEUDO_MAP_VALUE):
+            was_ld_map = True
+            out[i + 4 : i + 8] = b"\0\0\0\0"
+        elif was_ld_map and opcode == 0 and regs == 0 and out[i + 2 : i + 4] == b"\0\0":
+            was_ld_map = False
+            out[i + 4 : i + 8] = b"\0\0\0\0"
+        else:
+            was_ld_map = False
+    return hashlib.sha256(out).hexdigest()[:16], hashlib.sha1(out).hexdigest()[:16]
+
+
+def _core_sections(elf: Any) -> set[str]:
+    """Sections with CO-RE relocations, from the .BTF.ext header (libbpf resolves them at load time)."""
+    ext, btf = elf.get_section_by_name(".BTF.ext"), elf.get_section_by_name(".BTF")
+    if ext is None or btf is None:
+        return set()
+    data, strings = ext.data(), btf.data()
+    order = "<" if elf.little_endian else ">"
+    try:
+        magic, _, _, hdr_len = struct.unpack_from(order + "HBBI", data, 0)
+        if magic != 0xEB9F or hdr_len < 32:
+            return set()
+        core_off, core_len = struct.unpack_from(order + "II", data, 24)
+        _, _, _, btf_hdr_len, _, _, str_off, _ = struct.unpack_from(order + "HBBIIIII", strings, 0)
+    except struct.error:
+        return set()
+    names, pos, end = set(), hdr_len + core_off, hdr_len + core_off + core_len
+    if core_len < 4:
+        return set()
+    rec_size = struct.unpack_from(order + "I", data, pos)[0]
+    pos += 4
+    while pos + 8 <= end and rec_size:
+        name_off, count = struct.unpack_from(order + "II", data, pos)
+        start = btf_hdr_len + str_off + name_off
+        names.add(strings[start : strings.find(b"\0", start)].decode("utf-8", "replace"))
+        pos += 8 + count * rec_size
+    return names
+
+
+def predict(data: bytes) -> list[Prediction]:
+    """A prediction for every program of a relocatable BPF object (``PredictionError`` if it cannot be read)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        return _predict(ELFFile(io.BytesIO(data)))
+    except PredictionError:
+        raise
+    except (ELFError, struct.error, ValueError, IndexError, KeyError) as exc:
+        raise PredictionError(f"malformed BPF object ({exc})") from None
+    except Exception as exc:  # pyelftools raises assorted types on crafted input (as elf.inspect knows)
+        raise PredictionError(f"malformed BPF object ({type(exc).__name__}: {exc})") from None
+
+
+class _Code:
+    """One program's instructions as libbpf builds them: its own, then the sub-programs it reaches."""
+
+    def __init__(self) -> None:
+        self.insns = bytearray()
+        self.origin: list[tuple[int, int]] = []  # per instruction: (section index, offset in the section)
+        self.placed: dict[tuple[int, int], int] = {}  # (section, function start) -> instruction index here
+        self.bytes: dict[int, bytes] = {}  # sections read so far (pyelftools reads them again on every call)
+
+    def section_bytes(self, sections: dict[int, Any], index: int) -> bytes:
+        if index not in self.bytes:
+            self.bytes[index] = bytes(sections[index].data())
+        return self.bytes[index]
+
+    def append(self, section: int, start: int, body: bytes) -> int:
+        at = len(self.insns) // 8
+        if at + len(body) // 8 > MAX_PROGRAM_INSNS:
+            raise PredictionError(f"a program longer than {MAX_PROGRAM_INSNS} instructions with its sub-programs")
+        self.placed[(section, start)] = at
+        self.insns += body
+        self.origin += [(section, start + k) for k in range(0, len(body), 8)]
+        return at
+
+
+def _predict(elf: Any) -> list[Prediction]:
+    if elf["e_machine"] != "EM_BPF" or elf["e_type"] != "ET_REL":
+        raise PredictionError("not a relocatable BPF object")
+    order = "<" if elf.little_endian else ">"
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is None:
+        raise PredictionError("no symbol table")
+    sections = dict(enumerate(elf.iter_sections()))
+    relocs: dict[int, dict[int, Any]] = {}  # section index -> offset -> symbol
+    for sec in sections.values():
+        if sec["sh_type"] == "SHT_REL":
+            target = relocs.setdefault(sec["sh_info"], {})
+            for rel in sec.iter_relocations():
+                target[rel["r_offset"]] = symtab.get_symbol(rel["r_info_sym"])
+    funcs: dict[int, list[tuple[int, int, str, bool]]] = {}  # section -> (start, size, name, global)
+    for sym in symtab.iter_symbols():
+        if sym["st_info"]["type"] == "STT_FUNC" and isinstance(sym["st_shndx"], int):
+            funcs.setdefault(sym["st_shndx"], []).append(
+                (sym["st_value"], sym["st_size"], sym.name, sym["st_info"]["bind"] != "STB_LOCAL")
+            )
+    for listed in funcs.values():
+        listed.sort()
+    core = _core_sections(elf)
+    results = []
+    for index, sec in sections.items():
+        if not (sec["sh_flags"] & 0x4) or sec["sh_size"] == 0 or sec.name == ".text":
+            continue
+        body = sec.data()
+        for start, size, name, is_global in sorted(funcs.get(index, [])):
+            if not is_global or size == 0:
+                continue  # static functions in a program section are sub-programs
+            results.append(_program(elf, sections, relocs, funcs, core, order, index, start, size, name, body))
+            work = sum(p.insns for p in results)
+            if work > MAX_OBJECT_INSNS:
+                raise PredictionError(f"programs longer than {MAX_OBJECT_INSNS} instructions in all")
+    return results
+
+
+def _function_at(funcs: dict[int, list[tuple[int, int, str, bool]]], section: int, offset: int) -> tuple[int, int]:
+    """The function (start, size) containing ``offset``: a binary search, the lists being sorted by start."""
+    listed = funcs.get(section, [])
+    at = bisect.bisect_right(listed, offset, key=lambda f: f[0]) - 1
+    if at >= 0:
+        start, size, _, _ = listed[at]
+        if start <= offset < start + max(size, 1):
+            return start, size
+    raise PredictionError(f"a call into section {section} at {offset} reaches no function")
+
+
+def _program(
+    elf: Any,
+    sections: dict[int, Any],
+    relocs: dict[int, dict[int, Any]],
+    funcs: dict[int, list[tuple[int, int, str, bool]]],
+    core: set[str],
+    order: str,
+    index: int,
+    start: int,
+    size: int,
+    name: str,
+    body: bytes,
+) -> Prediction:
+    code = _Code()
+    code.append(index, start, body[start : start + size])
+    caveats: list[str] = []
+    sec_name = sections[index].name
+    if sec_name in core:
+        caveats.append("CO-RE relocations: resolved against the running kernel's BTF")
+    # libbpf walks each function's own instructions; a sub-program met for the first time is appended and
+    # walked at once (depth first), before the rest of its caller: an explicit stack, not recursion.
+    stack = [[0, size // 8]]
+    while stack:
+        frame = stack[-1]
+        i, end = frame
+        if i >= end:
+            stack.pop()
+            continue
+        frame[0] = i + 1
+        at = i * 8
+        opcode, regs = code.insns[at], code.insns[at + 1]
+        src = regs >> 4
+        section, offset = code.origin[i]
+        sym = relocs.get(section, {}).get(offset)
+        if opcode == _LD_IMM64:
+            frame[0] = i + 2
+            if sym is None:
+                continue
+            shndx = sym["st_shndx"]
+            if not isinstance(shndx, int) or shndx == 0:
+                caveats.append(f"ksym or extern {sym.name}: resolved against the running kernel")
+                continue
+            target = sections[shndx]
+            if target["sh_flags"] & 0x4:  # a function pointer (a callback): its function is a sub-program
+                imm = struct.unpack_from(order + "i", code.insns, at + 4)[0]
+                dest = sym["st_value"] + imm if sym["st_info"]["type"] == "STT_SECTION" else sym["st_value"]
+                placed = _place(code, sections, funcs, shndx, dest, stack)
+                code.insns[at + 1] = (regs & 0x0F) | (_PSEUDO_FUNC << 4)
+                struct.pack_into(order + "i", code.insns, at + 4, placed - (i + 1))
+            else:
+                kind = _PSEUDO_MAP_FD if target.name in _MAP_SECTIONS else _PSEUDO_MAP_VALUE
+                code.insns[at + 1] = (regs & 0x0F) | (kind << 4)
+            continue
+        if opcode == _CALL and (src == _PSEUDO_CALL or sym is not None):
+            imm = struct.unpack_from(order + "i", code.insns, at + 4)[0]
+            if sym is not None and (not isinstance(sym["st_shndx"], int) or sym["st_shndx"] == 0):
+                caveats.append(f"kfunc {sym.name}: its BTF id is the running kernel's")
+                code.insns[at + 1] = (regs & 0x0F) | (2 << 4)  # BPF_PSEUDO_KFUNC_CALL; the imm stays unknown
+                continue
+            if sym is not None:  # libbpf: the symbol's offset plus the call's own displacement
+                shndx, dest = sym["st_shndx"], sym["st_value"] + (imm + 1) * 8
+            else:  # a static function of the same section: no relocation, the displacement alone
+                shndx, dest = section, offset + (imm + 1) * 8
+            placed = _place(code, sections, funcs, shndx, dest, stack)
+            struct.pack_into(order + "i", code.insns, at + 4, placed - (i + 1))
+    tag, tag_sha1 = kernel_tags(bytes(code.insns))
+    return Prediction(
+        sec_name,
+        name,
+        name[:KERNEL_NAME_LEN],
+        _prog_type(sec_name),
+        len(code.insns) // 8,
+        tag,
+        tag_sha1,
+        tuple(dict.fromkeys(caveats)),
+    )
+
+
+def _place(
+    code: _Code,
+    sections: dict[int, Any],
+    funcs: dict[int, list[tuple[int, int, str, bool]]],
+    shndx: int,
+    dest: int,
+    stack: list[list[int]],
+) -> int:
+    """The instruction index of ``dest`` (section, offset) in ``code``; its function is appended (and pushed
+    on ``stack`` to be walked next) the first time."""
+    fstart, fsize = _function_at(funcs, shndx, dest)
+    if (shndx, fstart) not in code.placed:
+        at = code.append(shndx, fstart, code.section_bytes(sections, shndx)[fstart : fstart + fsize])
+        stack.append([at, at + fsize // 8])
+    return code.placed[(shndx, fstart)] + (dest - fstart) // 8

@@ -1,0 +1,106 @@
+"""``rpm-bpf scan``: RPM files against the BPF policy, and the gate (``--against``, ``--baseline``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rpm_bpf.cli.options import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    add_color,
+    add_format,
+    add_output,
+    add_policy,
+    add_show_waived,
+    emit,
+    load_policy,
+    progress,
+    render,
+    report_errors,
+)
+from rpm_bpf.report.formats import Report
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from rpm_bpf.flows.scan import scan
+
+    policy = load_policy(args)
+    shown = progress(sys.stderr.isatty() and not args.quiet)
+    if args.against or args.baseline:
+        from rpm_bpf.flows.gate import gate
+
+        result = gate(
+            args.paths,
+            policy,
+            args.against or [],
+            args.baseline or [],
+            shown,
+            deep=args.deep,
+            jobs=args.jobs,
+            embedded=args.embedded,
+        )
+        args.show_waived = True  # a gate's report shows every waived finding, with its reason and expiry
+    else:
+        result = scan(args.paths, policy, shown, deep=args.deep, jobs=args.jobs, embedded=args.embedded)
+    report = Report("scan", result.packages, result.findings, result.errors)
+    report_errors(report)
+    emit(render(args, report), args.output)
+    if args.exit_zero and report.exit_code == EXIT_FINDINGS:
+        return EXIT_OK
+    return report.exit_code
+
+
+def configure(scan: argparse.ArgumentParser) -> None:
+    scan.description = (
+        "Check RPM files against the BPF policy, and for object name conflicts across all packages given."
+    )
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="RPM file, or directory searched for *.rpm")
+    add_format(scan)
+    add_color(scan)
+    add_output(scan)
+    add_policy(scan)
+    add_show_waived(scan)
+    scan.add_argument(
+        "--against",
+        action="append",
+        metavar="REPO",
+        help="also compare the packages with a yum/dnf repository (a path or an http(s) URL with repodata/; "
+        "repeatable): bpf-name-conflict with what it ships, from its metadata only, leaving out packages the "
+        "new ones replace or obsolete",
+    )
+    scan.add_argument(
+        "--baseline",
+        action="append",
+        metavar="OLD",
+        help="the previous build (RPM files or directories; repeatable): findings it already had are reported "
+        "as existing and do not fail the scan",
+    )
+    scan.add_argument(
+        "--embedded",
+        choices=("signals", "all"),
+        default="signals",
+        help="which ELF files are searched for embedded BPF objects: 'signals' (default) those "
+        "of packages whose header says they may carry some (Requires libbpf, libxdp or "
+        "libelf; Go binaries; cilium/ebpf, libbpf-rs, aya, bundled libbpf), 'all' every ELF "
+        "file of every package (finds the rest, e.g. aya programs without such a signal; "
+        "reads far more payload)",
+    )
+    scan.add_argument(
+        "--deep",
+        action="store_true",
+        help="read every file of every payload instead of triaging from headers (slow; "
+        "the reference the triage is measured against)",
+    )
+    scan.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes (default: one per CPU when scanning 512 or more inputs)",
+    )
+    scan.add_argument(
+        "--exit-zero", action="store_true", help="exit 0 even when errors are found (unreadable inputs still give 2)"
+    )
+    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    scan.set_defaults(func=cmd_scan)

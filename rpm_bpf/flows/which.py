@@ -1,0 +1,311 @@
+"""``rpm-bpf which``: which package a loaded BPF program came from.
+
+Every program of every BPF object the rpm database knows (standalone files,
+and objects embedded in installed executables and libraries where a header
+signal says so) gets a predicted kernel name, type and tag (progtag.py); a
+loaded program (loaded.py) is matched by its tag, and its loader (the
+processes holding it) is looked up in the same database:
+
+* ``certain``: tag and loader agree (the loader is the object's package, or
+  built from the same source);
+* ``tag``: the tag alone matches;
+* ``weak``: no tag matches, but the name and type of a packaged program do
+  (a CO-RE program on another kernel, or changed code);
+* ``unknown``: nothing packaged looks like it.
+
+Predictions are cached per object file (``~/.cache/rpm-bpf/progtags``),
+keyed by the digest the rpm database records and used again only while the
+file is unchanged since (its digest matched then; size, mtime and inode
+still the same): the cache only saves work, a bad entry is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import namedtuple
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rpm_bpf.bpf import elf
+from rpm_bpf.bpf.progtag import PredictionError, predict
+from rpm_bpf.findings import Finding, InputError
+from rpm_bpf.model import MAX_CONTENT, FileEntry, Package, PackageRef
+from rpm_bpf.rules.loaded import unpackaged_finding
+from rpm_bpf.rules.policy import Policy
+from rpm_bpf.sources import rpmdb
+from rpm_bpf.sources.loaded import Loaded
+from rpm_bpf.sources.rootfs import RootFS
+from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
+
+CACHE_VERSION = 1
+
+
+class Source(
+    namedtuple(
+        "Source",
+        (
+            "package",
+            "sourcerpm",
+            "path",
+            "offset",
+            "section",
+            "name",
+            "kernel_name",
+            "type",
+            "tag",
+            "tag_sha1",
+            "caveats",
+        ),
+    )
+):
+    """A packaged program: which package, file (and offset, when embedded) and section it is in."""
+
+    __slots__ = ()
+    package: PackageRef
+    sourcerpm: str
+    path: str
+    offset: int | None
+    section: str
+    name: str
+    kernel_name: str
+    type: str
+    tag: str
+    tag_sha1: str
+    caveats: tuple[str, ...]
+
+
+class Match(namedtuple("Match", ("program", "sources", "loaders", "confidence"))):
+    """A loaded program and what it was matched with; ``loaders``: (pid, executable, package NEVRA or None)."""
+
+    __slots__ = ()
+    program: Loaded
+    sources: tuple[Source, ...]
+    loaders: tuple[tuple[int, str, str | None], ...]
+    confidence: str
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rpm-bpf" / "progtags"
+
+
+class _Cache:
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.hits = self.misses = 0
+
+    def _file(self, key: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+    def get(self, key: str, stamp: list[int]) -> list[dict[str, Any]] | None:
+        path = self._file(key)
+        if path is None:
+            return None
+        try:
+            from rpm_bpf.sources.rootfs import read_user_file
+
+            doc = json.loads(read_user_file(path, 16 << 20))  # a regular file of bounded size, never a FIFO
+            if doc["version"] == CACHE_VERSION and doc["key"] == key and doc["stamp"] == stamp:
+                self.hits += 1
+                return list(doc["programs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # missing, corrupt or stale: recomputed
+        self.misses += 1
+        return None
+
+    def put(self, key: str, stamp: list[int], programs: list[dict[str, Any]]) -> None:
+        path = self._file(key)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(f".{os.getpid()}.tmp")
+            temp.write_text(json.dumps({"version": CACHE_VERSION, "key": key, "stamp": stamp, "programs": programs}))
+            os.replace(temp, path)
+        except OSError:
+            pass  # an accelerator only
+
+
+def _describe(data: bytes) -> list[dict[str, Any]]:
+    """The programs of a BPF object, or of the objects embedded in an ELF file, as cacheable dicts."""
+    spans = (
+        [(None, data)]
+        if elf.is_bpf_elf(data)
+        else [
+            (found.offset, data[found.offset : found.offset + found.object.size]) for found in elf.find_embedded(data)
+        ]
+    )
+    out = []
+    for offset, span in spans:
+        try:
+            predictions = predict(span)
+        except PredictionError:
+            continue
+        out += [{"offset": offset, **p.to_dict()} for p in predictions]
+    return out
+
+
+def _wanted(pkg: Package, entry: FileEntry) -> bool:
+    return entry.is_regular and not entry.is_ghost and (entry.class_says_bpf or pkg.search_signal(entry) is not None)
+
+
+def _source(pkg: Package, path: str, p: dict[str, Any]) -> Source:
+    return Source(
+        pkg.ref,
+        pkg.sourcerpm,
+        path,
+        p["offset"],
+        p["section"],
+        p["name"],
+        p["kernel_name"],
+        p["type"],
+        p["tag"],
+        p["tag_sha1"],
+        tuple(p["caveats"]),
+    )
+
+
+def trace(root: str, programs: list[Loaded], errors: list[InputError], cache: _Cache) -> list[Match]:
+    """Each loaded program matched against what the rpm database of ``root`` ships (one private copy of it)."""
+    with rpmdb.snapshot(root) as db, RootFS(root) as fs:
+        sources = _packaged_programs(db, fs, errors, cache)
+        owners = _loaders(db, root, programs, errors)
+    return _match(programs, sources, owners)
+
+
+def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: _Cache) -> list[Source]:
+    """Every program of every BPF object the rpm database ``db`` knows, with its predicted tags."""
+    sources = []
+    for pkg in rpmdb.installed(db, (), errors):
+        algo = DIGEST_ALGOS.get(pkg.digest_algo, "sha256")
+        for entry in pkg.files:
+            if not _wanted(pkg, entry):
+                continue
+            try:
+                st = fs.lstat(entry.path)
+            except OSError:
+                continue  # not there: rpm-bpf verify reports missing files
+            # ctime too: an mtime set back after a change in place does not make a file unchanged
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            key = f"{algo}:{entry.digest}"
+            programs = cache.get(key, stamp) if entry.digest else None
+            if programs is None:
+                try:
+                    data = fs.read(entry.path, MAX_CONTENT)
+                except OSError as exc:
+                    errors.append(InputError(fs.host_path(entry.path), f"cannot read: {exc.strerror}"))
+                    continue
+                programs = _describe(data)
+                if entry.digest and hashlib.new(algo, data).hexdigest() == entry.digest:
+                    cache.put(key, stamp, programs)  # only what is still the packaged file
+            sources += [_source(pkg, entry.path, p) for p in programs]
+    return sources
+
+
+def _loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
+    """The installed package owning each loader executable (as ``rpm -qf``: rpm's file index)."""
+    exes = sorted({exe for prog in programs for _, exe in prog.holders if exe})
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    # A loader running from inside the root: its path there is what the root's database knows.
+    inside = {exe: "/" + exe[len(prefix) :] if prefix != "/" and exe.startswith(prefix) else exe for exe in exes}
+    found: dict[str, Package] = {}
+    for exe, path in inside.items():  # one index look-up each, in the snapshot already made
+        for pkg in rpmdb.owners(db, [path], errors):
+            found.setdefault(exe, pkg)
+    return found
+
+
+def _match(programs: list[Loaded], sources: list[Source], owners: dict[str, Package]) -> list[Match]:
+    by_tag: dict[str, list[Source]] = {}
+    by_name: dict[tuple[str, str], list[Source]] = {}
+    for source in sources:
+        by_tag.setdefault(source.tag, []).append(source)
+        by_tag.setdefault(source.tag_sha1, []).append(source)
+        # The kernel keeps 15 characters of a name; bpftool shows the whole one when BTF has it.
+        by_name.setdefault((source.kernel_name, source.type), []).append(source)
+        if source.name != source.kernel_name:
+            by_name.setdefault((source.name, source.type), []).append(source)
+    matches = []
+    for prog in programs:
+        loaders = tuple((pid, exe, owners[exe].ref.nevra if exe in owners else None) for pid, exe in prog.holders)
+        found = by_tag.get(prog.tag, [])
+        if found:
+            # Objects shipping one program twice (multilib, copies): the ones with the loaded name first.
+            found = sorted(found, key=lambda s: (s.kernel_name != prog.name, s.package.nevra, s.path))
+            loader_pkgs = [owners[exe] for _, exe in prog.holders if exe in owners]
+            agree = any(
+                s.package.name == p.ref.name or (s.sourcerpm and s.sourcerpm == p.sourcerpm)
+                for s in found
+                for p in loader_pkgs
+            )
+            matches.append(Match(prog, tuple(dict.fromkeys(found)), loaders, "certain" if agree else "tag"))
+            continue
+        weak = by_name.get((prog.name, prog.type), [])
+        matches.append(Match(prog, tuple(weak), loaders, "weak" if weak else "unknown"))
+    return matches
+
+
+def unpackaged_findings(matches: Iterable[Match]) -> list[Finding]:
+    """``bpf-program-unpackaged`` for every loaded program nothing packaged matches (before the policy)."""
+    return [unpackaged_finding(m.program, m.loaders) for m in matches if m.confidence == "unknown"]
+
+
+class WhichResult:
+    """``rpm-bpf which``: every loaded program matched, the findings as the policy has them, what could not be read."""
+
+    def __init__(self, matches: list[Match], findings: list[Finding], errors: list[InputError], cache: _Cache) -> None:
+        self.matches = matches
+        self.findings = findings
+        self.errors = errors
+        self.cache = cache
+
+
+def which(
+    root: str,
+    ids: Iterable[int] = (),
+    strict: Policy | None = None,
+    cache_directory: Path | None = None,
+) -> WhichResult:
+    """The loaded programs (those of ``ids``, or all) traced to the packages of ``root``.
+
+    ``strict``: the policy under which a program nothing packaged matches is
+    ``bpf-program-unpackaged`` (None: no findings). Raises ``PrivilegeError`` or
+    ``KernelError`` when the programs cannot be listed, ``RpmdbError`` when the
+    database cannot be read.
+    """
+    from rpm_bpf.sources.loaded import loaded_programs
+
+    programs = loaded_programs()
+    errors: list[InputError] = []
+    wanted = set(ids)
+    if wanted:
+        programs = [p for p in programs if p.id in wanted]
+        errors += [
+            InputError(f"program {i}", "no loaded BPF program with this id")
+            for i in sorted(wanted - {p.id for p in programs})
+        ]
+    cache = _Cache(cache_directory)
+    matches = trace(root, programs, errors, cache)
+    findings = strict.apply(unpackaged_findings(matches)) if strict is not None else []
+    return WhichResult(matches, findings, errors, cache)
+
+
+def loaded_findings(root: str, errors: list[InputError], cache_directory: Path | None = None) -> list[Finding]:
+    """What ``verify --loaded`` adds (before the policy): ``bpf-program-unpackaged`` for loaded programs no
+    package of ``root`` ships.
+
+    Without the privilege to list them (or without bpftool) that is an input error, never silence.
+    """
+    from rpm_bpf.sources.loaded import KernelError, PrivilegeError, loaded_programs
+
+    try:
+        programs = loaded_programs()
+    except (PrivilegeError, KernelError) as exc:
+        errors.append(InputError("loaded BPF programs", str(exc)))
+        return []
+    return unpackaged_findings(trace(root, programs, errors, _Cache(cache_directory)))
