@@ -19,6 +19,7 @@ from typing import Any
 
 from rpm_bpf.findings import Finding, InputError
 from rpm_bpf.model import MAX_CONTENT, FileEntry, Package, PackageRef
+from rpm_bpf.rules import attributes
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs, rpmdb
@@ -183,17 +184,13 @@ class _Verifier:
                 size = "" if st.st_size == entry.size else f", size {st.st_size} (packaged {entry.size})"
                 self.add("bpf-object-modified", pkg, entry.path, f"{algo} digest differs{size}")
                 return
+        user, group = self.names.user(st.st_uid), self.names.group(st.st_gid)
+        self.raw += attributes.installed(pkg.ref, entry, st.st_mode, user)
         changes = []
-        if entry.is_regular and st.st_mode & 0o022 and not entry.mode & 0o022:
-            # The packaged-object rules hold on disk too: anyone may now rewrite it.
-            self.add("bpf-object-writable", pkg, entry.path, f"installed file has mode {stat.S_IMODE(st.st_mode):04o}")
         if stat.S_IMODE(st.st_mode) != stat.S_IMODE(entry.mode):
             changes.append(f"mode {stat.S_IMODE(st.st_mode):04o} (packaged {stat.S_IMODE(entry.mode):04o})")
-        user, group = self.names.user(st.st_uid), self.names.group(st.st_gid)
         if user != entry.user:
             changes.append(f"owner {user} (packaged {entry.user})")
-            if entry.is_regular and user != "root" and entry.user == "root":
-                self.add("bpf-object-not-root-owned", pkg, entry.path, f"installed file is owned by {user}")
         if group != entry.group:
             changes.append(f"group {group} (packaged {entry.group})")
         if changes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rpm_bpf.bpf import elf
 from rpm_bpf.findings import Embedded, Finding
 from rpm_bpf.model import ContentError, ContentReader, FileEntry, Package
-from rpm_bpf.rules import ownership
+from rpm_bpf.rules import attributes, ownership
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.spec import check_spec_text
@@ -183,14 +183,7 @@ class _PackageChecker:
         misplaced = location_finding(self.pkg, entry, self.dirs)
         if misplaced is not None:
             self.result.findings.append(misplaced)
-        if entry.mode & 0o022:
-            self.add("bpf-object-writable", path, f"mode {entry.mode & 0o7777:04o}")
-        if entry.mode & 0o111:
-            self.add("bpf-object-executable", path, f"mode {entry.mode & 0o7777:04o}")
-        if entry.user != "root" or entry.group != "root":
-            self.add("bpf-object-not-root-owned", path, f"{entry.user}:{entry.group}")
-        if entry.is_config:
-            self.add("bpf-object-config", path)
+        self.result.findings += attributes.packaged(self.pkg.ref, entry)
         shipped = ShippedObject(self.pkg, entry, relname)
         self.result.objects.append(shipped)
         if content is None:

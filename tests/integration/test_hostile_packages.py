@@ -347,7 +347,7 @@ def test_directory_1100_levels_deep(victim, tmp_path, request):
 
 CRASHING_SCAN = """
 import os, signal, sys
-from rpm_bpf import scan
+from rpm_bpf.flows import scan
 from rpm_bpf.rules.policy import Policy
 
 checked = scan._scan_one

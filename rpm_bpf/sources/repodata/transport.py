@@ -1,0 +1,146 @@
+"""Where repository metadata comes from: a directory or http(s), read in bounded chunks, checksummed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from rpm_bpf.errors import RpmBpfError
+
+MAX_REPOMD = 16 << 20  # repomd.xml: a few kB in practice
+MAX_COMPRESSED = 4 << 30  # one metadata file as stored
+MAX_DECOMPRESSED = 16 << 30  # ... and decompressed (Fedora's filelists: ~0.3 GB)
+MAX_ELEMENT = 256 << 20  # one <package> element: the biggest real ones (texlive, kernel-devel) are a few MB
+CHUNK = 4 << 20  # bytes read at a time
+TIMEOUT = 60  # seconds for one network read
+DEADLINE = 1800  # seconds for one metadata file in all
+MAX_KEPT = 200_000  # files under the BPF directories and bpf(NAME) provides kept per repository
+
+
+class RepoError(RpmBpfError):
+    """A repository that cannot be read; ``str()`` names it and says why."""
+
+
+def is_url(location: str) -> bool:
+    return urllib.parse.urlsplit(location).scheme in ("http", "https")
+
+
+class Source:
+    """A repository root, local or http(s); every path is checked to stay below it."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.url = is_url(location)
+        if self.url:
+            self.base = location.rstrip("/") + "/"
+        else:
+            self.base = os.path.realpath(location)
+
+    def _href(self, href: str) -> str:
+        parts = href.split("/")
+        if (
+            not href
+            or href.startswith("/")
+            or "\\" in href
+            or any(p in ("", ".", "..") for p in parts)
+            or urllib.parse.urlsplit(href).scheme
+        ):
+            raise RepoError(f"{self.location}: repomd.xml points outside the repository ({href!r})")
+        return href
+
+    def open(self, href: str, limit: int) -> Bounded:
+        href = self._href(href)
+        if self.url:
+            try:
+                response = urllib.request.urlopen(self.base + urllib.parse.quote(href), timeout=TIMEOUT)
+            except (OSError, ValueError) as exc:
+                raise RepoError(
+                    f"{self.location}: cannot fetch {href}: {getattr(exc, 'reason', None) or exc}"
+                ) from None
+            return Bounded(response, limit, f"{self.location}/{href}")
+        from rpm_bpf.sources.rootfs import RootFS
+
+        path = os.path.join(self.base, href)
+        try:
+            # One component at a time, no symbolic link followed (not even repodata/ itself), regular
+            # files only: nothing outside the repository, no FIFO, no device.
+            with RootFS(self.base) as fs:
+                fd, _ = fs.open_regular("/" + href)
+        except OSError as exc:
+            raise RepoError(f"{path}: {exc.strerror or exc}") from None
+        return Bounded(os.fdopen(fd, "rb"), limit, path)
+
+
+class Bounded:
+    """A byte stream that refuses to give more than ``limit`` bytes and hashes what it gives."""
+
+    def __init__(self, raw: Any, limit: int, name: str) -> None:
+        self.raw, self.limit, self.name, self.count = raw, limit, name, 0
+        self.digest: Any = None
+        self.deadline = time.monotonic() + DEADLINE  # a server trickling bytes is cut off too
+
+    def read(self, size: int = -1) -> bytes:
+        size = CHUNK if size is None or size < 0 else min(size, CHUNK)
+        try:
+            data = self.raw.read(size)
+        except OSError as exc:
+            raise RepoError(f"{self.name}: read failed: {exc}") from None
+        self.count += len(data)
+        if time.monotonic() > self.deadline:
+            raise RepoError(f"{self.name}: not read within {DEADLINE} s")
+        if self.count > self.limit:
+            raise RepoError(f"{self.name}: larger than {self.limit} bytes")
+        if self.digest is not None:
+            self.digest.update(data)
+        return bytes(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> Bounded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- repomd and the two metadata files ----------------------------------------------------
+
+
+def read_records(source: Source) -> dict[str, Any]:
+    import createrepo_c as cr  # type: ignore[import-untyped]
+
+    with source.open("repodata/repomd.xml", MAX_REPOMD) as stream:
+        data = b"".join(iter(lambda: stream.read(CHUNK), b""))
+    with tempfile.NamedTemporaryFile(prefix="rpm-bpf-repomd-", suffix=".xml") as copy:
+        copy.write(data)
+        copy.flush()
+        try:
+            repomd = cr.Repomd(copy.name)
+        except Exception as exc:  # createrepo_c raises its own error type for bad XML
+            reason = str(exc).replace(copy.name, "repodata/repomd.xml").split("\n", 1)[0][:200]
+            raise RepoError(f"{source.location}: repodata/repomd.xml cannot be parsed ({reason})") from None
+    records = {rec.type: rec for rec in repomd.records}
+    for needed in ("primary", "filelists"):
+        if needed not in records:
+            raise RepoError(f"{source.location}: repomd.xml lists no {needed} metadata")
+    return records
+
+
+DIGESTS = {
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "sha384": hashlib.sha384,
+    "sha224": hashlib.sha224,
+    "sha1": hashlib.sha1,
+    "sha": hashlib.sha1,
+    "md5": hashlib.md5,
+}
