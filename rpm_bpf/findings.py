@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import namedtuple
 
+import rpm_bpf.rules.registry as rules
 from rpm_bpf.model import PackageRef
-from rpm_bpf.rules import registry as rules
 from rpm_bpf.rules.registry import Severity
 
 # Records are named tuples, not dataclasses: immutable and hashable all the

@@ -9,6 +9,8 @@ import re
 import sys
 from pathlib import Path
 
+from rpm_bpf.errors import RpmBpfError
+
 KINDS = {
     "prebuilt": ["example.bpf.c"],
     "library-and-tools": ["example.bpf.c", "example-lib.c", "example-tool.c"],
@@ -20,14 +22,14 @@ def template_dir() -> Path:
     """$RPM_BPF_TEMPLATES, the source tree's spec-templates/, or an installed copy (RPM or pip)."""
     candidates = [
         os.environ.get("RPM_BPF_TEMPLATES", ""),
-        str(Path(__file__).resolve().parent.parent / "spec-templates"),
+        str(Path(__file__).resolve().parents[2] / "spec-templates"),
         "/usr/share/rpm-bpf/spec-templates",
         os.path.join(sys.prefix, "share", "rpm-bpf", "spec-templates"),
     ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "prebuilt.spec.j2").is_file():
             return Path(candidate)
-    raise FileNotFoundError("spec templates not found (set RPM_BPF_TEMPLATES)")
+    raise RpmBpfError("spec templates not found (set RPM_BPF_TEMPLATES)")
 
 
 def render(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rpm_bpf.cli.options import (
+    EXIT_FINDINGS,
+    EXIT_OK,
     EXIT_USAGE,
     add_format,
     add_output,
@@ -39,7 +41,10 @@ def cmd_which(args: argparse.Namespace) -> int:
     else:
         args.show_waived = True
         emit(render(args, report), args.output)
-    return report.exit_code
+    if report.errors:
+        return EXIT_USAGE
+    # --strict: any finding the policy leaves standing (not off, not waived) fails, whatever its level.
+    return EXIT_FINDINGS if any(f.counts for f in result.findings) else EXIT_OK
 
 
 def configure(which: argparse.ArgumentParser) -> None:
@@ -60,7 +65,7 @@ def configure(which: argparse.ArgumentParser) -> None:
         "--strict",
         action="store_true",
         help="a loaded program no package ships is a finding (bpf-program-unpackaged), judged by the policy "
-        "like every finding: exit 1 unless a waiver or severity says otherwise",
+        "like every finding; exit 1 when one is left standing (not turned off, not waived)",
     )
     which.add_argument("--no-cache", action="store_true", help="predict every object again (no cache read or written)")
     which.set_defaults(func=cmd_which)
