@@ -15,6 +15,7 @@ from rpm_bpf.rules import clash
 from rpm_bpf.rules.package import ShippedObject, check_package
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.rules.spec import check_spec_text
+from rpm_bpf.rules.unreadable import unreadable
 from rpm_bpf.sources import bpfdirs
 from rpm_bpf.sources.diskfiles import DiskReader
 from rpm_bpf.sources.rpmfile import HeaderError, package_from_header
@@ -34,8 +35,7 @@ def lint_header(header: Any, origin: str, extracted: str, policy: Policy) -> Lin
     try:
         package = package_from_header(header, bpfdirs.for_arch, origin=origin)
     except HeaderError as exc:  # crafted or corrupt: nothing about its BPF objects can be said
-        unreadable = Finding.of("bpf-package-unreadable", None, None, f"corrupt RPM header ({exc})")
-        return Linted(policy.apply([unreadable]), [], 0)
+        return Linted(policy.apply([unreadable(None, f"corrupt RPM header ({exc})")]), [], 0)
     dirs = bpfdirs.for_arch(package.ref.arch)
     result = check_package(package, dirs, policy.owner_provides, DiskReader(extracted), policy.exempt_paths)
     return Linted(policy.apply(result.findings), result.objects, len(package.files))

@@ -23,6 +23,7 @@ from rpm_bpf.rules import clash
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.rules.registry import Severity
+from rpm_bpf.rules.unreadable import unreadable
 from rpm_bpf.sources import bpfdirs, rpmdb
 from rpm_bpf.sources.request import Candidate, Incoming, Request
 
@@ -48,8 +49,7 @@ class TransactionResult:
 
 
 def _unreadable(item: Incoming, reason: str) -> Finding:
-    detail = f"{item.label}: {reason}" if item.label else reason
-    return Finding.of("bpf-package-unreadable", None, item.path, detail)
+    return unreadable(item.path, f"{item.label}: {reason}" if item.label else reason)
 
 
 def check_transaction(

@@ -19,19 +19,15 @@ from typing import Any
 
 from rpm_bpf.findings import Finding, InputError
 from rpm_bpf.model import MAX_CONTENT, FileEntry, Package, PackageRef
-from rpm_bpf.rules import attributes
+from rpm_bpf.rules import attributes, installed
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs, rpmdb
 from rpm_bpf.sources.bpfdirs import relative_name
-from rpm_bpf.sources.rootfs import RootFS, describe_mode
+from rpm_bpf.sources.rootfs import RootFS
 from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
 
 _READ_CHUNK = 1 << 20
-
-# What reinstalling the package restores, and the files no package owns.
-REPAIRABLE = frozenset({"bpf-object-modified", "bpf-object-missing", "bpf-object-attrs-changed"})
-UNOWNED = "bpf-object-unowned"
 
 
 class VerifyResult:
@@ -43,12 +39,16 @@ class VerifyResult:
     def to_repair(self) -> list[str]:
         """NEVRAs whose reinstallation restores what was found changed or missing."""
         return sorted(
-            {f.package.nevra for f in self.findings if f.rule in REPAIRABLE and f.package is not None and not f.waived}
+            {
+                f.package.nevra
+                for f in self.findings
+                if f.rule in installed.REPAIRABLE and f.package is not None and not f.waived
+            }
         )
 
     def unowned(self) -> list[str]:
         """Files in the BPF directories that belong to no package: reinstalling cannot fix them."""
-        return [f.path or "" for f in self.findings if f.rule == UNOWNED and not f.waived]
+        return [f.path or "" for f in self.findings if f.rule == installed.UNOWNED and not f.waived]
 
     def names_of(self, nevras: list[str]) -> list[str]:
         wanted = set(nevras)
@@ -111,9 +111,6 @@ class _Verifier:
         self.owned: set[str] = set()
         self.raw: list[Finding] = []
 
-    def add(self, rule: str, pkg: Package, path: str, detail: str = "") -> None:
-        self.raw.append(Finding.of(rule, pkg.ref, path, detail))
-
     def cannot_verify(self, path: str, exc: OSError) -> None:
         self.result.errors.append(InputError(self.fs.host_path(path), f"cannot verify: {exc.strerror}"))
 
@@ -137,31 +134,30 @@ class _Verifier:
                     self.raw.append(misplaced)
             self.compare(pkg, entry, algo)
 
+    def found(self, finding: Finding | None) -> bool:
+        if finding is not None:
+            self.raw.append(finding)
+        return finding is not None
+
     def compare(self, pkg: Package, entry: FileEntry, algo: str) -> None:
+        ref = pkg.ref
         try:
             st = self.fs.lstat(entry.path)
         except FileNotFoundError:
-            self.add("bpf-object-missing", pkg, entry.path)
+            self.found(installed.missing(ref, entry))
             return
         except OSError as exc:
             self.cannot_verify(entry.path, exc)
             return
-        expected_type, actual_type = stat.S_IFMT(entry.mode), stat.S_IFMT(st.st_mode)
-        if expected_type != actual_type:
-            detail = f"{describe_mode(entry.mode)} was replaced by {describe_mode(st.st_mode)}"
-            if stat.S_ISLNK(st.st_mode):
-                detail += f" to {self._readlink(entry.path)}"
-            self.add("bpf-object-modified", pkg, entry.path, detail)
+        link = self._readlink(entry.path) if stat.S_ISLNK(st.st_mode) else None
+        if self.found(installed.type_changed(ref, entry, st.st_mode, link)):
             return
         if entry.is_symlink:
-            target = self._readlink(entry.path)
-            if target != entry.linkto:
-                self.add("bpf-object-modified", pkg, entry.path, f"link points to {target}, not {entry.linkto}")
+            self.found(installed.link_changed(ref, entry, link or ""))
             return
         if entry.is_regular:
-            if st.st_size != entry.size:
-                # lstat already tells: no need to hash (a sparse 5 GB file would take seconds).
-                self.add("bpf-object-modified", pkg, entry.path, f"size {st.st_size} (packaged {entry.size})")
+            # lstat already tells a size change: no need to hash (a sparse 5 GB file would take seconds).
+            if self.found(installed.size_changed(ref, entry, st.st_size)):
                 return
             if entry.size > MAX_CONTENT:
                 self.result.errors.append(
@@ -180,21 +176,11 @@ class _Verifier:
                 # Not "modified": unknown. The attributes below can still be compared.
                 self.cannot_verify(entry.path, exc)
                 digest = entry.digest
-            if digest != entry.digest:
-                size = "" if st.st_size == entry.size else f", size {st.st_size} (packaged {entry.size})"
-                self.add("bpf-object-modified", pkg, entry.path, f"{algo} digest differs{size}")
+            if self.found(installed.digest_changed(ref, entry, digest, algo, st.st_size)):
                 return
         user, group = self.names.user(st.st_uid), self.names.group(st.st_gid)
-        self.raw += attributes.installed(pkg.ref, entry, st.st_mode, user)
-        changes = []
-        if stat.S_IMODE(st.st_mode) != stat.S_IMODE(entry.mode):
-            changes.append(f"mode {stat.S_IMODE(st.st_mode):04o} (packaged {stat.S_IMODE(entry.mode):04o})")
-        if user != entry.user:
-            changes.append(f"owner {user} (packaged {entry.user})")
-        if group != entry.group:
-            changes.append(f"group {group} (packaged {entry.group})")
-        if changes:
-            self.add("bpf-object-attrs-changed", pkg, entry.path, ", ".join(changes))
+        self.raw += attributes.installed(ref, entry, st.st_mode, user)
+        self.found(installed.attrs_changed(ref, entry, st.st_mode, user, group))
 
     def _readlink(self, path: str) -> str:
         try:
@@ -214,20 +200,11 @@ class _Verifier:
                 continue
             if not stat.S_ISDIR(top.st_mode):
                 if bpfroot not in self.owned:  # an owned one was compared with its package
-                    self.raw.append(
-                        Finding.of(
-                            "bpf-object-unowned",
-                            None,
-                            bpfroot,
-                            f"{describe_mode(top.st_mode)} where the BPF directory belongs",
-                        )
-                    )
+                    self.raw.append(installed.not_a_directory(bpfroot, top.st_mode))
                 continue
             for path, _ in self.fs.walk(bpfroot, self._walk_error):
                 if path not in self.owned:
-                    self.raw.append(
-                        Finding.of("bpf-object-unowned", None, path, "written at run time or copied by hand")
-                    )
+                    self.raw.append(installed.unowned_file(path))
 
     def _walk_error(self, exc: OSError) -> None:
         self.result.errors.append(InputError(self.fs.host_path(exc.filename or "/"), f"cannot list: {exc.strerror}"))
@@ -293,7 +270,7 @@ def repair(plan: Repair, root: str, policy: Policy, result: VerifyResult) -> tup
     if done.returncode != 0:
         return done.returncode, []
     after = verify(root, policy, result.names_of(plan.nevras))
-    return 0, [f for f in after.findings if f.rule in REPAIRABLE and not f.waived]
+    return 0, [f for f in after.findings if f.rule in installed.REPAIRABLE and not f.waived]
 
 
 def repair_command(nevras: list[str], root: str = "/", extra: Iterable[str] = ()) -> list[str]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 
+from rpm_bpf.rules import attributes
+
 _SECTION = re.compile(
     r"^%(package|description|prep|build|install|check|clean|files|changelog|pre|post|preun|"
     r"postun|pretrans|posttrans|triggerin|triggerun|triggerpostun|verifyscript)\b"
@@ -53,5 +55,5 @@ def check_spec_text(text: str) -> list[SpecFinding]:
             and _CONFIG.search(line + " ")
             and (_BPFDIR_REF.search(line) or re.search(r"\.o\b", line))
         ):
-            findings.append(SpecFinding("bpf-object-config", number, line))
+            findings.append(SpecFinding(attributes.CONFIG, number, line))  # the same rule, seen in the spec
     return findings
