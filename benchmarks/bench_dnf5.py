@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_dnf5.py [--corpus DIR] [--dpkg-corpus DIR] [--repeat 4]
 
 In a Debian sid root with dnf5 (made and cached like the tests' one,
-tests/integration/debroot.py; the plugin built there with CMake, this
+tests/support/debroot.py; the plugin built there with CMake, this
 checkout's rpm-bpf installed), installs the 100 packages of a synthetic
 corpus (benchmarks/corpus.py --packages 100 --no-autodeps, built on first
 use) into fresh installroots, with the plugin enabled and disabled in
@@ -32,8 +32,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from tests.integration import debroot  # noqa: E402
-from tests.integration.test_dnf5 import CONF, DNF5_PACKAGES, install_checkout  # noqa: E402
+from tests.support import debroot  # noqa: E402
+from tests.support.dnf5 import CONF, DNF5_PACKAGES, install_checkout  # noqa: E402
 
 TARGET_SHARE = 1.0  # percent of the transaction
 

@@ -67,7 +67,7 @@ class FileEntry(
     flags: int
     fileclass: str  # libmagic's description recorded by rpmbuild ("" if none)
     digest: str
-    linkto: str = ""
+    linkto: str  # "" unless a symbolic link (a class-level default would hide the field)
 
     @property
     def is_regular(self) -> bool:

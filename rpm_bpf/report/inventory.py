@@ -31,7 +31,9 @@ def render_text(doc: dict[str, Any]) -> str:
     lines = [f"{doc['counts'][key]:8}  {label}" for key, label in _LABELS.items()]
     lines += [f"clash: {e(c['bpf_name'])}: {', '.join(e(p) for p in c['packages'])}" for c in doc["clashes"]]
     lines += [f"outside: {e(item['package'])}: {e(item['path'])}" for item in doc["outside"]]
-    lines += [f"unowned: {e(item['package'])}: {', '.join(item['directories'])}" for item in doc["unowned"]]
+    lines += [
+        f"unowned: {e(item['package'])}: {', '.join(e(d) for d in item['directories'])}" for item in doc["unowned"]
+    ]
     lines += [f"object: {e(item['package'])}: {e(item['path'])}" for item in doc["objects"]]
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,7 @@ _SECTION = re.compile(
     r"^%(package|description|prep|build|install|check|clean|files|changelog|pre|post|preun|"
     r"postun|pretrans|posttrans|triggerin|triggerun|triggerpostun|verifyscript)\b"
 )
-_HARDCODED = re.compile(r"/usr/lib(64)?/bpf(?=[/\s\"']|$)")
+_HARDCODED = re.compile(r"/usr/lib(64)?/bpf(?=[/\s\"';})]|$)")
 _BPFDIR_REF = re.compile(r"(%\{?_bpfdir(_noarch)?\}?|/usr/lib(64)?/bpf)(?![\w])")
 _BY_HAND = re.compile(r"^\s*(install|cp|mv|ln)\s")
 _CONFIG = re.compile(r"%config(\([^)]*\))?\s")
@@ -53,7 +53,7 @@ def check_spec_text(text: str) -> list[SpecFinding]:
         if (
             section == "files"
             and _CONFIG.search(line + " ")
-            and (_BPFDIR_REF.search(line) or re.search(r"\.o\b", line))
+            and (_BPFDIR_REF.search(line) or re.search(r"\.o(?=[\s\"';})]|$)", line))
         ):
             findings.append(SpecFinding(attributes.CONFIG, number, line))  # the same rule, seen in the spec
     return findings

@@ -59,6 +59,8 @@ class Request(namedtuple("Request", ("incoming", "candidates", "leaving"))):
 
 
 def _candidate(item: object, where: str) -> Candidate:
+    if not isinstance(item, dict):
+        raise RequestError(f"{where}: must be an object")
     epoch = item.get("epoch") if isinstance(item, dict) else None
     if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
         raise RequestError(f"{where}: 'epoch' must be a non-negative integer or null")

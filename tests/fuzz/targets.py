@@ -301,7 +301,7 @@ def build_rpm_fixture(work: Path) -> RpmFixture:
     from rpm_bpf.samples import build as samples
     from rpm_bpf.samples.build import PkgFile, PkgSpec
     from rpm_bpf.sources import bpfdirs
-    from tests.craft import LEAD, Parts
+    from tests.support.craft import LEAD, Parts
 
     obj = samples.compile_bpf(samples.XDP_COUNTER_C, work / "objects" / "counter.bpf.o")
     bpfdir = bpfdirs.for_arch(bpfdirs.host_arch()).arch_dir
@@ -533,8 +533,8 @@ def rpm_mutations(fixture: RpmFixture) -> st.SearchStrategy[RpmMutation]:
 
 
 def apply_rpm_mutation(fixture: RpmFixture, mutation: RpmMutation, dest: Path) -> None:
-    """Write the damaged package to ``dest`` (tags through rpm's API, see tests/craft.py)."""
-    from tests.craft import LEAD, Parts, edit_header, set_tag
+    """Write the damaged package to ``dest`` (tags through rpm's API, see tests/support/craft.py)."""
+    from tests.support.craft import LEAD, Parts, edit_header, set_tag
 
     if isinstance(mutation, RawOverwrite):
         dest.write_bytes(overwrite(fixture.data, mutation.patches, *fixture.regions[mutation.region]))

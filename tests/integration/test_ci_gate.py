@@ -14,15 +14,14 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.integration.test_gate import built, repo  # noqa: F401 (fixtures)
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 RPM_BPF = str(REPO / ".venv" / "bin" / "rpm-bpf")
 TMT = REPO / ".venv" / "bin" / "tmt"
 
 
-def _new(built, tmp_path: Path, key: str) -> Path:  # noqa: F811
+def _new(built, tmp_path: Path, key: str) -> Path:
     folder = tmp_path / f"new-{key}"
     folder.mkdir()
     shutil.copy(built[key], folder)
@@ -76,8 +75,8 @@ def _tmt(tmp_path: Path, new: Path, repos: str) -> tuple[str, Path]:
     return result["result"], run / "plans" / "gate" / "execute" / result["data-path"]
 
 
-def test_tmt_plan_fails_a_clashing_build_and_passes_a_clean_one(built, repo, tmp_path):  # noqa: F811
-    verdict, data = _tmt(tmp_path, _new(built, tmp_path, "new-clash"), str(repo))
+def test_tmt_plan_fails_a_clashing_build_and_passes_a_clean_one(built, gate_repo, tmp_path):
+    verdict, data = _tmt(tmp_path, _new(built, tmp_path, "new-clash"), str(gate_repo))
     assert verdict == "fail"
     report = json.loads((data / "rpm-bpf.json").read_text())
     assert [f["related"] for f in report["findings"] if f["rule"] == "bpf-name-conflict"] == [
@@ -86,7 +85,7 @@ def test_tmt_plan_fails_a_clashing_build_and_passes_a_clean_one(built, repo, tmp
     junit = ElementTree.parse(data / "rpm-bpf.junit.xml").getroot()
     assert any(case.find("failure") is not None for case in junit.iter("testcase"))
     assert json.loads((data / "rpm-bpf.sarif").read_text())["runs"][0]["results"]
-    verdict, _ = _tmt(tmp_path, _new(built, tmp_path, "new-upgrade"), str(repo))
+    verdict, _ = _tmt(tmp_path, _new(built, tmp_path, "new-upgrade"), str(gate_repo))
     assert verdict == "pass"
 
 
@@ -101,15 +100,15 @@ def _job(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_ci_job_script(built, repo, tmp_path):  # noqa: F811
-    clash = _job(tmp_path, BPF_GATE_NEW=str(built["new-clash"]), BPF_GATE_REPOS=str(repo))
+def test_ci_job_script(built, gate_repo, tmp_path):
+    clash = _job(tmp_path, BPF_GATE_NEW=str(built["new-clash"]), BPF_GATE_REPOS=str(gate_repo))
     assert clash.returncode == 1 and "E: bpf-name-conflict" in clash.stdout
     for name in ("rpm-bpf.junit.xml", "rpm-bpf.sarif", "rpm-bpf.json"):
         assert (tmp_path / "job-out" / name).stat().st_size > 0
     passing = _job(
         tmp_path,
         BPF_GATE_NEW=str(built["new-clash-1.1"]),
-        BPF_GATE_REPOS=str(repo),
+        BPF_GATE_REPOS=str(gate_repo),
         BPF_GATE_BASELINE=str(built["new-clash"]),
     )
     assert passing.returncode == 0 and "existing" in passing.stdout

@@ -14,7 +14,9 @@ import jsonschema
 import pytest
 
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import REPO, good_package, open_to_others, run_cli
+from tests.support.builders import good_package
+from tests.support.cli import run_cli
+from tests.support.paths import REPO, open_to_others
 
 pytestmark = pytest.mark.integration
 

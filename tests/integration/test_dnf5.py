@@ -1,7 +1,7 @@
 """DNF 5: the libdnf5 plugin and `dnf5 bpf-verify`, for real, in a Debian sid root.
 
 Debian 12 has no dnf5; sid does. A sid tree with dnf5 and its development
-packages is made once by debootstrap and cached (tests/integration/debroot.py);
+packages is made once by debootstrap and cached (tests/support/debroot.py);
 each session copies it, builds both C++ shims there with CMake, installs
 rpm-bpf into it, and runs real `dnf5 --installroot` transactions against the
 createrepo_c repository of rpmbuild-built packages that the DNF 4 tests use.
@@ -16,53 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.integration import debroot
-from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, repo  # noqa: F401 (fixture)
+from tests.support import debroot
+from tests.support.dnf import BPFDIR, GOOD_OBJ
+from tests.support.dnf5 import CONF, DNF5_PACKAGES, install_checkout
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
-DNF5_PACKAGES = [
-    "dnf5",
-    "python3-libdnf5",
-    "rpm",
-    "python3-rpm",
-    "python3-pyelftools",
-    "createrepo-c",
-    "g++",
-    "make",
-    "pkg-config",
-    "cmake",
-    "dnf5-dev",
-    "libdnf5-dev",
-    "libdnf5-cli-dev",
-    # libmodulemd-dev needs it and debootstrap does not pull it in by itself
-    "gir1.2-glib-2.0-dev",
-]
-RPM_BPF_SCRIPT = "#!/usr/bin/python3\nimport sys\nfrom rpm_bpf.cli.main import main\nsys.exit(main())\n"
-CONF = "/etc/dnf/libdnf5-plugins/bpf.conf"  # read from the host (here: the sid root), even with --installroot
-
-
-def install_checkout(root: Path) -> subprocess.CompletedProcess:
-    """This checkout's engine, its rpm-bpf command and both C++ shims (built with CMake there) into a sid root."""
-    site = root / "usr/lib/python3/dist-packages"
-    shutil.copytree(REPO / "rpm_bpf", site / "rpm_bpf", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "usr/bin/rpm-bpf").write_text(RPM_BPF_SCRIPT)
-    (root / "usr/bin/rpm-bpf").chmod(0o755)
-    shutil.copytree(REPO / "dnf5_plugin", root / "src")
-    return debroot.run_in(
-        root,
-        "sh",
-        "-c",
-        "cmake -S /src -B /build -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu && "
-        "cmake --build /build && cmake --install /build && "
-        "python3 -m compileall -q /usr/lib/python3/dist-packages/rpm_bpf",
-        timeout=600,
-    )
-
 
 @pytest.fixture(scope="module")
-def sid(repo, tmp_path_factory) -> Path:  # noqa: F811
+def sid(dnf_repo, tmp_path_factory) -> Path:
     if os.geteuid() != 0:
         pytest.skip("chroot into the sid root needs root")
     try:
@@ -72,7 +35,7 @@ def sid(repo, tmp_path_factory) -> Path:  # noqa: F811
     root = debroot.fresh_copy(base, tmp_path_factory.mktemp("sid-dnf5"))
     built = install_checkout(root)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    shutil.copytree(repo, root / "repo")
+    shutil.copytree(dnf_repo, root / "repo")
     return root
 
 

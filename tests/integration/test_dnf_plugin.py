@@ -2,13 +2,13 @@
 
 Each test gets a fresh --installroot; packages come from a createrepo_c
 repository of RPMs built by rpmbuild. The plugin is loaded from this tree
-(--setopt=pluginpath) with a bpf.conf written per test.
+(--setopt=pluginpath) with a bpf.conf written per test. The repository is the
+``dnf_repo`` fixture (tests/integration/conftest.py), shared with other modules.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from importlib import resources
@@ -17,106 +17,22 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import REPO, open_to_others, run_cli
+from tests.support.cli import run_cli
+from tests.support.dnf import BPFDIR, GOOD_OBJ, Dnf, output
+from tests.support.paths import open_to_others
 
 pytestmark = pytest.mark.integration
-BPFDIR = "/usr/lib64/bpf"
-GOOD_OBJ = f"{BPFDIR}/xdp-good/counter.bpf.o"
-
-
-def _require_dnf():
-    if shutil.which("dnf") is None or shutil.which("createrepo_c") is None:
-        pytest.skip("dnf or createrepo_c is not installed (./setup.sh installs them)")
-
-
-@pytest.fixture(scope="module")
-def repo(rpms, objects, tmp_path_factory) -> Path:
-    _require_dnf()
-    d = tmp_path_factory.mktemp("repo")
-    own = [PkgFile(f"{BPFDIR}/xdp-good", directory=True, mode=0o755)]
-    packages = [
-        PkgSpec(
-            "bpf-filesystem",
-            files=[PkgFile(BPFDIR, directory=True, mode=0o755), PkgFile("/usr/lib/bpf", directory=True, mode=0o755)],
-        ),
-        PkgSpec("xdp-good", requires=["bpf-filesystem"], files=[*own, PkgFile(GOOD_OBJ, objects.full)]),
-        PkgSpec(
-            "xdp-good", version="2.0", requires=["bpf-filesystem"], files=[*own, PkgFile(GOOD_OBJ, objects.full_el)]
-        ),
-        PkgSpec("xdp-clash-same", requires=["xdp-good"], files=[PkgFile(GOOD_OBJ, objects.full)]),
-        # Same name relative to the BPF directory, other path and bytes: rpm sees no file conflict.
-        PkgSpec(
-            "xdp-clash-diff",
-            requires=["xdp-good"],
-            files=[PkgFile("/usr/lib/bpf/xdp-good/counter.bpf.o", objects.no_btf)],
-        ),
-        # Built without dependency generators: no bpf() provides, only its files tell.
-        PkgSpec("xdp-clash-noprov", requires=["xdp-good"], autodeps=False, files=[PkgFile(GOOD_OBJ, objects.full)]),
-        PkgSpec("misplaced", files=[PkgFile("/usr/share/misplaced/prog.o", objects.full)]),
-        PkgSpec(
-            "runtime-user",
-            files=[
-                PkgFile("/var/cache/bpf/runtime-user", directory=True, mode=0o755),
-                PkgFile("/var/cache/bpf/runtime-user/jit.o", ghost=True),
-            ],
-        ),
-    ]
-    for pkg in packages:
-        for path in rpms.build_all(pkg):
-            shutil.copy(path, d)
-    subprocess.run(["createrepo_c", "-q", str(d)], check=True)
-    return d
-
-
-class Dnf:
-    def __init__(self, repo: Path, root: Path, confdir: Path):
-        self.repo, self.root, self.confdir = repo, root, confdir
-        self.configure()
-
-    def configure(self, mode: str = "enforce", fail_on_error: int = 0) -> None:
-        self.confdir.mkdir(exist_ok=True)
-        (self.confdir / "bpf.conf").write_text(
-            f"[main]\nenabled = 1\nmode = {mode}\nfail_on_error = {fail_on_error}\nverify_after = 1\n"
-        )
-
-    def options(self) -> list[str]:
-        return [
-            f"--installroot={self.root}",
-            "--setopt=reposdir=/nonexistent",
-            f"--repofrompath=local,{self.repo}",
-            "--setopt=local.gpgcheck=0",
-            "--releasever=1",
-        ]
-
-    def __call__(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        cmd = [
-            "dnf",
-            "-y",
-            *self.options(),
-            f"--setopt=pluginpath={REPO / 'dnf_plugin'}",
-            f"--setopt=pluginconfpath={self.confdir}",
-            *args,
-        ]
-        return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
-
-    def installed(self, name: str) -> bool:
-        return subprocess.run(["rpm", "--root", str(self.root), "-q", name], capture_output=True).returncode == 0
 
 
 @pytest.fixture
-def dnf(repo, tmp_path) -> Dnf:
-    return Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
-
-
-def _out(proc) -> str:
-    return proc.stdout + proc.stderr
+def dnf(dnf_repo, tmp_path) -> Dnf:
+    return Dnf(dnf_repo, tmp_path / "root", tmp_path / "plugconf")
 
 
 def test_clean_install_passes(dnf):
     proc = dnf("install", "xdp-good-1.0")
-    assert proc.returncode == 0, _out(proc)
-    assert dnf.installed("xdp-good") and "rpm-bpf" not in _out(proc)
+    assert proc.returncode == 0, output(proc)
+    assert dnf.installed("xdp-good") and "rpm-bpf" not in output(proc)
 
 
 def test_misplaced_object_refused_under_enforce(dnf):
@@ -130,9 +46,9 @@ def test_misplaced_object_refused_under_enforce(dnf):
 def test_misplaced_object_installed_with_warning_under_warn(dnf):
     dnf.configure(mode="warn")
     proc = dnf("install", "misplaced")
-    assert proc.returncode == 0, _out(proc)
-    assert "mode=warn, continuing" in _out(proc)
-    assert "E: bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in _out(proc)
+    assert proc.returncode == 0, output(proc)
+    assert "mode=warn, continuing" in output(proc)
+    assert "E: bpf-object-outside-bpfdir /usr/share/misplaced/prog.o" in output(proc)
     assert dnf.installed("misplaced")
 
 
@@ -160,17 +76,17 @@ def test_clash_without_provides_is_refused_on_the_downloaded_files(dnf):
     assert not dnf.installed("xdp-clash-noprov")
 
 
-def test_clash_in_one_transaction_from_an_http_repository_downloads_nothing(repo, tmp_path):
+def test_clash_in_one_transaction_from_an_http_repository_downloads_nothing(dnf_repo, tmp_path):
     """Both sides incoming, served over HTTP on loopback: refused before a package reaches dnf's cache."""
     import functools
     import http.server
     import threading
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dnf_repo))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+        dnf = Dnf(dnf_repo, tmp_path / "root", tmp_path / "plugconf")
         dnf.options = lambda: [
             f"--installroot={dnf.root}",
             "--setopt=reposdir=/nonexistent",
@@ -183,11 +99,11 @@ def test_clash_in_one_transaction_from_an_http_repository_downloads_nothing(repo
         allowed = dnf("install", "--setopt=keepcache=1", "xdp-good-1.0")  # the repository does serve packages
     finally:
         server.shutdown()
-    assert proc.returncode == 1, _out(proc)
+    assert proc.returncode == 1, output(proc)
     assert "xdp-clash-same.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o)" in proc.stderr
     assert "xdp-good.x86_64: E: bpf-name-conflict bpf(xdp-good/counter.bpf.o)" in proc.stderr
     assert downloaded == []  # refused before download
-    assert allowed.returncode == 0 and list(dnf.root.rglob("xdp-good-1.0-*.rpm")), _out(allowed)
+    assert allowed.returncode == 0 and list(dnf.root.rglob("xdp-good-1.0-*.rpm")), output(allowed)
 
 
 def test_owners_of_paths_come_from_the_file_index(dnf):
@@ -210,21 +126,21 @@ def test_owners_of_paths_come_from_the_file_index(dnf):
 def test_upgrade_keeping_the_name_is_not_a_conflict(dnf):
     assert dnf("install", "xdp-good-1.0").returncode == 0
     proc = dnf("upgrade", "xdp-good")
-    assert proc.returncode == 0, _out(proc)
+    assert proc.returncode == 0, output(proc)
     out = subprocess.run(["rpm", "--root", str(dnf.root), "-q", "xdp-good"], capture_output=True, text=True).stdout
     assert out.startswith("xdp-good-2.0-1")
 
 
 def test_ghosts_in_runtime_locations_are_fine(dnf):
     proc = dnf("install", "runtime-user")
-    assert proc.returncode == 0 and "rpm-bpf" not in _out(proc), _out(proc)
+    assert proc.returncode == 0 and "rpm-bpf" not in output(proc), output(proc)
 
 
 def test_plugin_crash_does_not_break_the_transaction_by_default(dnf):
     proc = dnf("install", "misplaced", env={"RPM_BPF_DNF_TEST_CRASH": "1"})
-    assert proc.returncode == 0, _out(proc)
-    assert "rpm-bpf: internal error of the BPF plugin" in _out(proc)
-    assert "goes on without the BPF policy check" in _out(proc)
+    assert proc.returncode == 0, output(proc)
+    assert "rpm-bpf: internal error of the BPF plugin" in output(proc)
+    assert "goes on without the BPF policy check" in output(proc)
     assert dnf.installed("misplaced")
 
 
@@ -299,7 +215,7 @@ def test_bpf_verify_json_schema_and_package_filter(dnf):
     assert dnf("install", "xdp-good-1.0", "runtime-user").returncode == 0
     _flip(dnf.root / GOOD_OBJ.lstrip("/"))
     proc = dnf("bpf-verify", "--json", "runtime-user")
-    assert proc.returncode == 0, _out(proc)  # only runtime-user verified: its ghost may change
+    assert proc.returncode == 0, output(proc)  # only runtime-user verified: its ghost may change
     doc = json.loads(proc.stdout[proc.stdout.index("{") :])
     schema = json.loads(resources.files("rpm_bpf").joinpath("data/report.schema.json").read_text())
     jsonschema.validate(doc, schema)
@@ -346,5 +262,5 @@ def test_path_scoped_waiver_holds_before_download(dnf, tmp_path):
     (dnf.confdir / "bpf.conf").write_text(f"[main]\nenabled = 1\nmode = enforce\npolicy = {policy}\n")
     assert dnf("install", "xdp-good-1.0").returncode == 0
     proc = dnf("install", "xdp-clash-diff")
-    assert proc.returncode == 0, _out(proc)
+    assert proc.returncode == 0, output(proc)
     assert dnf.installed("xdp-clash-diff")

@@ -19,54 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
-
-
-def _shipping(name: str, obj: Path, path: str, version: str = "1.0", **kwargs) -> PkgSpec:
-    return PkgSpec(name, version=version, requires=["bpf-filesystem"], files=[PkgFile(path, obj)], **kwargs)
-
-
-@pytest.fixture(scope="module")
-def built(rpms, objects, bpfdir) -> dict[str, Path]:
-    full, other = objects.full, objects.no_btf
-    specs = {
-        "repo-owner": _shipping("other-tool", full, f"{bpfdir}/shared.o"),
-        "repo-legacy": PkgSpec("legacy", files=[PkgFile("/usr/share/legacy/old.o", full)]),  # the repo's old problem
-        "repo-provider": PkgSpec(
-            "provider-only",
-            provides=["bpf(announced.o)"],
-            files=[PkgFile("/usr/share/doc/provider-only/README", text="no object in the files\n")],
-        ),
-        "repo-decoys": PkgSpec(
-            "decoys",
-            files=[
-                PkgFile("/usr/x86_64-linux-gnu/sys-root/usr/lib64/bpf/shared.o", full),
-                PkgFile("/usr/lib64/bpfilter/shared.o", text="not the BPF directory\n"),
-                PkgFile("/usr/local/lib64/bpf/shared.o", full),
-            ],
-        ),
-        "new-clash": _shipping("newcomer", other, f"{bpfdir}/shared.o"),
-        "new-clash-1.1": _shipping("newcomer", other, f"{bpfdir}/shared.o", version="1.1"),
-        "new-upgrade": _shipping("other-tool", other, f"{bpfdir}/shared.o", version="2.0"),
-        "new-obsoleting": _shipping("other-tool-ng", other, f"{bpfdir}/shared.o", obsoletes=["other-tool < 2"]),
-        "new-announced": _shipping("announcer", other, f"{bpfdir}/announced.o"),
-        "new-clean": _shipping("fresh", other, f"{bpfdir}/fresh/unique.o"),
-    }
-    return {key: rpms.build(spec) for key, spec in specs.items()}
-
-
-@pytest.fixture(scope="module")
-def repo(built, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("repo")
-    for key, rpm_path in built.items():
-        if key.startswith("repo-"):
-            shutil.copy(rpm_path, path)
-    subprocess.run(["createrepo_c", "-q", str(path)], check=True)
-    return path
 
 
 def _gate(*args: str) -> tuple[int, dict, str]:
@@ -85,34 +41,34 @@ def _conflicts(report: dict) -> list[dict]:
     return [f for f in report["findings"] if f["rule"] == "bpf-name-conflict"]
 
 
-def test_new_build_clashing_with_a_repository_package_fails(built, repo, bpfdir):
-    status, report, _ = _gate("--against", str(repo), str(built["new-clash"]))
+def test_new_build_clashing_with_a_repository_package_fails(built, gate_repo, bpfdir):
+    status, report, _ = _gate("--against", str(gate_repo), str(built["new-clash"]))
     assert status == 1
     (clash,) = _conflicts(report)
     assert clash["package"]["name"] == "newcomer" and clash["path"] == f"{bpfdir}/shared.o"
     assert clash["related"] == ["other-tool-1.0-1.x86_64"]
-    assert f"shared.o is also shipped by other-tool-1.0-1.x86_64 ({bpfdir}/shared.o in {repo})" in clash["detail"]
+    assert f"shared.o is also shipped by other-tool-1.0-1.x86_64 ({bpfdir}/shared.o in {gate_repo})" in clash["detail"]
     # The repository's own old problems (legacy's misplaced object) are not the new build's; decoys are no clash.
     assert {f["package"]["name"] for f in report["findings"]} == {"newcomer"}
     assert report["summary"]["packages"] == 1
 
 
-def test_upgrade_and_obsoleting_package_pass(built, repo):
+def test_upgrade_and_obsoleting_package_pass(built, gate_repo):
     for key in ("new-upgrade", "new-obsoleting", "new-clean"):
-        status, report, stderr = _gate("--against", str(repo), str(built[key]))
+        status, report, stderr = _gate("--against", str(gate_repo), str(built[key]))
         assert (status, _conflicts(report)) == (0, []), (key, report, stderr)
 
 
-def test_clash_with_a_bpf_provide_from_primary(built, repo, bpfdir):
-    status, report, _ = _gate("--against", str(repo), str(built["new-announced"]))
+def test_clash_with_a_bpf_provide_from_primary(built, gate_repo, bpfdir):
+    status, report, _ = _gate("--against", str(gate_repo), str(built["new-announced"]))
     assert status == 1
     (clash,) = _conflicts(report)
     assert clash["related"] == ["provider-only-1.0-1.x86_64"] and "bpf(announced.o)" in clash["detail"]
 
 
-def test_baseline_finding_is_existing_and_does_not_fail(built, repo):
+def test_baseline_finding_is_existing_and_does_not_fail(built, gate_repo):
     status, report, _ = _gate(
-        "--against", str(repo), "--baseline", str(built["new-clash"]), str(built["new-clash-1.1"])
+        "--against", str(gate_repo), "--baseline", str(built["new-clash"]), str(built["new-clash-1.1"])
     )
     assert status == 0
     (clash,) = _conflicts(report)
@@ -123,13 +79,13 @@ def test_baseline_finding_is_existing_and_does_not_fail(built, repo):
     assert report["summary"]["existing"] == 2 and report["summary"]["errors"] == 0
 
 
-def test_waived_finding_passes_and_is_shown_with_reason_and_expiry(built, repo, tmp_path):
+def test_waived_finding_passes_and_is_shown_with_reason_and_expiry(built, gate_repo, tmp_path):
     policy = tmp_path / "gate.toml"
     policy.write_text(
         '[[waiver]]\nrule = "bpf-name-conflict"\npackage = "newcomer"\n'
         'reason = "rename tracked in bug 42"\nexpires = 2099-12-31\n'
     )
-    status, report, _ = _gate("--against", str(repo), "--policy", str(policy), str(built["new-clash"]))
+    status, report, _ = _gate("--against", str(gate_repo), "--policy", str(policy), str(built["new-clash"]))
     assert status == 0
     (clash,) = _conflicts(report)
     assert clash["waived"] and clash["waiver_reason"] == "rename tracked in bug 42"
@@ -145,7 +101,7 @@ def test_waived_finding_passes_and_is_shown_with_reason_and_expiry(built, repo, 
             "--policy",
             str(policy),
             "--against",
-            str(repo),
+            str(gate_repo),
             str(built["new-clash"]),
         ],
         capture_output=True,
@@ -191,8 +147,8 @@ def _recompressed(repo: Path, dest: Path, kind: str) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["gz", "xz", "bz2", "zstd"])
-def test_every_metadata_compression(built, repo, tmp_path, kind):
-    copy = _recompressed(repo, tmp_path / kind, kind)
+def test_every_metadata_compression(built, gate_repo, tmp_path, kind):
+    copy = _recompressed(gate_repo, tmp_path / kind, kind)
     suffixes = {p.suffix for p in (copy / "repodata").iterdir() if "primary" in p.name}
     assert suffixes == {{"gz": ".gz", "xz": ".xz", "bz2": ".bz2", "zstd": ".zst"}[kind]}
     status, report, stderr = _gate("--against", str(copy), str(built["new-clash"]))
@@ -200,8 +156,8 @@ def test_every_metadata_compression(built, repo, tmp_path, kind):
 
 
 @pytest.fixture(scope="module")
-def served(repo):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(repo))
+def served(gate_repo):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(gate_repo))
     handler.log_message = lambda *args: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -249,9 +205,9 @@ def _broken(repo: Path, dest: Path, how: str) -> Path:
         ("href-escape", "points outside the repository"),
     ],
 )
-def test_unreadable_repository_is_exit_2_and_the_rest_still_checked(built, repo, tmp_path, how, message):
-    bad = _broken(repo, tmp_path / how, how)
-    status, report, stderr = _gate("--against", str(bad), "--against", str(repo), str(built["new-clash"]))
+def test_unreadable_repository_is_exit_2_and_the_rest_still_checked(built, gate_repo, tmp_path, how, message):
+    bad = _broken(gate_repo, tmp_path / how, how)
+    status, report, stderr = _gate("--against", str(bad), "--against", str(gate_repo), str(built["new-clash"]))
     assert status == 2
     (error,) = report["input_errors"]
     assert error["input"] == str(bad) and message in error["message"], error
@@ -290,7 +246,7 @@ def _rewritten(repo: Path, dest: Path, edit) -> Path:
     return dest
 
 
-def test_multi_member_gzip_is_read_whole(built, repo, tmp_path):
+def test_multi_member_gzip_is_read_whole(built, gate_repo, tmp_path):
     """zcat, libsolv and dnf read every member of a concatenated gzip file: so does the gate (a clash in the
     second member is a clash)."""
     import gzip
@@ -299,25 +255,25 @@ def test_multi_member_gzip_is_read_whole(built, repo, tmp_path):
         cut = xml.index(b"<package ", len(xml) // 2)
         return gzip.compress(xml[:cut]) + gzip.compress(xml[cut:])
 
-    copy = _rewritten(repo, tmp_path / "multi", split)
+    copy = _rewritten(gate_repo, tmp_path / "multi", split)
     status, report, stderr = _gate("--against", str(copy), str(built["new-clash"]))
     assert status == 1 and [c["related"] for c in _conflicts(report)] == [["other-tool-1.0-1.x86_64"]], stderr
 
 
-def test_trailing_garbage_after_the_stream_is_refused(built, repo, tmp_path):
+def test_trailing_garbage_after_the_stream_is_refused(built, gate_repo, tmp_path):
     import gzip
 
-    copy = _rewritten(repo, tmp_path / "trailing", lambda kind, xml: gzip.compress(xml) + b"garbage")
+    copy = _rewritten(gate_repo, tmp_path / "trailing", lambda kind, xml: gzip.compress(xml) + b"garbage")
     status, report, _ = _gate("--against", str(copy), str(built["new-clash"]))
     assert status == 2 and "data after the end of the compressed stream" in report["input_errors"][0]["message"]
 
 
-def test_epoch_that_is_not_a_number_is_refused(built, repo, tmp_path):
+def test_epoch_that_is_not_a_number_is_refused(built, gate_repo, tmp_path):
     # every package's epoch: the ones the pre-filter hands to the parser carry it too
     import gzip
 
     copy = _rewritten(
-        repo,
+        gate_repo,
         tmp_path / "epoch",
         lambda kind, xml: gzip.compress(xml.replace(b'epoch="0"', 'epoch="\u00b2"'.encode())),
     )
@@ -326,9 +282,9 @@ def test_epoch_that_is_not_a_number_is_refused(built, repo, tmp_path):
 
 
 @pytest.mark.parametrize("link", ["file", "directory"])
-def test_symbolic_links_in_the_repository_are_not_followed(built, repo, tmp_path, link):
+def test_symbolic_links_in_the_repository_are_not_followed(built, gate_repo, tmp_path, link):
     copy = tmp_path / "linked"
-    shutil.copytree(repo, copy)
+    shutil.copytree(gate_repo, copy)
     if link == "directory":
         shutil.move(copy / "repodata", tmp_path / "elsewhere")
         (copy / "repodata").symlink_to(tmp_path / "elsewhere")

@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests import craft
-from tests.integration.test_dnf_plugin import BPFDIR, Dnf, _out, _require_dnf
-from tests.integration.test_hostile_packages import NO_STRIP, _binary_with_truncated_bpf_header
+from tests.support import craft
+from tests.support.builders import NO_STRIP, binary_with_truncated_bpf_header
+from tests.support.dnf import BPFDIR, Dnf, output, require_dnf
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def hostile_repo(rpms, objects, tmp_path_factory) -> Path:
-    _require_dnf()
+    require_dnf()
     d = tmp_path_factory.mktemp("hostile-repo")
-    binary = _binary_with_truncated_bpf_header(tmp_path_factory.mktemp("tail"))
+    binary = binary_with_truncated_bpf_header(tmp_path_factory.mktemp("tail"))
     packages = [
         PkgSpec("libbpf-stub", provides=["libbpf.so.1"], files=[PkgFile("/usr/share/doc/libbpf-stub/README")]),
         PkgSpec(
@@ -72,13 +72,13 @@ def dnf(hostile_repo, tmp_path) -> Dnf:
 
 def test_package_that_crashed_the_search_cannot_smuggle_a_violation(dnf):
     proc = dnf("install", "tail-tool", "writable")
-    assert proc.returncode == 1, _out(proc)
-    assert "internal error" not in _out(proc)
+    assert proc.returncode == 1, output(proc)
+    assert "internal error" not in output(proc)
     assert "rpm-bpf: transaction refused" in proc.stderr
     assert f"writable.x86_64: E: bpf-object-writable {BPFDIR}/writable/prog.bpf.o mode 0666" in proc.stderr
     assert not dnf.installed("writable") and not dnf.installed("tail-tool")
     alone = dnf("install", "tail-tool")  # the valid package itself installs
-    assert alone.returncode == 0, _out(alone)
+    assert alone.returncode == 0, output(alone)
 
 
 @pytest.mark.parametrize("fail_on_error", [0, 1])
@@ -86,8 +86,8 @@ def test_unreadable_incoming_package_is_refused_as_a_finding(dnf, fail_on_error)
     """Fail closed: a package that cannot be checked is an error of its own, whatever fail_on_error says."""
     dnf.configure(fail_on_error=fail_on_error)
     proc = dnf("install", "payload-victim")
-    assert proc.returncode == 1, _out(proc)
-    assert "internal error" not in _out(proc)
+    assert proc.returncode == 1, output(proc)
+    assert "internal error" not in output(proc)
     assert "rpm-bpf: transaction refused" in proc.stderr
     assert "rpm-bpf: E: bpf-package-unreadable" in proc.stderr
     assert "payload-victim-1.0-1.x86_64: the RPM has no header digest" in proc.stderr
@@ -97,6 +97,6 @@ def test_unreadable_incoming_package_is_refused_as_a_finding(dnf, fail_on_error)
 def test_unreadable_package_only_warns_under_warn(dnf):
     dnf.configure(mode="warn")
     proc = dnf("install", "tail-tool")
-    assert proc.returncode == 0, _out(proc)
+    assert proc.returncode == 0, output(proc)
     proc = dnf("install", "payload-victim")
-    assert "mode=warn, continuing" in _out(proc) and "bpf-package-unreadable" in _out(proc)
+    assert "mode=warn, continuing" in output(proc) and "bpf-package-unreadable" in output(proc)

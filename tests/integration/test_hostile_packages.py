@@ -1,7 +1,7 @@
 """Hostile and malformed RPMs against the scanner: each defect of the security issue, reproduced.
 
 Every package is written by rpmbuild, then changed as an attacker would
-(tests/craft.py: rpm's own header API, digests recomputed so the package
+(tests/support/craft.py: rpm's own header API, digests recomputed so the package
 passes ``rpm -K --nosignature``) or damaged byte by byte. Each test asserts
 the outcome the issue asks for: one clear message naming the input, exit 2
 for it, every other input still reported, no traceback, no hang, nothing run.
@@ -22,9 +22,11 @@ import rpm
 from rpm_bpf.bpf import elf
 from rpm_bpf.samples.build import PkgFile, PkgSpec
 from rpm_bpf.sources import bpfdirs
-from tests import craft
-from tests.conftest import REPO, good_package, run_cli
-from tests.conftest import remove_deep as _remove_deep
+from tests.support import craft
+from tests.support.builders import NO_STRIP, binary_with_truncated_bpf_header, good_package
+from tests.support.cli import run_cli
+from tests.support.paths import REPO
+from tests.support.paths import remove_deep as _remove_deep
 
 BPFDIR = bpfdirs.for_arch(bpfdirs.host_arch()).arch_dir
 
@@ -78,24 +80,10 @@ def test_foreign_arch_names_never_reach_rpm_unless_known(tmp_path):
 
 # --- 2. the embedded-object search on a truncated trailing ELF header --------
 
-# rpm's brp-strip would cut the trailing bytes: built as packages that skip it (Go packages often do).
-NO_STRIP = {"__os_install_post": "%{nil}"}
-
-
-def _binary_with_truncated_bpf_header(tmp_path: Path) -> Path:
-    """A real executable whose last 24 bytes are the start of a 64-bit little-endian BPF ELF header."""
-    data = Path("/usr/bin/true").read_bytes()
-    tail = elf.ELF_MAGIC + bytes([2, 1, 1, 0]) + bytes(8) + (1).to_bytes(2, "little") + (247).to_bytes(2, "little")
-    tail += (1).to_bytes(4, "little")
-    assert len(tail) == 24
-    out = tmp_path / "tool"
-    out.write_bytes(data + tail)
-    return out
-
 
 @pytest.fixture(scope="module")
 def truncated_tail_package(rpms, tmp_path_factory) -> Path:
-    binary = _binary_with_truncated_bpf_header(tmp_path_factory.mktemp("tail"))
+    binary = binary_with_truncated_bpf_header(tmp_path_factory.mktemp("tail"))
     return rpms.build(
         PkgSpec(
             "tail-tool",

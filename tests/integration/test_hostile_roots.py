@@ -1,7 +1,7 @@
 """Hostile installroots against `rpm-bpf verify` and `dnf bpf-verify`.
 
 Each root is a real one: packages installed by dnf from a createrepo_c
-repository of rpmbuild-built RPMs (the fixtures of test_dnf_plugin), then
+repository of rpmbuild-built RPMs (the ``dnf_repo`` fixture of tests/integration/conftest.py), then
 changed as an attacker with write access to the root would. ``strace``
 proves that nothing outside the root is opened and nothing in it written.
 """
@@ -18,16 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.conftest import remove_deep as _remove_deep
-from tests.integration.test_dnf_plugin import BPFDIR, GOOD_OBJ, Dnf, repo  # noqa: F401 (fixture)
+from tests.support.dnf import BPFDIR, GOOD_OBJ, Dnf
+from tests.support.paths import REPO
+from tests.support.paths import remove_deep as _remove_deep
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def root(repo, tmp_path) -> Dnf:  # noqa: F811
-    dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+def root(dnf_repo, tmp_path) -> Dnf:
+    dnf = Dnf(dnf_repo, tmp_path / "root", tmp_path / "plugconf")
     proc = dnf("install", "xdp-good-1.0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (dnf.root / "etc").mkdir(exist_ok=True)

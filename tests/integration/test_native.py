@@ -19,8 +19,9 @@ import pytest
 
 from rpm_bpf.cli.main import COMMANDS
 from rpm_bpf.rules import registry as rules
-from tests.conftest import REPO
-from tests.integration.test_dnf_plugin import Dnf, repo  # noqa: F401 (fixture)
+from tests.support.dnf import Dnf
+from tests.support.paths import REPO
+from tests.support.toolchain import require
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -176,9 +177,9 @@ def test_zsh_completion_is_installed_and_parses():
 
 
 @pytest.fixture(scope="module")
-def installed_root(repo, tmp_path_factory) -> Path:  # noqa: F811
+def installed_root(dnf_repo, tmp_path_factory) -> Path:
     """A real installroot with xdp-good installed by dnf from the DNF tests' rpmbuild-built repository."""
-    dnf = Dnf(repo, tmp_path_factory.mktemp("root") / "root", tmp_path_factory.mktemp("plugconf"))
+    dnf = Dnf(dnf_repo, tmp_path_factory.mktemp("root") / "root", tmp_path_factory.mktemp("plugconf"))
     proc = dnf("install", "xdp-good-1.0")
     assert proc.returncode == 0, proc.stderr
     return dnf.root
@@ -192,6 +193,7 @@ def misplaced(tmp_path_factory) -> Path:
     from rpm_bpf.samples import build as samples
     from rpm_bpf.samples.build import PkgFile, PkgSpec
 
+    require("clang", "rpmbuild")
     work = tmp_path_factory.mktemp("colour")
     obj = samples.compile_bpf(samples.NO_LICENSE_C, work / "o.bpf.o", btf=False)
     return samples.build_rpm(PkgSpec("colourful", files=[PkgFile("/usr/share/colourful/o.o", obj)]), work / "b")

@@ -22,9 +22,10 @@ import rpm
 
 from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests import craft
-from tests.conftest import REPO, run_cli
-from tests.integration.test_dnf_plugin import BPFDIR, Dnf, repo  # noqa: F401 (fixture)
+from tests.support import craft
+from tests.support.cli import run_cli
+from tests.support.dnf import BPFDIR, Dnf
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -156,8 +157,8 @@ def test_inspect_escapes_section_names_and_license(tmp_path):
     assert doc[0]["programs"][0]["section"] == "xdp/\x1b]0;owned\x07\x1b[2J" and doc[0]["license"] == "GPL\x1b[8m"
 
 
-def test_verify_and_dnf_bpf_verify_escape_names_on_disk(repo, tmp_path):  # noqa: F811
-    dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+def test_verify_and_dnf_bpf_verify_escape_names_on_disk(dnf_repo, tmp_path):
+    dnf = Dnf(dnf_repo, tmp_path / "root", tmp_path / "plugconf")
     assert dnf("install", "xdp-good-1.0").returncode == 0
     name = b"\x1b]0;owned\x07\n\xff.o"
     with open(os.path.join(bytes(dnf.root), BPFDIR.lstrip("/").encode(), name), "wb") as f:
@@ -183,9 +184,9 @@ def test_verify_and_dnf_bpf_verify_escape_names_on_disk(repo, tmp_path):  # noqa
     assert expected in via_dnf.stdout.decode()
 
 
-def test_non_utf8_names_reach_rpms_indexes_as_bytes(repo, non_utf8_name, tmp_path):  # noqa: F811
+def test_non_utf8_names_reach_rpms_indexes_as_bytes(dnf_repo, non_utf8_name, tmp_path):
     """rpm's look-ups refuse str keys that are not UTF-8: they go as bytes, never as a crash of the check."""
-    dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+    dnf = Dnf(dnf_repo, tmp_path / "root", tmp_path / "plugconf")
     assert dnf("install", "xdp-good-1.0").returncode == 0
     request = json.dumps({"incoming": [{"path": str(non_utf8_name), "nevra": "latin-1.0-1.x86_64"}]})
     proc = subprocess.run(

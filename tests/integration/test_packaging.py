@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.integration import debroot
+from tests.support import debroot
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 ROOT_PACKAGES = [

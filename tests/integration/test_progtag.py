@@ -18,61 +18,9 @@ import pytest
 
 from rpm_bpf.bpf.progtag import kernel_tags, predict
 from rpm_bpf.samples import build as samples
+from tests.support.programs import CORE_C, SUBPROGRAMS_C
 
 pytestmark = pytest.mark.integration
-BPFFS = Path("/sys/fs/bpf")
-
-SUBPROGRAMS_C = r"""
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 4);
-    __type(key, __u32);
-    __type(value, __u64);
-} hits SEC(".maps");
-
-const volatile __u32 limit = 3;
-__u64 total = 0;
-__u32 seed = 7;
-
-static __attribute__((noinline)) __u64 scaled(__u64 v) { return v * seed + limit; }
-
-__attribute__((noinline)) int bump(__u32 key)
-{
-    __u64 *v = bpf_map_lookup_elem(&hits, &key);
-    if (!v)
-        return 0;
-    *v += scaled(1);
-    return 1;
-}
-
-static int step(__u32 i, void *ctx) { total += i; return i >= limit; }
-
-SEC("xdp") int xdp_sub(struct xdp_md *ctx)
-{
-    bump(0);
-    bump(1);
-    bpf_loop(8, step, 0, 0);
-    return XDP_PASS;
-}
-
-SEC("tc") int tc_sub(struct __sk_buff *skb) { return bump(2) ? 0 : 1; }
-
-char LICENSE[] SEC("license") = "GPL";
-"""
-
-
-@pytest.fixture(scope="module")
-def bpffs() -> Path:
-    if os.geteuid() != 0 or shutil.which("bpftool") is None:
-        pytest.skip("loading programs into the kernel needs root and bpftool")
-    if not os.path.ismount(BPFFS):
-        subprocess.run(["mount", "-t", "bpf", "bpf", str(BPFFS)], check=False)
-    if not os.path.ismount(BPFFS):
-        pytest.skip(f"no BPF filesystem at {BPFFS} and it cannot be mounted here")
-    return BPFFS
 
 
 def _loaded(bpffs: Path, obj: Path) -> dict[str, dict]:
@@ -124,7 +72,7 @@ def test_global_data_subprograms_and_callbacks(bpffs, tmp_path):
 def test_real_world_objects(bpffs, tmp_path):
     from rpm_bpf.sources import bpfdirs
     from rpm_bpf.sources.rpmfile import open_rpm
-    from tests.integration import realworld
+    from tests.support import realworld
 
     rpms = realworld.rpms()
     corpus = realworld.corpus
@@ -144,7 +92,7 @@ def test_real_world_objects(bpffs, tmp_path):
 def test_inspect_shows_the_predictions_for_embedded_objects_too(objects):
     import sys
 
-    from tests.conftest import REPO
+    from tests.support.paths import REPO
 
     proc = subprocess.run(
         [sys.executable, "-m", "rpm_bpf", "inspect", "-f", "json", str(objects.loader)],
@@ -158,25 +106,6 @@ def test_inspect_shows_the_predictions_for_embedded_objects_too(objects):
     expected = {p.kernel_name: p.tag for p in predict(objects.full.read_bytes())}
     assert {k["kernel_name"]: k["tag"] for k in embedded["kernel"]} == expected
     assert {k["type"] for k in embedded["kernel"]} == {"xdp", "sched_cls"}
-
-
-CORE_C = r"""
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
-
-struct task_struct {
-    int tgid;
-} __attribute__((preserve_access_index));
-
-SEC("kprobe/do_nanosleep") int core_reader(void *ctx)
-{
-    struct task_struct *task = (void *)bpf_get_current_task();
-    return BPF_CORE_READ(task, tgid) & 1;
-}
-
-char LICENSE[] SEC("license") = "GPL";
-"""
 
 
 def test_core_program_is_predicted_with_a_caveat_and_the_kernel_disagrees(bpffs, tmp_path):

@@ -20,8 +20,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.conftest import REPO
-from tests.integration import realworld
+from tests.support import realworld
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -19,22 +19,22 @@ from pathlib import Path
 import pytest
 
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import REPO
-from tests.integration.test_gate import _shipping, built, repo  # noqa: F401 (fixtures)
+from tests.support.builders import shipping
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 
 @pytest.fixture(scope="module")
-def compose(repo, rpms, objects, bpfdir, tmp_path_factory) -> Path:  # noqa: F811
+def compose(gate_repo, rpms, objects, bpfdir, tmp_path_factory) -> Path:
     """The gate tests' repository plus clashes of its own and a package squatting in the BPF directory."""
     path = tmp_path_factory.mktemp("compose")
-    for rpm_path in repo.glob("*.rpm"):
+    for rpm_path in gate_repo.glob("*.rpm"):
         shutil.copy(rpm_path, path)
     extra = [
-        _shipping("twin", objects.no_btf, f"{bpfdir}/shared.o"),  # lib64 against other-tool's lib64
-        _shipping("twin-noarch", objects.full, "/usr/lib/bpf/shared.o", noarch=True),  # lib against lib64
+        shipping("twin", objects.no_btf, f"{bpfdir}/shared.o"),  # lib64 against other-tool's lib64
+        shipping("twin-noarch", objects.full, "/usr/lib/bpf/shared.o", noarch=True),  # lib against lib64
         # neither owns the directory nor requires its owner (AutoReqProv: no, so no generated Requires either)
         PkgSpec("squatter", autodeps=False, files=[PkgFile(f"{bpfdir}/squatter.o", objects.full)]),
         PkgSpec("named-like-bpf", files=[PkgFile("/usr/share/named/prog.bpf.o", objects.full)]),

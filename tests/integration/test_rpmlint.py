@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from rpm_bpf.rules import registry as rules
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import REPO, good_package
+from tests.support.builders import good_package
+from tests.support.rpmlint import bpf_messages, rpmlint
 
 pytestmark = pytest.mark.integration
-VENV_RPMLINT = REPO / ".venv" / "bin" / "rpmlint"
-BPF_LINE = re.compile(r"^(?P<pkg>\S+?)\.(?P<arch>\w+):(?:\d+:)? (?P<level>[EWI]): (?P<rule>bpf\S*) ?(?P<rest>.*)$")
-
-
-def rpmlint(*args, exe: Path | str = VENV_RPMLINT) -> subprocess.CompletedProcess:
-    if not Path(exe).exists() and shutil.which(str(exe)) is None:
-        pytest.skip(f"{exe} is not installed (./setup.sh installs it)")
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
-def bpf_messages(proc: subprocess.CompletedProcess) -> set[tuple[str, str, str, str]]:
-    found = set()
-    for line in proc.stdout.splitlines():
-        m = BPF_LINE.match(line.strip())
-        if m:
-            found.add((m["pkg"], m["level"], m["rule"], m["rest"].split(" ")[0]))
-    return found
 
 
 def test_check_is_enabled_by_the_drop_in(rpms, objects, bpfdir):

@@ -9,7 +9,8 @@ import pytest
 from rpm_bpf.flows.scan import scan
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import good_package
+from tests.support.builders import good_package
+from tests.support.toolchain import require
 
 pytestmark = pytest.mark.integration
 
@@ -375,6 +376,7 @@ def no_programs(tmp_path_factory):
     from rpm_bpf.bpf import elf
     from rpm_bpf.samples import build as samples
 
+    require("clang")
     path = samples.compile_bpf(BPF_LIBRARY_C, tmp_path_factory.mktemp("noprog") / "lib.bpf.o")
     info = elf.inspect(path.read_bytes())
     assert ".text" in info.sections and not info.has_programs  # what clang made, checked with pyelftools
@@ -507,7 +509,7 @@ def test_crafted_per_file_dependencies_point_nowhere(rpms, objects, tmp_path, ed
 
     from rpm_bpf.sources import bpfdirs
     from rpm_bpf.sources.rpmfile import open_rpm
-    from tests import craft
+    from tests.support import craft
 
     static = objects.loader.parent.parent / "static" / "loader"
     if not static.exists():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.integration.test_rpmlint import bpf_messages, rpmlint
+from tests.support.cli import run_cli
+from tests.support.rpmlint import bpf_messages, rpmlint
 
 pytestmark = pytest.mark.integration
 

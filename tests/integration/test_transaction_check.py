@@ -14,8 +14,8 @@ import sys
 import jsonschema
 import pytest
 
-from tests.conftest import REPO
-from tests.integration.test_dnf_plugin import GOOD_OBJ, Dnf, repo  # noqa: F401 (fixture)
+from tests.support.dnf import GOOD_OBJ, Dnf
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +32,8 @@ RESPONSE = {
 
 
 @pytest.fixture
-def installed(repo, tmp_path) -> Dnf:  # noqa: F811
-    dnf = Dnf(repo, tmp_path / "root", tmp_path / "plugconf")
+def installed(dnf_repo, tmp_path) -> Dnf:
+    dnf = Dnf(dnf_repo, tmp_path / "root", tmp_path / "plugconf")
     assert dnf("install", "xdp-good-1.0").returncode == 0
     return dnf
 
@@ -52,15 +52,15 @@ def _check(root, request, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def _rpm(repo, name):  # noqa: F811
+def _rpm(repo, name):
     (path,) = list(repo.glob(f"{name}-*.rpm"))
     return str(path)
 
 
-def test_clash_with_an_installed_package_is_refused(installed, repo):  # noqa: F811
+def test_clash_with_an_installed_package_is_refused(installed, dnf_repo):
     request = {
         "incoming": [
-            {"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64", "action": "install"}
+            {"path": _rpm(dnf_repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64", "action": "install"}
         ],
         "leaving": [],
     }
@@ -79,13 +79,13 @@ def test_clash_with_an_installed_package_is_refused(installed, repo):  # noqa: F
     assert text.returncode == 1 and "\nrpm-bpf: transaction refused" in text.stdout
 
 
-def test_bpf_packages_list_for_hosts_that_read_no_json(installed, repo, tmp_path):  # noqa: F811
+def test_bpf_packages_list_for_hosts_that_read_no_json(installed, dnf_repo, tmp_path):
     """What a host verifies after the transaction: only the incoming packages with BPF content."""
     listing = tmp_path / "names"
     request = {
         "incoming": [
-            {"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"},
-            {"path": _rpm(repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"},
+            {"path": _rpm(dnf_repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"},
+            {"path": _rpm(dnf_repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"},
         ],
         "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}],
     }
@@ -94,9 +94,9 @@ def test_bpf_packages_list_for_hosts_that_read_no_json(installed, repo, tmp_path
     assert listing.read_text() == "xdp-good\n"
 
 
-def test_the_package_it_replaces_does_not_count(installed, repo):  # noqa: F811
+def test_the_package_it_replaces_does_not_count(installed, dnf_repo):
     request = {
-        "incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64", "action": "upgrade"}],
+        "incoming": [{"path": _rpm(dnf_repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64", "action": "upgrade"}],
         "leaving": [{"name": "xdp-good", "evr": "1.0-1", "arch": "x86_64"}],
     }
     proc = _check(installed.root, request, "--json")
@@ -104,10 +104,10 @@ def test_the_package_it_replaces_does_not_count(installed, repo):  # noqa: F811
     assert json.loads(proc.stdout)["verdict"] == "accept"
 
 
-def test_nothing_bpf_related_reads_no_policy(installed, repo, tmp_path):  # noqa: F811
+def test_nothing_bpf_related_reads_no_policy(installed, dnf_repo, tmp_path):
     broken = tmp_path / "broken.toml"
     broken.write_text("[severity\n")
-    request = {"incoming": [{"path": _rpm(repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"}]}
+    request = {"incoming": [{"path": _rpm(dnf_repo, "bpf-filesystem"), "nevra": "bpf-filesystem-1.0-1.x86_64"}]}
     proc = _check(installed.root, request, "--json", "--policy", str(broken))
     assert proc.returncode == 0 and json.loads(proc.stdout)["findings"] == []
 
@@ -138,23 +138,23 @@ def test_bad_requests_are_one_message_exit_2(installed, request_text, message):
     assert proc.stderr.startswith("rpm-bpf: error: transaction request (standard input): ") and message in proc.stderr
 
 
-def test_relative_root_is_refused(installed, repo):  # noqa: F811
+def test_relative_root_is_refused(installed, dnf_repo):
     proc = _check("relative/root", {"incoming": []})
     assert proc.returncode == 2 and "the root must be an absolute path" in proc.stderr
 
 
-def test_root_without_a_database_is_refused_and_left_alone(repo, tmp_path):  # noqa: F811
+def test_root_without_a_database_is_refused_and_left_alone(dnf_repo, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    request = {"incoming": [{"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64"}]}
+    request = {"incoming": [{"path": _rpm(dnf_repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64"}]}
     proc = _check(empty, request, "--json")
     assert proc.returncode == 2 and f"no rpm database in {empty}" in proc.stderr
     assert list(empty.iterdir()) == []  # librpm would have created one
 
 
-def test_leaving_evr_with_epoch_zero_written_out(installed, repo):  # noqa: F811
+def test_leaving_evr_with_epoch_zero_written_out(installed, dnf_repo):
     request = {
-        "incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}],
+        "incoming": [{"path": _rpm(dnf_repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}],
         "leaving": [{"name": "xdp-good", "evr": "0:1.0-1", "arch": "x86_64"}],
     }
     proc = _check(installed.root, request, "--json")
@@ -188,10 +188,10 @@ def test_candidates_stage_refuses_clashing_provides_before_download(installed):
     assert proc.returncode == 2 and "candidates[0]: 'epoch' must be a non-negative integer or null" in proc.stderr
 
 
-def test_broken_policy_file_is_the_hosts_error_not_the_packages(installed, repo, tmp_path):  # noqa: F811
+def test_broken_policy_file_is_the_hosts_error_not_the_packages(installed, dnf_repo, tmp_path):
     broken = tmp_path / "broken.toml"
     broken.write_text("[severity]\nbpf-object-no-btf = 3\n")
-    request = {"incoming": [{"path": _rpm(repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}]}
+    request = {"incoming": [{"path": _rpm(dnf_repo, "xdp-good-2.0"), "nevra": "xdp-good-2.0-1.x86_64"}]}
     proc = _check(installed.root, request, "--json", "--policy", str(broken))
     assert proc.returncode == 2 and proc.stdout == ""
     assert f"rpm-bpf: error: {broken}: [severity] bpf-object-no-btf: expected a string" in proc.stderr
@@ -227,11 +227,11 @@ class Server:
         return self.proc.stderr.read().decode()
 
 
-def test_serve_answers_as_the_one_shot_command_does(installed, repo):  # noqa: F811
+def test_serve_answers_as_the_one_shot_command_does(installed, dnf_repo):
     request = json.dumps(
         {
             "incoming": [
-                {"path": _rpm(repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64", "action": "install"}
+                {"path": _rpm(dnf_repo, "xdp-clash-same"), "nevra": "xdp-clash-same-1.0-1.x86_64", "action": "install"}
             ],
             "leaving": [],
         }

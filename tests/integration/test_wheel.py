@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 

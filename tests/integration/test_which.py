@@ -16,13 +16,14 @@ import sys
 import uuid
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import PkgFile, PkgSpec
-from tests.conftest import REPO
-from tests.integration import realworld
-from tests.integration.test_progtag import CORE_C, SUBPROGRAMS_C, bpffs  # noqa: F401 (fixture)
+from tests.support import realworld
+from tests.support.paths import REPO
+from tests.support.programs import CORE_C, SUBPROGRAMS_C
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -69,7 +70,7 @@ def _holding_loader(obj: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:  # noqa: F811
+def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:
     work = tmp_path_factory.mktemp("which")
     sub = samples.compile_bpf(SUBPROGRAMS_C, work / "sub.bpf.o")
     long = samples.compile_bpf(LONG_NAME_C, work / "long.bpf.o")
@@ -102,7 +103,7 @@ def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:  # noqa: F81
     return root
 
 
-def _load(bpffs: Path, obj: Path) -> tuple[Path, dict[str, int]]:  # noqa: F811
+def _load(bpffs: Path, obj: Path) -> tuple[Path, dict[str, int]]:
     pins = bpffs / f"rpm-bpf-which-{uuid.uuid4().hex[:8]}"
     subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pins)], capture_output=True, text=True, check=True)
     ids = {}
@@ -125,10 +126,12 @@ def _which(root: Path, *args: str) -> tuple[int, dict]:
         timeout=300,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)
+    jsonschema.validate(doc, json.loads((REPO / "rpm_bpf/data/which.schema.json").read_text()))
+    return proc.returncode, doc
 
 
-def test_installed_objects_loaded_by_bpftool_are_matched_by_tag(system, bpffs, bpfdir):  # noqa: F811
+def test_installed_objects_loaded_by_bpftool_are_matched_by_tag(system, bpffs, bpfdir):
     pins, ids = [], {}
     try:
         for name in ("full", "sub", "long"):
@@ -187,7 +190,7 @@ def test_packaged_loader_holding_its_programs_is_certain(system):
         loader.wait()
 
 
-def test_changed_copy_is_unknown_and_strict_reports_it(system, bpffs, bpfdir, tmp_path):  # noqa: F811
+def test_changed_copy_is_unknown_and_strict_reports_it(system, bpffs, bpfdir, tmp_path):
     changed = samples.compile_bpf(
         LONG_NAME_C.replace("XDP_PASS", "XDP_DROP").replace("xdp_program_with_a_rather_long_name", "hand_made_prog"),
         tmp_path / "changed.bpf.o",
@@ -220,6 +223,17 @@ def test_changed_copy_is_unknown_and_strict_reports_it(system, bpffs, bpfdir, tm
                 env=ENV,
             )
             assert proc.returncode == 1 and "bpf-program-unpackaged" in proc.stdout, fmt
+        # --strict honours the policy like verify --loaded does: waivers, severities, "off".
+        prog = str(ids["hand_made_prog"])
+        waiver = tmp_path / "waiver.toml"
+        waiver.write_text(f'[[waiver]]\nrule = "bpf-program-unpackaged"\npath = "bpf-prog:{prog}"\nreason = "ours"\n')
+        status, doc = _which(system, "--strict", "--no-system-policy", "--policy", str(waiver), prog)
+        assert status == 0 and [f["waived"] for f in doc["findings"]] == [True], doc["findings"]
+        for level, want_status, want in (("off", 0, []), ("error", 1, ["error"])):
+            policy = tmp_path / f"{level}.toml"
+            policy.write_text(f'[severity]\n"bpf-program-unpackaged" = "{level}"\n')
+            status, doc = _which(system, "--strict", "--no-system-policy", "--policy", str(policy), prog)
+            assert (status, [f["severity"] for f in doc["findings"]]) == (want_status, want), level
     finally:
         shutil.rmtree(pin, ignore_errors=True)
 
@@ -231,7 +245,7 @@ def test_without_privilege_exit_2(as_nobody):
     assert "Traceback" not in result.stderr
 
 
-def test_core_program_is_weak_not_a_wrong_package(system, bpffs, bpfdir):  # noqa: F811
+def test_core_program_is_weak_not_a_wrong_package(system, bpffs, bpfdir):
     """Its tag depends on this kernel's BTF: matched by name and type, with the caveat, never by a wrong tag."""
     pin, ids = _load(bpffs, system / bpfdir.lstrip("/") / "which-obj" / "core.bpf.o")
     try:
@@ -283,7 +297,7 @@ def test_cache_spares_reading_objects_again_and_survives_damage(system, bpfdir, 
         changed.write_bytes(data)
 
 
-def test_verify_loaded_reports_a_program_no_package_ships(system, bpffs, tmp_path):  # noqa: F811
+def test_verify_loaded_reports_a_program_no_package_ships(system, bpffs, tmp_path):
     # XDP_TX: no packaged program has these instructions (a tag is the code's, whatever the name)
     source = LONG_NAME_C.replace("xdp_program_with_a_rather_long_name", "stray_prog").replace("XDP_PASS", "XDP_TX")
     stray = samples.compile_bpf(source, tmp_path / "stray.bpf.o")
@@ -327,7 +341,7 @@ def test_verify_loaded_reports_a_program_no_package_ships(system, bpffs, tmp_pat
         shutil.rmtree(pin, ignore_errors=True)
 
 
-def test_real_libxdp_objects_are_traced_to_their_package(bpffs, tmp_path):  # noqa: F811
+def test_real_libxdp_objects_are_traced_to_their_package(bpffs, tmp_path):
     """Debian's libxdp1, repacked as an RPM (the real-world corpus), installed; its objects loaded and traced."""
     rpms = realworld.rpms()
     corpus = realworld.corpus

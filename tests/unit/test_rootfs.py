@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from rpm_bpf.sources.rootfs import RootFS
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_walk_deeper_than_the_descriptor_limit(tmp_path):
     script = """
 import os, sys
 from rpm_bpf.sources.rootfs import RootFS
-from tests.conftest import REPO
+from tests.support.paths import REPO
 root = sys.argv[1]
 fd = os.open(root, os.O_RDONLY)
 for i in range(400):

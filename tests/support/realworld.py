@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 _spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
 assert _spec is not None and _spec.loader is not None

@@ -1,4 +1,8 @@
-"""BPF ELF inspection on objects compiled by clang, and on damaged copies of them."""
+"""BPF ELF inspection on objects compiled by clang, and on damaged copies of them.
+
+Integration, not unit: the objects come from the session's clang build (the ``objects`` fixture);
+tests/unit/test_elf_crafted.py checks the same code on objects written byte by byte.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import struct
 import pytest
 
 from rpm_bpf.bpf import elf
+
+pytestmark = pytest.mark.integration
 
 
 def test_full_object_is_described(objects):

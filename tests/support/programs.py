@@ -1,0 +1,63 @@
+"""BPF C sources compiled by the kernel tests (test_progtag, test_which) with clang at test time."""
+
+# Maps, global data (.rodata, .data, .bss), static and global sub-programs, a bpf_loop callback.
+SUBPROGRAMS_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u64);
+} hits SEC(".maps");
+
+const volatile __u32 limit = 3;
+__u64 total = 0;
+__u32 seed = 7;
+
+static __attribute__((noinline)) __u64 scaled(__u64 v) { return v * seed + limit; }
+
+__attribute__((noinline)) int bump(__u32 key)
+{
+    __u64 *v = bpf_map_lookup_elem(&hits, &key);
+    if (!v)
+        return 0;
+    *v += scaled(1);
+    return 1;
+}
+
+static int step(__u32 i, void *ctx) { total += i; return i >= limit; }
+
+SEC("xdp") int xdp_sub(struct xdp_md *ctx)
+{
+    bump(0);
+    bump(1);
+    bpf_loop(8, step, 0, 0);
+    return XDP_PASS;
+}
+
+SEC("tc") int tc_sub(struct __sk_buff *skb) { return bump(2) ? 0 : 1; }
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+# CO-RE: libbpf rewrites the field offset for the running kernel.
+CORE_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+struct task_struct {
+    int tgid;
+} __attribute__((preserve_access_index));
+
+SEC("kprobe/do_nanosleep") int core_reader(void *ctx)
+{
+    struct task_struct *task = (void *)bpf_get_current_task();
+    return BPF_CORE_READ(task, tgid) & 1;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
