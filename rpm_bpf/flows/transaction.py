@@ -105,7 +105,7 @@ def check_transaction(
         raw += checked.findings
     if shipped:
         try:
-            raw += _conflicts(root, shipped, set(leaving), {c.package.ref.nevra for c in relevant}, policy, result)
+            raw += _conflicts(root, shipped, set(leaving), {c.package.ref.nevra for c in relevant}, policy)
         except rpmdb.RpmdbError:
             raise  # the system's own database: not an incoming package's fault
         except Exception as exc:  # met on what the incoming packages ship: they stay unchecked, so refused
@@ -121,7 +121,6 @@ def _conflicts(
     leaving: set[tuple[str, str, str]],
     incoming_nevras: set[str],
     policy: Policy,
-    result: TransactionResult,
 ) -> list[Finding]:
     """``bpf-name-conflict`` of incoming objects, among themselves and with installed packages that stay."""
     from rpm_bpf.rules.package import check_package
@@ -135,7 +134,8 @@ def _conflicts(
     }
     paths = {f"{r}/{o.relname}" if o.relname is not None else o.entry.path for o in shipped for r in roots}
     with rpmdb.snapshot(root, private=False) as live:  # a database must be there, and inside the root
-        installed = list(rpmdb.owners(live, paths, result.errors))
+        damaged: list[InputError] = []
+        installed = list(rpmdb.owners(live, paths, damaged))
     claims = [obj.claim for obj in shipped]
     for pkg in installed:
         ref = pkg.ref
@@ -143,7 +143,17 @@ def _conflicts(
             continue
         checked = check_package(pkg, bpfdirs.for_arch(ref.arch), policy.owner_provides, None, policy.exempt_paths)
         claims += [obj.claim for obj in checked.objects]
-    return clash.conflicts(claims, reported=lambda c: c.package.nevra in incoming_nevras)
+    return _installed_unreadable(damaged) + clash.conflicts(
+        claims, reported=lambda c: c.package.nevra in incoming_nevras
+    )
+
+
+def _installed_unreadable(damaged: list[InputError]) -> list[Finding]:
+    """An installed package that cannot be read may hold the clashing name: the check fails closed."""
+    return [
+        unreadable(None, f"installed package {e.input}: {e.message}; a name conflict with it cannot be ruled out")
+        for e in damaged
+    ]
 
 
 # --- before download: bpf(NAME) provides from repository metadata ---------------
@@ -170,7 +180,8 @@ def check_provides(
     incoming_nevras = {claim.package.nevra for claim in offered}
     names = sorted({claim.name for claim in offered})
     with rpmdb.snapshot(root, private=False) as live:  # a database must be there, and inside the root
-        installed = rpmdb.providers(live, [bpf_provide(name) for name in names])
+        damaged: list[InputError] = []
+        installed = rpmdb.providers(live, [bpf_provide(name) for name in names], damaged)
     staying = [
         Claim(ref, name)
         for name in names
@@ -178,6 +189,7 @@ def check_provides(
         if ref.nevra not in incoming_nevras and (ref.name, ref.evr, ref.arch) not in leaving
     ]
     policy = load_policy()
+    result.findings += policy.apply(_installed_unreadable(damaged))
     for claim, others in clash.find_clashes(offered + staying, reported=lambda c: c.package.nevra in incoming_nevras):
         others = tuple(sorted(others, key=lambda o: o.package.nevra))
         subject, note = bpf_provide(claim.name), "repository metadata, before download"

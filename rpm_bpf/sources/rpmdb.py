@@ -11,6 +11,7 @@ database instead: there the package manager has it open for writing anyway.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -18,6 +19,7 @@ import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import rpm
 
@@ -104,10 +106,31 @@ def snapshot(root: str, private: bool = True) -> Iterator[str]:
                 budget = _MAX_DB
                 for name in present:
                     budget -= _copy(fs, f"{where}/{name}", os.path.join(target, name), budget)
-        yield copied if private else root
+        if private:
+            yield copied
+        else:
+            # librpm follows links itself: it is handed the path resolved and checked here, never %_dbpath
+            # as the root's links would have it (a link out of the root would make it create a database there).
+            with _dbpath_set(where):
+                yield root
     finally:
         if private:
             shutil.rmtree(copied, ignore_errors=True)
+
+
+@contextmanager
+def _dbpath_set(path: str) -> Iterator[None]:
+    """``%_dbpath`` defined as ``path`` while the context lasts, the previous definition back afterwards.
+
+    The path comes from the root's own links: it must never be read as macros (``%``), escapes or lines.
+    """
+    if any(c in path for c in "%\\") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise RpmdbError(f"{path}: the rpm database path has characters librpm would interpret; not read")
+    rpm.addMacro("_dbpath", path)
+    try:
+        yield
+    finally:
+        rpm.delMacro("_dbpath")
 
 
 def _check_sqlite_in(fs: RootFS, path: str) -> None:
@@ -167,19 +190,70 @@ def _transaction_set(root: str) -> rpm.TransactionSet:
     return ts
 
 
+def _stored_records(root: str) -> set[int] | None:
+    """Every header number the database's own table lists (sqlite backend), None when it cannot tell.
+
+    librpm skips a header it cannot read and says so only on stderr: this is
+    what a read is checked against, so that no installed package goes unseen.
+    """
+    import sqlite3
+
+    path = os.path.join(root, dbpath().lstrip("/"), "rpmdb.sqlite")
+    if not os.path.isfile(path):
+        return None  # another backend: librpm's own count is all there is
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
+            return {int(row[0]) for row in db.execute("SELECT hnum FROM Packages")}
+    except (sqlite3.Error, ValueError, TypeError) as exc:
+        raise RpmdbError(f"{root}: damaged rpm database ({exc})") from None
+
+
+def _readable_records(ts: rpm.TransactionSet) -> set[int]:
+    matches = ts.dbMatch()
+    return {matches.instance() for _ in matches}
+
+
+def _unreadable(root: str, ts: rpm.TransactionSet, loaded: set[int] | None) -> list[int]:
+    """Header numbers the database lists that librpm could not read (``loaded``: those a full read gave)."""
+    stored = _stored_records(root)
+    if stored is None:
+        return []
+    return sorted(stored - (loaded if loaded is not None else _readable_records(ts)))
+
+
+def _damaged(root: str, records: list[int], errors: list[InputError] | None) -> None:
+    for record in records:
+        where, what = (
+            f"{root}: rpm database record #{record}",
+            "header cannot be read (damaged); its package is not checked",
+        )
+        if errors is None:
+            raise RpmdbError(f"{where}: {what}")
+        errors.append(InputError(where, what))
+
+
 def _read(
-    root: str, lookups: Callable[[rpm.TransactionSet], Iterable[rpm.mi]], errors: list[InputError] | None
+    root: str,
+    lookups: Callable[[rpm.TransactionSet], Iterable[rpm.mi]],
+    errors: list[InputError] | None,
+    full: bool = False,
 ) -> Iterator[Package]:
     """The packages the match iterators of ``lookups`` give, each once.
 
-    A header that contradicts itself is an input error (when ``errors`` is
-    given) and the others are still read.
+    A header that contradicts itself, or one librpm skips as damaged, is an
+    input error naming its record (when ``errors`` is given) and the others
+    are still read. ``full``: the lookups read the whole database.
     """
     ts = _transaction_set(root)
     seen: set[int] = set()
+    loaded: set[int] = set()
+    short = False
     try:
         for matches in lookups(ts):
+            expected, got = matches.count(), 0
             for hdr in matches:
+                got += 1
+                loaded.add(matches.instance())
                 if matches.instance() in seen or hdr[rpm.RPMTAG_NAME] == "gpg-pubkey":
                     continue
                 seen.add(matches.instance())
@@ -189,6 +263,9 @@ def _read(
                     if errors is None:
                         raise RpmdbError(f"{root}: rpm database entry #{matches.instance()}: {exc}") from None
                     errors.append(InputError(f"{root}: rpm database entry #{matches.instance()}", str(exc)))
+            short = short or got < expected  # the index listed a header librpm then skipped
+        if full or short:
+            _damaged(root, _unreadable(root, ts, loaded if full else None), errors)
     except rpm.error as exc:
         raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
     finally:
@@ -202,7 +279,10 @@ def installed(root: str = "/", names: Iterable[str] = (), errors: list[InputErro
     """
     names = list(names)
     return _read(
-        root, lambda ts: (ts.dbMatch("name", _key(name)) for name in names) if names else [ts.dbMatch()], errors
+        root,
+        lambda ts: (ts.dbMatch("name", _key(name)) for name in names) if names else [ts.dbMatch()],
+        errors,
+        full=not names,
     )
 
 
@@ -217,13 +297,23 @@ def owners(root: str, paths: Iterable[str], errors: list[InputError] | None = No
     return _read(root, lambda ts: (ts.dbMatch("basenames", _key(path)) for path in paths), errors)
 
 
-def providers(root: str, capabilities: Iterable[str]) -> dict[str, list[PackageRef]]:
-    """Installed packages providing each capability (rpm's provides index, as ``rpm -q --whatprovides``)."""
+def providers(
+    root: str, capabilities: Iterable[str], errors: list[InputError] | None = None
+) -> dict[str, list[PackageRef]]:
+    """Installed packages providing each capability (rpm's provides index, as ``rpm -q --whatprovides``).
+
+    A header the index lists but librpm cannot read is an input error naming its record (``errors``), or
+    an ``RpmdbError``.
+    """
     ts = _transaction_set(root)
     found: dict[str, list[PackageRef]] = {}
+    short = False
     try:
         for capability in capabilities:
-            for hdr in ts.dbMatch("providename", _key(capability)):
+            matches = ts.dbMatch("providename", _key(capability))
+            expected = matches.count()
+            before = sum(len(refs) for refs in found.values())
+            for hdr in matches:
                 found.setdefault(capability, []).append(
                     PackageRef(
                         hdr[rpm.RPMTAG_NAME],
@@ -234,6 +324,9 @@ def providers(root: str, capabilities: Iterable[str]) -> dict[str, list[PackageR
                         "rpmdb",
                     )
                 )
+            short = short or sum(len(refs) for refs in found.values()) - before < expected
+        if short:
+            _damaged(root, _unreadable(root, ts, None), errors)
     except rpm.error as exc:
         raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
     finally:

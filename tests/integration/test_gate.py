@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import REPO
+from tests.support.repodata import rewritten
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
@@ -221,31 +222,6 @@ def test_unreachable_url_is_exit_2(built):
     assert report["summary"]["packages"] == 1  # the new package was still checked
 
 
-def _rewritten(repo: Path, dest: Path, edit) -> Path:
-    """A copy of ``repo`` whose primary and filelists documents ``edit(kind, xml) -> bytes`` rewrote (stored as
-    it returns them), with repomd.xml's checksums redone: damage that the checksums do not catch."""
-    import gzip
-    import hashlib
-
-    import createrepo_c as cr
-
-    shutil.copytree(repo, dest)
-    repodata = dest / "repodata"
-    repomd = cr.Repomd(str(repodata / "repomd.xml"))
-    fresh = cr.Repomd()
-    for record in repomd.records:
-        if record.type not in ("primary", "filelists"):
-            continue
-        path = dest / record.location_href
-        path.write_bytes(edit(record.type, gzip.decompress(path.read_bytes())))
-        new = cr.RepomdRecord(record.type, str(path))
-        new.location_href = record.location_href
-        new.checksum_type, new.checksum = "sha256", hashlib.sha256(path.read_bytes()).hexdigest()
-        fresh.set_record(new)
-    (repodata / "repomd.xml").write_text(fresh.xml_dump())
-    return dest
-
-
 def test_multi_member_gzip_is_read_whole(built, gate_repo, tmp_path):
     """zcat, libsolv and dnf read every member of a concatenated gzip file: so does the gate (a clash in the
     second member is a clash)."""
@@ -255,7 +231,7 @@ def test_multi_member_gzip_is_read_whole(built, gate_repo, tmp_path):
         cut = xml.index(b"<package ", len(xml) // 2)
         return gzip.compress(xml[:cut]) + gzip.compress(xml[cut:])
 
-    copy = _rewritten(gate_repo, tmp_path / "multi", split)
+    copy = rewritten(gate_repo, tmp_path / "multi", split)
     status, report, stderr = _gate("--against", str(copy), str(built["new-clash"]))
     assert status == 1 and [c["related"] for c in _conflicts(report)] == [["other-tool-1.0-1.x86_64"]], stderr
 
@@ -263,7 +239,7 @@ def test_multi_member_gzip_is_read_whole(built, gate_repo, tmp_path):
 def test_trailing_garbage_after_the_stream_is_refused(built, gate_repo, tmp_path):
     import gzip
 
-    copy = _rewritten(gate_repo, tmp_path / "trailing", lambda kind, xml: gzip.compress(xml) + b"garbage")
+    copy = rewritten(gate_repo, tmp_path / "trailing", lambda kind, xml: gzip.compress(xml) + b"garbage")
     status, report, _ = _gate("--against", str(copy), str(built["new-clash"]))
     assert status == 2 and "data after the end of the compressed stream" in report["input_errors"][0]["message"]
 
@@ -272,7 +248,7 @@ def test_epoch_that_is_not_a_number_is_refused(built, gate_repo, tmp_path):
     # every package's epoch: the ones the pre-filter hands to the parser carry it too
     import gzip
 
-    copy = _rewritten(
+    copy = rewritten(
         gate_repo,
         tmp_path / "epoch",
         lambda kind, xml: gzip.compress(xml.replace(b'epoch="0"', 'epoch="\u00b2"'.encode())),

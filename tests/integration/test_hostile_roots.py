@@ -8,6 +8,7 @@ proves that nothing outside the root is opened and nothing in it written.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -278,3 +279,88 @@ def test_huge_sparse_replacement_is_judged_by_its_size(root):
     assert proc.returncode == 1
     assert f"bpf-object-modified {GOOD_OBJ} size {5 << 30} (packaged {packaged})" in proc.stdout
     assert elapsed < 10, f"{elapsed:.1f} s: the 5 GB file was read (hashing it takes ~15 s)"
+
+
+# --- 6. the rpm database as hostile input (Hardening II) -------------------------
+
+
+def _dbpath() -> str:
+    proc = subprocess.run(["rpm", "--eval", "%{_dbpath}"], capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def _db_at_dbpath(root: Path) -> Path:
+    """The root's database moved to where librpm looks for it (``%_dbpath`` inside the root)."""
+    current = next(root.rglob("rpmdb.sqlite")).parent
+    wanted = root / _dbpath().lstrip("/")
+    if current != wanted:
+        wanted.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(current, wanted)
+    return wanted
+
+
+def _transaction_check(root: Path, request: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "transaction-check", "--no-system-policy", "--json", "--root", str(root)],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+
+
+def _incoming(root: Dnf, name: str) -> str:
+    (path,) = root.repo.glob(f"{name}-1.0-*.rpm")
+    return json.dumps({"incoming": [{"path": str(path), "nevra": path.name.removesuffix(".rpm")}]})
+
+
+def test_database_path_linked_to_the_host_is_never_handed_to_librpm(root, tmp_path):
+    """The first %_dbpath component links to a host directory: inside the root it leads to the real database,
+    and librpm must be given that path, not the link (it would create an empty database on the host)."""
+    db = _db_at_dbpath(root.root)
+    first = Path(_dbpath()).parts[1]  # "root" for Debian's /root/.rpmdb
+    host = tmp_path / "host-dir"
+    host.mkdir()
+    inside = root.root / str(host).lstrip("/")
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(root.root / first, inside)
+    (root.root / first).symlink_to(host)
+    assert (inside / db.relative_to(root.root / first) / "rpmdb.sqlite").is_file()
+    proc = _verify(root.root, "--db-in-place")
+    assert proc.returncode == 0 and "2 packages checked" in proc.stdout, proc.stdout + proc.stderr
+    answer = _transaction_check(root.root, _incoming(root, "xdp-clash-diff"))
+    assert answer.returncode == 1 and json.loads(answer.stdout)["verdict"] == "refuse", answer.stdout + answer.stderr
+    assert list(host.iterdir()) == []  # nothing was created on the host
+
+
+def _damage_header(root: Path, db: Path, name: str) -> int:
+    """Flip a byte in the middle of ``name``'s header blob in the root's real rpmdb.sqlite; its record number."""
+    import sqlite3
+
+    query = subprocess.run(
+        ["rpm", "--root", str(root), "-q", "--qf", "%{DBINSTANCE}", name], capture_output=True, text=True
+    )
+    record = int(query.stdout)
+    with sqlite3.connect(db / "rpmdb.sqlite") as conn:
+        (blob,) = conn.execute("SELECT blob FROM Packages WHERE hnum = ?", (record,)).fetchone()
+        damaged = bytearray(blob)
+        damaged[len(damaged) // 2] ^= 0xFF
+        conn.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (bytes(damaged), record))
+    return record
+
+
+def test_damaged_header_in_the_database_fails_closed(root):
+    """librpm skips a header it cannot read: verify must name the record and fail, and the transaction check
+    must refuse rather than lose the clash with the package that header held."""
+    db = _db_at_dbpath(root.root)
+    record = _damage_header(root.root, db, "xdp-good")
+    proc = _verify(root.root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"rpm database record #{record}: header cannot be read (damaged)" in proc.stderr
+    for in_place in ((), ("--db-in-place",)):
+        assert _verify(root.root, *in_place).returncode == 2
+    answer = _transaction_check(root.root, _incoming(root, "xdp-clash-diff"))
+    doc = json.loads(answer.stdout)
+    assert answer.returncode == 1 and doc["verdict"] == "refuse", answer.stdout + answer.stderr
+    assert any(f"record #{record}" in f["detail"] for f in doc["findings"] if f["rule"] == "bpf-package-unreadable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterable, Iterator
 
@@ -30,30 +31,46 @@ def snippets(
 
     Only complete elements are searched (the tail after the last ``</package>``
     waits for the next chunk), so a hit is never missed at a chunk boundary.
+    Linear in the input whatever it holds: every byte is searched for
+    ``</package>`` once, and each hit finds its element by a binary search in
+    the element boundaries of its block, never by rescanning the block.
     """
-    buffer = b""
+    buffer = bytearray()
     for chunk in chunks:
+        searched = max(0, len(buffer) - len(CLOSE) + 1)  # what earlier chunks already showed has no </package>
         buffer += chunk
-        end = buffer.rfind(CLOSE)
+        end = buffer.rfind(CLOSE, searched)
         if end < 0:
             if len(buffer) > MAX_ELEMENT:
                 raise RepoError(f"a <package> element larger than {MAX_ELEMENT >> 20} MiB (or no </package> at all)")
             continue
         end += len(CLOSE)
-        complete, buffer = buffer[:end], buffer[end:]
-        hits = sorted(
-            {i for needle in needles for i in _find_all(complete, needle)} | (set(extra(complete)) if extra else set())
-        )
-        last_end = -1
-        for hit in hits:
-            if hit < last_end:
-                continue  # inside the element already given
-            start = complete.rfind(OPEN, 0, hit)
-            stop = complete.find(CLOSE, hit)
-            if start < 0 or stop < 0:
-                continue
-            last_end = stop + len(CLOSE)
-            yield complete[start:last_end]
+        complete = bytes(buffer[:end])
+        del buffer[:end]
+        yield from _elements(complete, needles, extra)
+
+
+def _elements(
+    complete: bytes, needles: tuple[bytes, ...], extra: Callable[[bytes], Iterator[int]] | None
+) -> Iterator[bytes]:
+    """The elements of ``complete`` (a block ending with ``</package>``) around each hit, each once."""
+    hits = sorted(
+        {i for needle in needles for i in _find_all(complete, needle)} | set(extra(complete) if extra else ())
+    )
+    if not hits:
+        return
+    opens = list(_find_all(complete, OPEN))
+    closes = list(_find_all(complete, CLOSE))
+    last_end = -1
+    for hit in hits:
+        if hit < last_end:
+            continue  # inside the element already given
+        before = bisect.bisect_right(opens, hit - len(OPEN)) - 1  # the last "<package " that ends before the hit
+        after = bisect.bisect_left(closes, hit)  # the first </package> at or after it
+        if before < 0 or after >= len(closes):
+            continue
+        last_end = closes[after] + len(CLOSE)
+        yield complete[opens[before] : last_end]
 
 
 def _find_all(data: bytes, needle: bytes) -> Iterator[int]:
