@@ -7,6 +7,7 @@ rpm-bpf is tested on is what a distribution would feed it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -137,6 +138,7 @@ class PkgFile:
     ghost: bool = False
     directory: bool = False
     linkto: str | None = None  # a symbolic link to this target
+    hardlink_to: str | None = None  # a hard link to the file of this package path (staged before it)
 
 
 @dataclass
@@ -180,6 +182,9 @@ def _stage(pkg: PkgSpec, root: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if f.linkto is not None:
             target.symlink_to(f.linkto)
+            continue
+        if f.hardlink_to is not None:
+            os.link(root / f.hardlink_to.lstrip("/"), target)  # cp -a in %install keeps the set
             continue
         if f.source is not None:
             shutil.copyfile(f.source, target)

@@ -70,6 +70,11 @@ def quiet_rpm_log() -> None:
     rpm.setVerbosity(rpm.RPMLOG_CRIT)
 
 
+def _link_names(member: rpm.file) -> tuple[str, ...]:
+    """The paths of ``member``'s hard-link set, in one order (the set's key)."""
+    return tuple(sorted(link.name for link in member.links))
+
+
 class RpmFile(ContentReader):
     """An opened RPM file: its header, the triaged package, and a payload reader."""
 
@@ -114,21 +119,40 @@ class RpmFile(ContentReader):
                     raise RpmFileError(self.path, f"unknown payload compressor {compressor!r}")
                 payload = rpm.fd(fd, "r", flags=_COMPRESSORS[compressor])
                 streams.append(payload)
-                archive = rpm.files(self.header).archive(payload)
+                files = rpm.files(self.header)
+                # A hard-link set's data travels with one of its members only (rpmbuild: the last): every
+                # member wanted is given those bytes, so the set's other members are read as well.
+                links = {f.name: _link_names(f) for f in files if f.nlink > 1 and f.name in wanted}
+                needed = wanted | {name for names in links.values() for name in names}
+                shared: dict[tuple[str, ...], bytes | OSError] = {}
+                archive = files.archive(payload)
                 budget = MAX_CONTENT_TOTAL
                 for entry in archive:
+                    if entry.name not in needed:
+                        continue
+                    needed.discard(entry.name)
+                    if not archive.hascontent() and entry.nlink > 1:
+                        continue  # a member whose bytes another member carries
+                    if entry.size > budget:
+                        data: bytes | OSError = OSError(
+                            errno.EFBIG,
+                            f"not read: the files to check in this package exceed {MAX_CONTENT_TOTAL} bytes",
+                        )
+                    else:
+                        data = archive.read() if entry.size else b""
+                        budget -= entry.size
+                    if entry.nlink > 1:
+                        shared[_link_names(entry)] = data
                     if entry.name in wanted:
-                        if entry.size > budget:
-                            found[entry.name] = OSError(
-                                errno.EFBIG,
-                                f"not read: the files to check in this package exceed {MAX_CONTENT_TOTAL} bytes",
-                            )
-                        else:
-                            found[entry.name] = archive.read() if entry.size else b""
-                            budget -= entry.size
+                        found[entry.name] = data
                         wanted.discard(entry.name)
-                        if not wanted:
-                            break
+                    if not needed:
+                        break
+                for name, names in links.items():
+                    carried = shared.get(names)
+                    if name in wanted and carried is not None:
+                        found[name] = carried
+                        wanted.discard(name)
             finally:
                 for stream in reversed(streams):  # the decompressor first: each holds a descriptor
                     with contextlib.suppress(rpm.error, OSError, ValueError):

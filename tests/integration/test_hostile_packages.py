@@ -403,3 +403,31 @@ def test_package_owning_the_root_directory_is_read(rpms, objects, bpfdir):
     result = _scan(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 packages checked; 0 errors" in result.stdout
+
+
+# --- Hardening II: hard links ----------------------------------------------------
+
+
+def test_every_member_of_a_hard_link_set_is_inspected(rpms, objects, bpfdir, tmp_path):
+    """rpmbuild puts a hard-link set's bytes with one member only: the others must be judged on the same bytes
+    (before, they read as empty: bpf-object-invalid, and none of the content rules ran on them)."""
+    first = f"{bpfdir}/linked/a.bpf.o"
+    spec = PkgSpec(
+        "linked",
+        requires=["bpf-filesystem"],
+        files=[
+            PkgFile(f"{bpfdir}/linked", directory=True, mode=0o755),
+            PkgFile(first, objects.no_btf),
+            PkgFile(f"{bpfdir}/linked/b.bpf.o", hardlink_to=first),
+            PkgFile(f"{bpfdir}/linked/c.bpf.o", hardlink_to=first),
+        ],
+    )
+    package = rpms.build(spec)
+    nlinks = subprocess.run(
+        ["rpm", "-qp", "--qf", "[%{FILENLINKS} %{FILENAMES}\\n]", str(package)], capture_output=True, text=True
+    ).stdout
+    assert nlinks.count("3 ") == 3, nlinks  # a real hard-link set, as rpmbuild recorded it
+    result = run_cli("scan", "--no-system-policy", "-f", "json", package)
+    findings = [(f["rule"], f["path"].rsplit("/", 1)[1]) for f in result.json()["findings"]]
+    assert [r for r, _ in findings if r == "bpf-object-invalid"] == [], findings
+    assert sorted(name for rule, name in findings if rule == "bpf-object-no-btf") == ["a.bpf.o", "b.bpf.o", "c.bpf.o"]
