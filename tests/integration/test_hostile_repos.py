@@ -66,3 +66,31 @@ def test_prefilter_is_linear_in_the_input(built, gate_repo, bpfdir, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 1 and "other-tool-1.0-1" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_parser_messages_do_not_flood_stderr(built, gate_repo, bpfdir, tmp_path):
+    """One 12 MiB attribute in a BPF-looking element: createrepo_c quotes it in hundreds of GLib messages
+    (818 MB of stderr before); now one line names the repository, and the other repository is still read."""
+
+    def edit(kind: str, xml: bytes) -> bytes:
+        if kind != "filelists":
+            return gzip.compress(xml)
+        first = xml.index(b"<package ")
+        bomb = b'<package pkgid="x" name="bomb" arch="x86_64" junk="' + b"A" * (12 << 20) + b'">'
+        bomb += f'<version epoch="0" ver="1" rel="1"/><file>{bpfdir}/bomb.o</file></package>'.encode()
+        return gzip.compress(xml[:first] + bomb + xml[first:])
+
+    bad = rewritten(gate_repo, tmp_path / "bomb", edit)
+    assert (bad / "repodata").stat().st_size < 1 << 20
+    gate = ["scan", "-q", "--no-system-policy", "--against", str(bad), "--against", str(gate_repo)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", *gate, str(built["new-clash"])],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert len(proc.stderr) < 4096, proc.stderr[:500]
+    lines = [line for line in proc.stderr.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith(f"rpm-bpf: error: {bad}: filelists metadata cannot be parsed")
+    assert proc.returncode == 2 and "other-tool-1.0-1" in proc.stdout  # the clash in the good repository

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rpm_bpf.model import PackageRef, bpf_provide_names
+from rpm_bpf.sources.repodata import glib
 from rpm_bpf.sources.repodata.decompress import decompressed
 from rpm_bpf.sources.repodata.prefilter import OPEN, named, snippets
 from rpm_bpf.sources.repodata.transport import CHUNK, DIGESTS, MAX_COMPRESSED, MAX_KEPT, RepoError, Source, read_records
@@ -171,15 +172,16 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
         except BaseException as exc:
             errors.append(exc)
 
-    if inventory:  # the primary pass needs the names the filelists found
-        filelists()
-        if not errors:
+    with glib.quiet():  # createrepo_c's messages quote hostile elements whole: one line, the RepoError, instead
+        if inventory:  # the primary pass needs the names the filelists found
+            filelists()
+            if not errors:
+                primary()
+        else:  # two files, two cores: decompression releases the GIL
+            worker = threading.Thread(target=filelists, name="rpm-bpf-filelists")
+            worker.start()
             primary()
-    else:  # two files, two cores: decompression releases the GIL
-        worker = threading.Thread(target=filelists, name="rpm-bpf-filelists")
-        worker.start()
-        primary()
-        worker.join()
+            worker.join()
     if errors:
         raise errors[0]
     return contents
