@@ -1,6 +1,6 @@
 """The package model every source fills: RPM files, the rpm database, DNF.
 
-Only the files that matter for BPF are kept (see ``rpmheader.triage``), which
+Only the files that matter for BPF are kept (see sources/rpmfile.py's triage), which
 is what keeps scanning thousands of packages cheap.
 """
 

@@ -257,7 +257,7 @@ bool truthy(std::string v) {
 
 // Started before depsolving (repos_configured), so that the interpreter's
 // start-up and the engine's imports overlap with dnf5 loading repositories;
-// each hook then costs only its check. Protocol (rpm_bpf/serve.py): a request
+// each hook then costs only its check. Protocol (rpm_bpf/cli/serve.py): a request
 // is one JSON line {"argv": [...], "input": "..."}, the answer "STATUS LENGTH\n"
 // and LENGTH bytes of the command's stdout. Its stderr is dnf5's. A server that
 // cannot start or dies before answering is replaced by one-shot runs.

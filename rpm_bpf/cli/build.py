@@ -10,8 +10,6 @@ import argparse
 import os
 import sys
 
-from rpm_bpf.sources.bpfdirs import relative_name
-
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
@@ -73,6 +71,9 @@ def cmd_install_objects(args: argparse.Namespace) -> int:
 
 def cmd_rpm_deps(args: argparse.Namespace) -> int:
     """File attribute generator: file names on stdin, dependencies on stdout."""
+    from rpm_bpf.model import bpf_provide
+    from rpm_bpf.sources.bpfdirs import relative_name
+
     kind = args.kind
     if kind == "conflicts" and args.enabled.strip() not in ("1", "yes", "true"):
         return EXIT_OK
@@ -91,7 +92,7 @@ def cmd_rpm_deps(args: argparse.Namespace) -> int:
         if kind == "requires":
             print("bpf-filesystem")
         else:
-            print(f"bpf({name})")
+            print(bpf_provide(name))
     return EXIT_OK
 
 

@@ -12,20 +12,6 @@ import sys
 from collections.abc import Callable
 
 from rpm_bpf import __version__
-from rpm_bpf.cli import (
-    build,
-    demo,
-    inspect,
-    policy,
-    repo_report,
-    rules,
-    scan,
-    serve,
-    spec,
-    transaction_check,
-    verify,
-    which,
-)
 from rpm_bpf.cli.options import EXIT_OK, EXIT_USAGE, error
 from rpm_bpf.errors import RpmBpfError
 
@@ -47,37 +33,47 @@ files:
 
 Configure = Callable[[argparse.ArgumentParser], None]
 
-# name, one-line help, what defines its options. Only the command being run has its options
-# built (start-up stays cheap); the command modules import the engine only when they run.
-COMMANDS: tuple[tuple[str, str, Configure], ...] = (
-    ("scan", "check RPM files (and directories of them) against the BPF policy", scan.configure),
-    ("verify", "check installed BPF objects against the rpm database", verify.configure),
-    ("inspect", "describe BPF object files (or ELF files embedding them)", inspect.configure),
+# name, one-line help, and where its options are defined: "MODULE" (its ``configure``) or
+# "MODULE:FUNCTION", a module of rpm_bpf.cli. Named, not imported: only the command being run is
+# imported and built, so start-up stays cheap (tests/unit/test_layout.py checks these names like imports).
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("scan", "check RPM files (and directories of them) against the BPF policy", "scan"),
+    ("verify", "check installed BPF objects against the rpm database", "verify"),
+    ("inspect", "describe BPF object files (or ELF files embedding them)", "inspect"),
     (
         "transaction-check",
         "judge the packages a transaction brings in (JSON in and out, for package managers)",
-        transaction_check.configure,
+        "transaction_check",
     ),
     (
         "serve",
         "answer rpm-bpf commands sent one per line on stdin (one process for a whole transaction)",
-        serve.configure,
+        "serve",
     ),
-    ("repo-report", "inventory of the BPF objects of whole repositories (text, JSON, HTML)", repo_report.configure),
-    ("which", "which installed package each loaded BPF program came from", which.configure),
-    ("rules", "list the rules, their ids and severities", rules.configure_rules),
-    ("explain", "explain rule ids (like rpmlint -e)", rules.configure_explain),
-    ("policy", "show the effective policy, or check policy files", policy.configure),
-    ("rpmlint-enable", "enable BPFCheck in rpmlint (writes the rpmlint drop-in)", build.configure_rpmlint_enable),
+    ("repo-report", "inventory of the BPF objects of whole repositories (text, JSON, HTML)", "repo_report"),
+    ("which", "which installed package each loaded BPF program came from", "which"),
+    ("rules", "list the rules, their ids and severities", "rules:configure_rules"),
+    ("explain", "explain rule ids (like rpmlint -e)", "rules:configure_explain"),
+    ("policy", "show the effective policy, or check policy files", "policy"),
+    ("rpmlint-enable", "enable BPFCheck in rpmlint (writes the rpmlint drop-in)", "build:configure_rpmlint_enable"),
     (
         "install-objects",
         "install BPF objects into the buildroot (behind %%bpf_install)",
-        build.configure_install_objects,
+        "build:configure_install_objects",
     ),
-    ("rpm-deps", "rpm dependency generator for BPF objects (behind bpf.attr)", build.configure_rpm_deps),
-    ("spec", "spec file templates for BPF packages", spec.configure_spec),
-    ("demo", "build sample good and bad packages with clang and rpmbuild, and scan them", demo.configure),
+    ("rpm-deps", "rpm dependency generator for BPF objects (behind bpf.attr)", "build:configure_rpm_deps"),
+    ("spec", "spec file templates for BPF packages", "spec:configure_spec"),
+    ("demo", "build sample good and bad packages with clang and rpmbuild, and scan them", "demo"),
 )
+
+
+def configurer(where: str) -> Configure:
+    """The function that defines a command's options, from its ``COMMANDS`` entry."""
+    from importlib import import_module
+
+    module, _, function = where.partition(":")
+    configure: Configure = getattr(import_module(f"rpm_bpf.cli.{module}"), function or "configure")
+    return configure
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -87,13 +83,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rpm-bpf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, help_text, configure in COMMANDS:
+    for name, help_text, where in COMMANDS:
         if command is None or command == name:
             # Each sub-parser costs argparse a gettext look-up on disk: only the one run is built.
             sub_parser = sub.add_parser(
                 name, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
             )
-            configure(sub_parser)
+            configurer(where)(sub_parser)
     return parser
 
 
@@ -107,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(first if first in {c[0] for c in COMMANDS} else None)
     args = parser.parse_args(argv)
     # What `serve` runs each request with: this very function and parser, handed down (no import cycle).
-    args.host = serve.Host(main, build_parser)
+    from rpm_bpf.cli.serve import Host
+
+    args.host = Host(main, build_parser)
     from rpm_bpf.sources.rpmfile import quiet_rpm_log
 
     quiet_rpm_log()

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpm_bpf.errors import RpmBpfError
-from rpm_bpf.rules.policy import SYSTEM_POLICY
 
 if TYPE_CHECKING:
     from rpm_bpf.report.formats import Report
@@ -27,6 +26,8 @@ FORMATS = ("text", "json", "junit", "sarif")
 
 def add_policy(parser: argparse.ArgumentParser, help_text: str = "policy file applied after the system one") -> None:
     """``--policy FILE`` (repeatable) and ``--no-system-policy``."""
+    from rpm_bpf.rules.policy import SYSTEM_POLICY
+
     parser.add_argument("--policy", action="append", metavar="FILE", help=f"{help_text} (repeatable)")
     parser.add_argument("--no-system-policy", action="store_true", help=f"do not read {SYSTEM_POLICY}")
 
@@ -64,7 +65,7 @@ def progress(enabled: bool) -> Callable[[int, int], None] | None:
 
 def load_policy(args: argparse.Namespace) -> Policy:
     """The policy in force for this run: the built-in default, the system file, then each --policy."""
-    from rpm_bpf.rules.policy import Policy
+    from rpm_bpf.rules.policy import SYSTEM_POLICY, Policy
 
     system = None if args.no_system_policy else SYSTEM_POLICY
     return Policy.load(args.policy or [], system=system)

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from rpm_bpf.cli.options import EXIT_OK, EXIT_USAGE, add_policy, load_policy
-from rpm_bpf.rules.policy import SYSTEM_POLICY, Policy, PolicyError
 
 
 def cmd_policy_show(args: argparse.Namespace) -> int:
@@ -18,6 +17,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
     from rpm_bpf.report.safetext import escape
+    from rpm_bpf.rules.policy import Policy, PolicyError
 
     status = EXIT_OK
     for path in args.files:
@@ -32,6 +32,8 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def configure(policy: argparse.ArgumentParser) -> None:
+    from rpm_bpf.rules.policy import SYSTEM_POLICY
+
     policy.description = (
         "Policy files: severities, waivers, BPF directory owners, exempt locations (see rpm-bpf-policy(5))."
     )

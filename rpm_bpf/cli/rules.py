@@ -8,10 +8,11 @@ import sys
 import textwrap
 
 from rpm_bpf.cli.options import EXIT_OK, EXIT_USAGE, add_format, error
-from rpm_bpf.rules import registry as rules
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
+    from rpm_bpf.rules import registry as rules
+
     registry = rules.registry()
     if args.format == "json":
         sys.stdout.write(
@@ -42,6 +43,8 @@ def configure_rules(rules_p: argparse.ArgumentParser) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from rpm_bpf.rules import registry as rules
+
     status = EXIT_OK
     for rule_id in args.rules:
         rule = rules.registry().get(rule_id)

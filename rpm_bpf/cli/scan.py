@@ -19,11 +19,11 @@ from rpm_bpf.cli.options import (
     render,
     report_errors,
 )
-from rpm_bpf.report.formats import Report
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from rpm_bpf.flows.scan import scan
+    from rpm_bpf.report.formats import Report
 
     policy = load_policy(args)
     shown = progress(sys.stderr.isatty() and not args.quiet)

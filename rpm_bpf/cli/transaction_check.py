@@ -21,7 +21,7 @@ def cmd_transaction_check(args: argparse.Namespace) -> int:
     from rpm_bpf.sources.rpmdb import RpmdbError, check_root
 
     try:
-        request = read_request(args.request, sys.stdin.buffer)
+        request = read_request(args.request, sys.stdin.buffer if args.request == "-" and sys.stdin else None)
         check_root(args.root)
     except (OSError, RpmBpfError) as exc:
         where = "standard input" if args.request == "-" else args.request

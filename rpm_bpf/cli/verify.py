@@ -21,7 +21,6 @@ from rpm_bpf.cli.options import (
     render,
     report_errors,
 )
-from rpm_bpf.report.formats import Report
 
 if TYPE_CHECKING:
     from rpm_bpf.flows.verify import VerifyResult
@@ -39,6 +38,7 @@ MSG_REPAIRED = "rpm-bpf: repaired {count} package(s); {left} finding(s) left"
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from rpm_bpf.flows.verify import verify
+    from rpm_bpf.report.formats import Report
     from rpm_bpf.sources.rpmdb import RpmdbError
 
     policy = load_policy(args)

@@ -17,13 +17,13 @@ from rpm_bpf.cli.options import (
     load_policy,
     render,
 )
-from rpm_bpf.report.formats import Report
 
 
 def cmd_which(args: argparse.Namespace) -> int:
     from rpm_bpf.errors import RpmBpfError
     from rpm_bpf.flows.which import cache_dir, which
     from rpm_bpf.report import which as which_report
+    from rpm_bpf.report.formats import Report
 
     strict = load_policy(args) if args.strict else None
     try:

@@ -3,7 +3,7 @@
 ``rpm-bpf scan --against REPO NEW...`` is what stands between a build system
 (Koji) and the repositories: the new packages are scanned as ``scan`` always
 does, and their BPF object names are compared with what the repositories
-already ship, read from metadata only (repodata.py). A repository package
+already ship, read from metadata only (sources/repodata/). A repository package
 that the new build replaces (same name, or obsoleted by a new package) does
 not count, and the repositories' own old problems are never the new build's:
 only findings on new packages are reported.
@@ -83,9 +83,14 @@ def _conflicts(result: ScanResult, build: _NewBuild, repos: list[RepoContents]) 
     )
     found.sort(key=lambda item: (item[0].package.nevra, item[0].path or ""))
     return [
-        clash.conflict_finding(claim, sorted(others, key=lambda o: o.package.nevra), note="repository metadata")
-        for claim, others in found
+        clash.conflict_finding(claim, _one_per_package(others), note="repository metadata") for claim, others in found
     ]
+
+
+def _one_per_package(others: tuple[Claim, ...]) -> list[Claim]:
+    """Each repository package once, by NEVRA, as the last claim of it (the last repository given) has it."""
+    chosen = {other.package.nevra: other for other in others}
+    return [chosen[nevra] for nevra in sorted(chosen)]
 
 
 def _judge(paths: list[str], policy: Policy, repos: list[RepoContents], **scan_options: object) -> ScanResult:

@@ -51,10 +51,10 @@ def find_clashes(
     claims: Iterable[Claim], reported: Selector | None = None, counted: Selector | None = None
 ) -> list[tuple[Claim, tuple[Claim, ...]]]:
     """Each claim ``reported`` selects (default: all), with the claims it clashes with among those ``counted``
-    selects (default: all). The same package and path claimed twice counts once."""
-    by_name: dict[str, dict[tuple[str, str | None], Claim]] = defaultdict(dict)
+    selects (default: all). The same package, path and ``where`` claimed twice counts once."""
+    by_name: dict[str, dict[tuple[str, str | None, str], Claim]] = defaultdict(dict)
     for claim in claims:
-        by_name[claim.name].setdefault((claim.package.nevra, claim.path), claim)
+        by_name[claim.name].setdefault((claim.package.nevra, claim.path, claim.where), claim)
     found = []
     for _, group in sorted(by_name.items()):
         members = list(group.values())

@@ -119,9 +119,11 @@ def parse_request(text: str) -> Request:
     return Request(items, chosen, gone)
 
 
-def read_request(path: str, stdin: BinaryIO) -> Request:
+def read_request(path: str, stdin: BinaryIO | None) -> Request:
     """The request in ``path`` ("-": ``stdin``), bounded; a regular file only, never a FIFO."""
     if path == "-":
+        if stdin is None:
+            raise RequestError("no standard input to read the request from")
         data = stdin.read(MAX_REQUEST + 1)
         if len(data) > MAX_REQUEST:
             raise RequestError(f"larger than {MAX_REQUEST} bytes")

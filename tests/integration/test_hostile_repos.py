@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -94,3 +99,73 @@ def test_parser_messages_do_not_flood_stderr(built, gate_repo, bpfdir, tmp_path)
     lines = [line for line in proc.stderr.splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith(f"rpm-bpf: error: {bad}: filelists metadata cannot be parsed")
     assert proc.returncode == 2 and "other-tool-1.0-1" in proc.stdout  # the clash in the good repository
+
+
+class _Hostile(http.server.SimpleHTTPRequestHandler):
+    """Serves the repository, but trickles the filelists (one byte per half second) and can redirect."""
+
+    redirect_to = ""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.redirect_to and self.path.endswith("repomd.xml"):
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.end_headers()
+            return
+        if "filelists" not in self.path:
+            super().do_GET()
+            return
+        path = self.translate_path(self.path)
+        data = Path(path).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for byte in data:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def _server(directory: Path, redirect_to: str = "") -> Iterator[str]:
+    handler = functools.partial(type("H", (_Hostile,), {"redirect_to": redirect_to}), directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _gate(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "scan", "-q", "--no-system-policy", *args],
+        capture_output=True,
+        text=True,
+        env=dict(ENV, **env),
+        timeout=120,
+    )
+
+
+def test_trickling_server_is_cut_off_by_the_wall_time_deadline(built, gate_repo):
+    """One byte every 0.5 s: each 4 MiB read used to wait for all its bytes (hours for a real file). The
+    deadline ($RPM_BPF_REPO_DEADLINE here, 30 minutes by default) now bounds the whole transfer."""
+    with _server(gate_repo) as url:
+        started = time.monotonic()
+        proc = _gate("--against", url, str(built["new-clash"]), RPM_BPF_REPO_DEADLINE="3")
+        took = time.monotonic() - started
+    assert proc.returncode == 2 and "not read within 3 s" in proc.stderr, proc.stderr
+    assert took < 20, took
+
+
+def test_redirect_to_ftp_is_refused(built, gate_repo):
+    with _server(gate_repo, redirect_to="ftp://127.0.0.1/repodata/repomd.xml") as url:
+        proc = _gate("--against", url, str(built["new-clash"]))
+    assert proc.returncode == 2, proc.stderr
+    assert "redirect to a ftp URL refused (http and https only)" in proc.stderr, proc.stderr

@@ -30,7 +30,7 @@ DNF5_PACKAGES = [
     # libmodulemd-dev needs it and debootstrap does not pull it in by itself
     "gir1.2-glib-2.0-dev",
 ]
-RPM_BPF_SCRIPT = "#!/usr/bin/python3\nimport sys\nfrom rpm_bpf.cli.main import main\nsys.exit(main())\n"
+RPM_BPF_SCRIPT = "#!/usr/bin/python3\nimport sys\nfrom rpm_bpf.cli import main\nsys.exit(main())\n"
 CONF = "/etc/dnf/libdnf5-plugins/bpf.conf"  # read from the host (here: the sid root), even with --installroot
 
 

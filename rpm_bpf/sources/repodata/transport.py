@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -17,8 +19,9 @@ MAX_COMPRESSED = 4 << 30  # one metadata file as stored
 MAX_DECOMPRESSED = 16 << 30  # ... and decompressed (Fedora's filelists: ~0.3 GB)
 MAX_ELEMENT = 256 << 20  # one <package> element: the biggest real ones (texlive, kernel-devel) are a few MB
 CHUNK = 4 << 20  # bytes read at a time
-TIMEOUT = 60  # seconds for one network read
-DEADLINE = 1800  # seconds for one metadata file in all
+TIMEOUT = 60  # seconds for the connection, and for one network read
+DEADLINE = 1800  # seconds of wall time for one metadata file in all ($RPM_BPF_REPO_DEADLINE)
+MAX_REDIRECTS = 5
 MAX_KEPT = 200_000  # files under the BPF directories and bpf(NAME) provides kept per repository
 
 
@@ -57,7 +60,7 @@ class Source:
         href = self._href(href)
         if self.url:
             try:
-                response = urllib.request.urlopen(self.base + urllib.parse.quote(href), timeout=TIMEOUT)
+                response = _opener().open(self.base + urllib.parse.quote(href), timeout=TIMEOUT)
             except (OSError, ValueError) as exc:
                 raise RepoError(
                     f"{self.location}: cannot fetch {href}: {getattr(exc, 'reason', None) or exc}"
@@ -76,23 +79,83 @@ class Source:
         return Bounded(os.fdopen(fd, "rb"), limit, path)
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Redirects to http and https only (urllib also follows ftp://), and a few of them."""
+
+    max_redirections = MAX_REDIRECTS
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        scheme = urllib.parse.urlsplit(newurl).scheme
+        if scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(
+                req.full_url,
+                code,
+                f"redirect to a {scheme or 'relative'} URL refused (http and https only)",
+                headers,
+                fp,
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_Redirects)
+
+
+def deadline_seconds() -> float:
+    """Wall time one metadata file may take: ``DEADLINE``, or ``$RPM_BPF_REPO_DEADLINE`` (seconds) when set."""
+    try:
+        value = float(os.environ.get("RPM_BPF_REPO_DEADLINE", ""))
+    except ValueError:
+        return DEADLINE
+    return value if 0 < value <= DEADLINE else DEADLINE
+
+
+def _socket_of(raw: Any) -> socket.socket | None:
+    """The socket under an http.client response (to bound each read by what is left of the deadline)."""
+    sock = getattr(getattr(getattr(raw, "fp", None), "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
 class Bounded:
-    """A byte stream that refuses to give more than ``limit`` bytes and hashes what it gives."""
+    """A byte stream that refuses to give more than ``limit`` bytes and hashes what it gives.
+
+    Over http, each read returns what has arrived (never waits for a whole
+    chunk) and may wait only what is left of the file's wall-time deadline:
+    a server trickling bytes is cut off when the deadline passes.
+    """
 
     def __init__(self, raw: Any, limit: int, name: str) -> None:
         self.raw, self.limit, self.name, self.count = raw, limit, name, 0
         self.digest: Any = None
-        self.deadline = time.monotonic() + DEADLINE  # a server trickling bytes is cut off too
+        self.seconds = deadline_seconds()
+        self.deadline = time.monotonic() + self.seconds
+        self.sock = _socket_of(raw)
+
+    def _late(self) -> RepoError:
+        return RepoError(f"{self.name}: not read within {self.seconds:g} s")
 
     def read(self, size: int = -1) -> bytes:
         size = CHUNK if size is None or size < 0 else min(size, CHUNK)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
         try:
-            data = self.raw.read(size)
+            if self.sock is not None:
+                self.sock.settimeout(min(TIMEOUT, left))
+                data = self.raw.read1(size)
+            else:
+                data = self.raw.read(size)
+        except TimeoutError:
+            raise (
+                self._late() if time.monotonic() >= self.deadline else RepoError(f"{self.name}: read timed out")
+            ) from None
         except OSError as exc:
             raise RepoError(f"{self.name}: read failed: {exc}") from None
         self.count += len(data)
         if time.monotonic() > self.deadline:
-            raise RepoError(f"{self.name}: not read within {DEADLINE} s")
+            raise self._late()
         if self.count > self.limit:
             raise RepoError(f"{self.name}: larger than {self.limit} bytes")
         if self.digest is not None:
