@@ -165,7 +165,21 @@ class RpmFile(ContentReader):
             os.close(os_fd)
         for path in wanted:
             found[path] = FileNotFoundError(f"{path} is listed in the header but not in the payload")
+        self._check_file_digests(found)
         return found
+
+    def _check_file_digests(self, found: dict[str, bytes | OSError]) -> None:
+        """Every file read against the digest the (checked) header records for it, as rpm does when it
+        installs: a payload whose names or bytes disagree with the header is not this package, whatever
+        its payload digest says (recomputed, or absent: then nothing else would have caught it)."""
+        algo = DIGEST_ALGOS.get(self.package.digest_algo)
+        if algo is None:
+            raise RpmFileError(self.path, f"file digests of an unknown algorithm ({self.package.digest_algo})")
+        digests = {e.path: e.digest for e in self.package.files}
+        for path, data in found.items():
+            expected = digests.get(path)
+            if isinstance(data, bytes) and expected and hashlib.new(algo, data).hexdigest() != expected:
+                raise RpmFileError(self.path, f"{path}: payload content does not match the header's {algo} digest")
 
     def _check_payload_digest(self, fd: int) -> None:
         """The compressed payload against the header's PAYLOADDIGEST (rpm >= 4.14 writes it)."""

@@ -431,3 +431,51 @@ def test_every_member_of_a_hard_link_set_is_inspected(rpms, objects, bpfdir, tmp
     findings = [(f["rule"], f["path"].rsplit("/", 1)[1]) for f in result.json()["findings"]]
     assert [r for r, _ in findings if r == "bpf-object-invalid"] == [], findings
     assert sorted(name for rule, name in findings if rule == "bpf-object-no-btf") == ["a.bpf.o", "b.bpf.o", "c.bpf.o"]
+
+
+# --- Hardening II: a payload that is not the header's ---------------------------------
+
+PAYLOADDIGEST, PAYLOADDIGESTALT = 5092, 5097
+
+
+@pytest.mark.parametrize("payload_digest", ["recomputed", "removed"])
+def test_payload_bytes_that_disagree_with_the_header_are_refused(rpms, objects, bpfdir, tmp_path, payload_digest):
+    """The header of one build, the payload of another (same names and sizes, other bytes): with the payload
+    digest made to match, or taken out, the payload check alone let it through. Each file read is now
+    checked against the header's own digest of it, as rpm does when it installs."""
+    evil_object = tmp_path / "evil.bpf.o"
+    original = objects.full.read_bytes()
+    assert original.count(b"GPL\0") == 1
+    evil_object.write_bytes(original.replace(b"GPL\0", b"MIT\0"))
+    spec = good_package(objects, bpfdir, name="swapped")
+    good = rpms.build(spec)
+    evil_spec = PkgSpec(
+        "swapped",
+        summary="the other build",
+        requires=spec.requires,
+        files=[f if f.source is None else PkgFile(f.path, evil_object) for f in spec.files],
+    )
+    evil = rpms.build(evil_spec)
+    import hashlib
+    import struct
+
+    parts, other = craft.Parts.of(good), craft.Parts.of(evil)
+    parts.payload = other.payload
+    (old_digest,) = parts.header()[PAYLOADDIGEST]
+    header = bytearray(parts.header_bytes)
+    if payload_digest == "recomputed":  # in place: the header's immutable region stays as rpmbuild wrote it
+        at = header.index(old_digest.encode())
+        header[at : at + len(old_digest)] = hashlib.sha256(other.payload).hexdigest().encode()
+    else:  # both payload digests renumbered into rpm's reserved range: as if rpmbuild had not written them
+        count = struct.unpack_from(">I", header, 8)[0]
+        for entry in range(count):
+            if struct.unpack_from(">i", header, 16 + 16 * entry)[0] in (PAYLOADDIGEST, PAYLOADDIGESTALT):
+                struct.pack_into(">i", header, 16 + 16 * entry, 999)
+    parts.header_bytes = bytes(header)
+    parts.fix_digests()
+    crafted = tmp_path / "swapped-1.0-1.x86_64.rpm"
+    crafted.write_bytes(parts.bytes())
+    assert subprocess.run(["rpm", "-K", "--nosignature", str(crafted)], capture_output=True).returncode == 0
+    result = run_cli("scan", "--no-system-policy", crafted)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "counter.bpf.o: payload content does not match the header's sha256 digest" in result.stderr
