@@ -364,3 +364,42 @@ def test_real_libxdp_objects_are_traced_to_their_package(bpffs, tmp_path):
     finally:
         for pin in pins:
             shutil.rmtree(pin, ignore_errors=True)
+
+
+# --- Hardening II: a hostile bpftool on PATH ------------------------------------------
+
+_HOSTILE_BPFTOOL = {
+    "not a list": "printf '{\"id\": 1}'",
+    "id not a number": 'printf \'[{"id": "1; rm -rf /", "name": "x"}]\'',
+    "pinned not paths": 'printf \'[{"id": 7, "pinned": "/sys/fs/bpf/x"}]\'',
+    "nested too deep": "python3 -c 'print(\"[\" * 200000)'",
+    "huge output": "head -c 100000000 /dev/zero | tr '\\\\0' ' '; printf '[]'",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_HOSTILE_BPFTOOL))
+def test_hostile_bpftool_output_is_one_error(case, tmp_path):
+    """A bpftool that prints crafted or endless JSON: one error line and exit 2 for which, an input error for
+    verify --loaded (which still verifies the packages), never a traceback, never unbounded memory."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    tool = fake / "bpftool"
+    tool.write_text(f"#!/bin/sh\n{_HOSTILE_BPFTOOL[case]}\n")
+    tool.chmod(0o755)
+    env = dict(ENV, PATH=f"{fake}:{os.environ['PATH']}")
+    which = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "which"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert which.returncode == 2 and "Traceback" not in which.stderr, which.stderr[-2000:]
+    lines = which.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rpm-bpf: error: bpftool prog show"), lines[:3]
+    verify = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "verify", "--loaded", "--no-system-policy", "-f", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    doc = json.loads(verify.stdout)
+    assert verify.returncode == 2 and "Traceback" not in verify.stderr
+    assert [e["input"] for e in doc["input_errors"]] == ["loaded BPF programs"], doc["input_errors"]
