@@ -250,7 +250,7 @@ def _read(
     short = False
     try:
         for matches in lookups(ts):
-            expected, got = matches.count(), 0
+            expected, got = len(matches), 0
             for hdr in matches:
                 got += 1
                 loaded.add(matches.instance())
@@ -311,7 +311,7 @@ def providers(
     try:
         for capability in capabilities:
             matches = ts.dbMatch("providename", _key(capability))
-            expected = matches.count()
+            expected = len(matches)
             before = sum(len(refs) for refs in found.values())
             for hdr in matches:
                 found.setdefault(capability, []).append(
@@ -338,7 +338,7 @@ def missing_names(root: str, names: Iterable[str]) -> list[str]:
     """Which of ``names`` are not installed (so a front end can say so)."""
     ts = _transaction_set(root)
     try:
-        return [name for name in names if not ts.dbMatch("name", _key(name)).count()]
+        return [name for name in names if not len(ts.dbMatch("name", _key(name)))]
     except rpm.error as exc:
         raise RpmdbError(f"{root}: cannot read the rpm database: {exc}") from None
     finally:

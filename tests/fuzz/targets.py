@@ -1421,6 +1421,125 @@ def fuzz_repodata(work: Path, settings: hypothesis.settings, seed: int | None) -
     return cases
 
 
+def _reference_snippets(data: bytes, needles: tuple[bytes, ...]) -> list[bytes]:
+    """What the pre-filter must give, by the obvious (slow) method: every element around a hit, once."""
+    found, end = [], 0
+    while (stop := data.find(b"</package>", end)) >= 0:
+        block = data[end : stop + len(b"</package>")]
+        end = stop + len(b"</package>")
+        start = block.rfind(b"<package ")
+        if start >= 0 and any(n in block[start + len(b"<package ") : -len(b"</package>")] for n in needles):
+            found.append(block[start:])
+    return found
+
+
+def fuzz_prefilter(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """sources/repodata/prefilter.snippets on token soup cut into random chunks: the reference's elements
+    (each once, in order), in time linear in the input (a hit far from any element is cheap)."""
+    from rpm_bpf.sources.repodata.prefilter import snippets
+
+    needle = b">/usr/lib64/bpf/"
+    inner = st.lists(st.sampled_from([needle, b" " * 1000, b"<file", b"x", b"<", b">", b"/usr/lib64/bpf/"]), max_size=8)
+    element = inner.map(lambda parts: b"<package " + b"".join(parts) + b"</package>")
+    junk = st.sampled_from([b"<package ", b"</package>", needle, b" " * 5000, b"<"])
+
+    cases = Cases()
+
+    @given(st.lists(st.one_of(element, junk), max_size=200), st.lists(st.integers(1, 5000), min_size=1, max_size=20))
+    def elements_of_every_hit(parts: list[bytes], cuts: list[int]) -> None:
+        cases()
+        data = b"".join(parts)
+        chunks, at = [], 0
+        for cut in cuts * (len(data) // max(1, sum(cuts)) + 1):
+            if at >= len(data):
+                break
+            chunks.append(data[at : at + cut])
+            at += cut
+        with must_not_block("snippets", 10):
+            got = list(snippets(chunks, (needle,)))
+        want = [e for e in _reference_snippets(data, (needle,)) if needle in e]
+        # Nested openings (never in real metadata) may make an element start at an outer "<package ":
+        # every element the reference finds lies inside one given, each given one holds a hit, in order.
+        assert all(any(w in g for g in got) for w in want), (got, want)
+        assert all(g.startswith(b"<package ") and g.endswith(b"</package>") and needle in g for g in got), got
+        at = 0
+        for g in got:  # in the order of the input, not overlapping
+            at = data.find(g, at)
+            assert at >= 0, (g, got)
+            at += len(g)
+        cases.outcome(f"{min(len(got), 3)}+ elements" if len(got) >= 3 else f"{len(got)} elements")
+
+    run_hypothesis(elements_of_every_hit, settings, seed)
+    return cases
+
+
+def _seed_rpmdb(work: Path) -> Path:
+    """A root whose rpm database (sqlite) holds the rpm target's real package, installed with rpm --justdb."""
+    fixture = build_rpm_fixture(work)
+    root = work / "db-seed"
+    root.mkdir(parents=True, exist_ok=True)
+    import subprocess
+
+    for path in (fixture.path,):
+        subprocess.run(
+            ["rpm", "--root", str(root), "-i", "--justdb", "--nodeps", str(path)], check=True, capture_output=True
+        )
+    return root
+
+
+def fuzz_rpmdb(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """sources/rpmdb on a real database whose header blobs (or file bytes) were overwritten: every record
+    is accounted for (a package, or an input error naming its record), or the database is refused
+    (RpmdbError); nothing else, never a hang."""
+    import sqlite3
+
+    from rpm_bpf.findings import InputError
+    from rpm_bpf.sources import rpmdb
+
+    seed_root = _seed_rpmdb(work)
+    dbdir = rpmdb.dbpath().lstrip("/")
+    cases = Cases()
+
+    @given(
+        st.sampled_from(["blob", "file"]),
+        st.tuples(*[st.tuples(ints(), patch_bytes())] * 3),
+        st.integers(min_value=0, max_value=200),
+    )
+    def every_record_accounted(where: str, patches: tuple[tuple[int, bytes], ...], cut: int) -> None:
+        cases()
+        root = work / "db-case"
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(seed_root, root)
+        db = root / dbdir / "rpmdb.sqlite"
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")
+            records = [row[0] for row in conn.execute("SELECT hnum FROM Packages")]
+            if where == "blob":
+                for hnum, blob in conn.execute("SELECT hnum, blob FROM Packages").fetchall():
+                    damaged = overwrite(bytes(blob), patches)
+                    conn.execute(
+                        "UPDATE Packages SET blob = ? WHERE hnum = ?", (damaged[: max(1, len(damaged) - cut)], hnum)
+                    )
+        for extra in ("rpmdb.sqlite-wal", "rpmdb.sqlite-shm"):
+            (root / dbdir / extra).unlink(missing_ok=True)
+        if where == "file":
+            db.write_bytes(overwrite(db.read_bytes(), patches))
+        errors: list[InputError] = []
+        with must_not_block("rpmdb", 20):
+            try:
+                with rpmdb.snapshot(str(root)) as copy:
+                    packages = list(rpmdb.installed(copy, (), errors))
+            except rpmdb.RpmdbError as exc:
+                cases.outcome(f"refused: {kind_of(str(exc).removeprefix(str(root) + ': '))}")
+                return
+        named = [e for e in errors if "rpm database" in e.input]
+        assert len(packages) + len(named) >= len(records), (packages, errors, records)
+        cases.outcome(f"{len(packages)} packages, {len(named)} records named")
+
+    run_hypothesis(every_record_accounted, settings, seed)
+    return cases
+
+
 # ---------------------------------------------------------------------------
 
 TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
@@ -1429,6 +1548,8 @@ TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "policy": fuzz_policy,
     "rootfs": fuzz_rootfs,
     "repodata": fuzz_repodata,
+    "prefilter": fuzz_prefilter,
+    "rpmdb": fuzz_rpmdb,
 }
 
 

@@ -24,7 +24,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 # Cases per target in CI, sized by each target's cost per case: about 6 s each (measured on two cores,
 # fixtures included), so that the four stay under a minute on a slower runner.
-CI_EXAMPLES = {"rpm": 1500, "elf": 2000, "policy": 1500, "rootfs": 800, "repodata": 600}
+CI_EXAMPLES = {
+    "rpm": 1500,
+    "elf": 2000,
+    "policy": 1500,
+    "rootfs": 800,
+    "repodata": 600,
+    "prefilter": 1500,
+    "rpmdb": 300,
+}
 TIMEOUT = 600
 
 
@@ -95,3 +103,11 @@ def test_fuzz_rootfs_reads():
 def test_fuzz_repository_metadata():
     """Damaged primary/filelists with matching checksums: RepoContents or RepoError only, no hang."""
     run_target("repodata")
+
+
+def test_fuzz_repository_prefilter():
+    run_target("prefilter")
+
+
+def test_fuzz_rpm_database():
+    run_target("rpmdb")

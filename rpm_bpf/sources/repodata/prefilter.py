@@ -69,6 +69,8 @@ def _elements(
         after = bisect.bisect_left(closes, hit)  # the first </package> at or after it
         if before < 0 or after >= len(closes):
             continue
+        if after > 0 and closes[after - 1] > opens[before]:
+            continue  # between two elements, inside none (only crafted metadata has bytes there)
         last_end = closes[after] + len(CLOSE)
         yield complete[opens[before] : last_end]
 
