@@ -45,6 +45,16 @@ class PackageRef(namedtuple("PackageRef", ("name", "epoch", "version", "release"
 # One file's content read at most, from a payload, a directory tree or a user-named file:
 # far above any BPF object or loader, and a bound for crafted sizes.
 MAX_CONTENT = 1 << 30
+# ... and of a file its package calls a BPF object: the largest real ones (Cilium's datapath, with BTF) are
+# a few MiB. A crafted package compresses a 1000 MiB "object" into kilobytes; reading and inspecting one
+# cost seconds and a GiB of memory per worker before this bound.
+MAX_OBJECT = 64 << 20
+
+
+def content_limit(entry: FileEntry) -> int:
+    """How much of ``entry`` rpm-bpf reads at most (larger: not read, and said so)."""
+    return MAX_OBJECT if entry.class_says_bpf else MAX_CONTENT
+
 
 # rpm's file flags (rpmfiles.h); stable since rpm 4.0
 RPMFILE_CONFIG = 1 << 0

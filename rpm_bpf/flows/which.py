@@ -32,7 +32,7 @@ from typing import Any
 from rpm_bpf.bpf import elf
 from rpm_bpf.bpf.progtag import PredictionError, predict
 from rpm_bpf.findings import Finding, InputError
-from rpm_bpf.model import MAX_CONTENT, FileEntry, Package, PackageRef
+from rpm_bpf.model import FileEntry, Package, PackageRef, content_limit
 from rpm_bpf.rules.loaded import unpackaged_finding
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import rpmdb
@@ -196,7 +196,7 @@ def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: _Ca
             programs = cache.get(key, stamp) if entry.digest else None
             if programs is None:
                 try:
-                    data = fs.read(entry.path, MAX_CONTENT)
+                    data = fs.read(entry.path, content_limit(entry))
                 except OSError as exc:
                     errors.append(InputError(fs.host_path(entry.path), f"cannot read: {exc.strerror}"))
                     continue

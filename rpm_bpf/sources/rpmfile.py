@@ -18,7 +18,16 @@ from collections.abc import Callable
 import rpm
 
 from rpm_bpf.errors import RpmBpfError
-from rpm_bpf.model import GO_CLASS, MAX_CONTENT, ContentError, ContentReader, FileEntry, Package, PackageRef
+from rpm_bpf.model import (
+    GO_CLASS,
+    MAX_OBJECT,
+    ContentError,
+    ContentReader,
+    FileEntry,
+    Package,
+    PackageRef,
+    content_limit,
+)
 from rpm_bpf.sources.bpfdirs import BpfDirs, is_arch_name, under
 from rpm_bpf.sources.rootfs import open_user_file
 
@@ -92,16 +101,19 @@ class RpmFile(ContentReader):
 
         The payload's own digest (PAYLOADDIGEST) is checked first, so that
         only the bytes rpmbuild wrote reach the decompressor; files larger
-        than ``MAX_CONTENT`` are not read (their entry gets an OSError).
+        than ``model.content_limit`` allows are not read (their entry gets an OSError).
         """
         wanted = set(paths)
         found: dict[str, bytes | OSError] = {}
         if not wanted:
             return found
-        sizes = {e.path: e.size for e in self.package.files}
+        entries = {e.path: e for e in self.package.files}
         for path in list(wanted):
-            if sizes.get(path, 0) > MAX_CONTENT:
-                found[path] = OSError(errno.EFBIG, f"{sizes[path]} bytes, larger than rpm-bpf reads ({MAX_CONTENT})")
+            entry = entries.get(path)
+            if entry is not None and entry.size > content_limit(entry):
+                limit = content_limit(entry)
+                what = "a BPF object" if limit == MAX_OBJECT else "a file"
+                found[path] = OSError(errno.EFBIG, f"{entry.size} bytes, larger than rpm-bpf reads of {what} ({limit})")
                 wanted.discard(path)
         if not wanted:
             return found

@@ -479,3 +479,41 @@ def test_payload_bytes_that_disagree_with_the_header_are_refused(rpms, objects, 
     result = run_cli("scan", "--no-system-policy", crafted)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "counter.bpf.o: payload content does not match the header's sha256 digest" in result.stderr
+
+
+def test_huge_objects_are_not_read(rpms, objects, bpfdir, tmp_path):
+    """Two 100 MiB "objects" that compress to kilobytes: refused by size from the header (a BPF object is a
+    few MiB at most), without decompressing or holding them (before: about 2 GiB and three minutes for two
+    1000 MiB ones)."""
+    import json
+
+    huge = tmp_path / "huge.bpf.o"
+    with huge.open("wb") as out:
+        out.write(objects.full.read_bytes())
+        out.truncate(100 << 20)
+    spec = PkgSpec(
+        "huge-objects",
+        requires=["bpf-filesystem"],
+        files=[
+            PkgFile(f"{bpfdir}/huge", directory=True, mode=0o755),
+            PkgFile(f"{bpfdir}/huge/a.bpf.o", huge),
+            PkgFile(f"{bpfdir}/huge/b.bpf.o", huge),
+        ],
+    )
+    package = rpms.build(spec, payload="w3.zstdio")
+    assert package.stat().st_size < 4 << 20
+    script = (
+        "import resource, sys; from rpm_bpf.cli import main; status = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(status)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "scan", "--no-system-policy", "-f", "json", str(package)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
+    findings = [f for f in json.loads(proc.stdout)["findings"] if f["rule"] == "bpf-object-invalid"]
+    assert len(findings) == 2 and all("larger than rpm-bpf reads of a BPF object" in f["detail"] for f in findings)
+    peak_kib = int(proc.stderr.strip().splitlines()[-1])
+    assert peak_kib < 200 * 1024, peak_kib  # far below the 200 MiB the two objects would take
