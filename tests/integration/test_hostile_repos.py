@@ -169,3 +169,21 @@ def test_redirect_to_ftp_is_refused(built, gate_repo):
         proc = _gate("--against", url, str(built["new-clash"]))
     assert proc.returncode == 2, proc.stderr
     assert "redirect to a ftp URL refused (http and https only)" in proc.stderr, proc.stderr
+
+
+def test_hostile_baseline_inputs_are_errors_and_the_new_build_still_judged(built, gate_repo, tmp_path):
+    """--baseline is read like any input: a FIFO named like a package, a damaged package and a directory
+    link loop are one error each (exit 2), nothing blocks, and the new build's clash is still reported."""
+    old = tmp_path / "old"
+    old.mkdir()
+    os.mkfifo(old / "fifo-1.0-1.x86_64.rpm")
+    (old / "damaged-1.0-1.x86_64.rpm").write_bytes(built["repo-owner"].read_bytes()[:3000])
+    (old / "loop").symlink_to(old)
+    proc = _gate("--baseline", str(old), "--against", str(gate_repo), str(built["new-clash"]))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("rpm-bpf: error: ")]
+    assert sorted(line.split(": ")[2].rsplit("/", 1)[1] for line in errors) == [
+        "damaged-1.0-1.x86_64.rpm",
+        "fifo-1.0-1.x86_64.rpm",
+    ], errors
+    assert "bpf-name-conflict" in proc.stdout and "other-tool-1.0-1" in proc.stdout
