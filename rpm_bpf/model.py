@@ -147,7 +147,7 @@ class Package:
         self.digest_algo = digest_algo  # rpm's PGPHASHALGO_*; 8 is SHA-256
         self.is_source = is_source
         # Why this package's ELF files are searched for embedded objects (a
-        # header signal, see rpmfile.embedded_signal), None when only Go
+        # header signal, see rpmheader.embedded_signal), None when only Go
         # binaries are.
         self.embedded_signal = embedded_signal
         self.file_signals: dict[str, str] = {}  # the same, for single files (a file that links libbpf's own deps)

@@ -96,16 +96,9 @@ class Prediction(
     caveats: tuple[str, ...]  # why the kernel might report another tag; () for an exact prediction
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, as ``inspect`` shows it and the ``which`` cache stores it."""
-        return {
-            "section": self.section,
-            "name": self.name,
-            "kernel_name": self.kernel_name,
-            "type": self.prog_type,
-            "insns": self.insns,
-            "tag": self.tag,
-            "tag_sha1": self.tag_sha1,
-            "caveats": list(self.caveats),
+        """JSON-ready, as ``inspect`` shows it and the ``which`` cache stores it (``prog_type`` as ``type``)."""
+        return {("type" if key == "prog_type" else key): value for key, value in self._asdict().items()} | {
+            "caveats": list(self.caveats)
         }
 
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rpm_bpf.cli.options import (
-    EXIT_OK,
-    EXIT_USAGE,
-    add_format,
-    add_output,
-    add_policy,
-    emit,
-    error,
-    load_policy,
-)
+import rpm_bpf.cli.options as options
 
 
 def cmd_repo_report(args: argparse.Namespace) -> int:
@@ -21,16 +12,16 @@ def cmd_repo_report(args: argparse.Namespace) -> int:
     from rpm_bpf.report import inventory as formats
     from rpm_bpf.report.formats import finding_dict
 
-    policy = load_policy(args)
+    policy = options.load_policy(args)
     repos, errors = repositories.read_all(args.repos, inventory=True)
     for problem in errors:
-        error(f"{problem.input}: {problem.message}")
+        options.error(f"{problem.input}: {problem.message}")
     doc, findings = inventory.build(repos, policy)
     doc["findings"] = [finding_dict(f) for f in findings]
     doc["input_errors"] = [{"input": e.input, "message": e.message} for e in errors]
     render = {"text": formats.render_text, "json": formats.render_json, "html": formats.render_html}
-    emit(render[args.format](doc), args.output)
-    return EXIT_USAGE if errors else EXIT_OK
+    options.emit(render[args.format](doc), args.output)
+    return options.EXIT_USAGE if errors else options.EXIT_OK
 
 
 def configure(report: argparse.ArgumentParser) -> None:
@@ -41,7 +32,7 @@ def configure(report: argparse.ArgumentParser) -> None:
         "owning or requiring it. Exit 0, or 2 when a repository cannot be read (the others are still reported)."
     )
     report.add_argument("repos", nargs="+", metavar="REPO", help="a path or an http(s) URL with repodata/")
-    add_format(report, ("text", "json", "html"))
-    add_output(report)
-    add_policy(report, "policy file for [bpfdir] owner-provides, severities and waivers")
+    options.add_format(report, ("text", "json", "html"))
+    options.add_output(report)
+    options.add_policy(report, "policy file for [bpfdir] owner-provides, severities and waivers")
     report.set_defaults(func=cmd_repo_report)

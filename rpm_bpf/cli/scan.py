@@ -5,28 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rpm_bpf.cli.options import (
-    EXIT_FINDINGS,
-    EXIT_OK,
-    add_color,
-    add_format,
-    add_output,
-    add_policy,
-    add_show_waived,
-    emit,
-    load_policy,
-    progress,
-    render,
-    report_errors,
-)
+import rpm_bpf.cli.options as options
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from rpm_bpf.flows.scan import scan
     from rpm_bpf.report.formats import Report
 
-    policy = load_policy(args)
-    shown = progress(sys.stderr.isatty() and not args.quiet)
+    policy = options.load_policy(args)
+    shown = options.progress(sys.stderr.isatty() and not args.quiet)
     if args.against or args.baseline:
         from rpm_bpf.flows.gate import gate
 
@@ -44,23 +31,25 @@ def cmd_scan(args: argparse.Namespace) -> int:
     else:
         result = scan(args.paths, policy, shown, deep=args.deep, jobs=args.jobs, embedded=args.embedded)
     report = Report("scan", result.packages, result.findings, result.errors)
-    report_errors(report)
-    emit(render(args, report), args.output)
-    if args.exit_zero and report.exit_code == EXIT_FINDINGS:
-        return EXIT_OK
+    options.report_errors(report)
+    options.emit(options.render(args, report), args.output)
+    if args.exit_zero and report.exit_code == options.EXIT_FINDINGS:
+        return options.EXIT_OK
     return report.exit_code
 
 
 def configure(scan: argparse.ArgumentParser) -> None:
+    from rpm_bpf.sources.rpmheader import EMBEDDED_MODES
+
     scan.description = (
         "Check RPM files against the BPF policy, and for object name conflicts across all packages given."
     )
     scan.add_argument("paths", nargs="+", metavar="PATH", help="RPM file, or directory searched for *.rpm")
-    add_format(scan)
-    add_color(scan)
-    add_output(scan)
-    add_policy(scan)
-    add_show_waived(scan)
+    options.add_format(scan)
+    options.add_color(scan)
+    options.add_output(scan)
+    options.add_policy(scan)
+    options.add_show_waived(scan)
     scan.add_argument(
         "--against",
         action="append",
@@ -78,7 +67,7 @@ def configure(scan: argparse.ArgumentParser) -> None:
     )
     scan.add_argument(
         "--embedded",
-        choices=("signals", "all"),
+        choices=EMBEDDED_MODES,
         default="signals",
         help="which ELF files are searched for embedded BPF objects: 'signals' (default) those "
         "of packages whose header says they may carry some (Requires libbpf, libxdp or "
@@ -102,5 +91,5 @@ def configure(scan: argparse.ArgumentParser) -> None:
     scan.add_argument(
         "--exit-zero", action="store_true", help="exit 0 even when errors are found (unreadable inputs still give 2)"
     )
-    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    scan.add_argument("-q", "--quiet", action="store_true", help="no options.progress bar")
     scan.set_defaults(func=cmd_scan)

@@ -6,21 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from rpm_bpf.cli.options import (
-    EXIT_FINDINGS,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_color,
-    add_format,
-    add_output,
-    add_policy,
-    add_show_waived,
-    emit,
-    error,
-    load_policy,
-    render,
-    report_errors,
-)
+import rpm_bpf.cli.options as options
 
 if TYPE_CHECKING:
     from rpm_bpf.flows.verify import VerifyResult
@@ -41,15 +27,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rpm_bpf.report.formats import Report
     from rpm_bpf.sources.rpmdb import RpmdbError
 
-    policy = load_policy(args)
+    policy = options.load_policy(args)
     try:
         result = verify(args.root, policy, args.packages, private_db=not args.db_in_place, loaded=args.loaded)
     except RpmdbError as exc:
-        error(str(exc))
-        return EXIT_USAGE
+        options.error(str(exc))
+        return options.EXIT_USAGE
     report = Report("verify", result.packages, result.findings, result.errors)
-    report_errors(report)
-    emit(render(args, report), args.output)
+    options.report_errors(report)
+    options.emit(options.render(args, report), args.output)
     if args.repair:
         return _repair(args, policy, result, report.exit_code)
     return report.exit_code
@@ -74,13 +60,13 @@ def _repair(args: argparse.Namespace, policy: Policy, result: VerifyResult, stat
     try:
         code, left = repair(plan, args.root, policy, result)
     except OSError as exc:
-        error(f"cannot run dnf: {exc.strerror}")
-        return EXIT_USAGE
+        options.error(f"cannot run dnf: {exc.strerror}")
+        return options.EXIT_USAGE
     if code != 0:
-        error(f"dnf reinstall failed ({code})")
-        return EXIT_USAGE
+        options.error(f"dnf reinstall failed ({code})")
+        return options.EXIT_USAGE
     print(MSG_REPAIRED.format(count=len(plan.nevras), left=len(left)), file=sys.stderr)
-    return EXIT_FINDINGS if left or plan.unowned else EXIT_OK
+    return options.EXIT_FINDINGS if left or plan.unowned else options.EXIT_OK
 
 
 def configure(verify: argparse.ArgumentParser) -> None:
@@ -91,11 +77,11 @@ def configure(verify: argparse.ArgumentParser) -> None:
     )
     verify.add_argument("packages", nargs="*", metavar="PACKAGE", help="package names (default: all installed)")
     verify.add_argument("--root", default="/", metavar="DIR", help="verify the system installed in DIR")
-    add_format(verify)
-    add_color(verify)
-    add_output(verify)
-    add_policy(verify)
-    add_show_waived(verify)
+    options.add_format(verify)
+    options.add_color(verify)
+    options.add_output(verify)
+    options.add_policy(verify)
+    options.add_show_waived(verify)
     verify.add_argument(
         "--db-in-place",
         action="store_true",

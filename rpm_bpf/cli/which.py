@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rpm_bpf.cli.options import (
-    EXIT_FINDINGS,
-    EXIT_OK,
-    EXIT_USAGE,
-    add_format,
-    add_output,
-    add_policy,
-    add_show_waived,
-    emit,
-    error,
-    load_policy,
-    render,
-)
+import rpm_bpf.cli.options as options
 
 
 def cmd_which(args: argparse.Namespace) -> int:
@@ -25,26 +13,26 @@ def cmd_which(args: argparse.Namespace) -> int:
     from rpm_bpf.report import which as which_report
     from rpm_bpf.report.formats import Report
 
-    strict = load_policy(args) if args.strict else None
+    strict = options.load_policy(args) if args.strict else None
     try:
         result = which(args.root, args.ids, strict, None if args.no_cache else cache_dir())
     except RpmBpfError as exc:  # no privilege, no bpftool, no readable rpm database
-        error(str(exc))
-        return EXIT_USAGE
+        options.error(str(exc))
+        return options.EXIT_USAGE
     for problem in result.errors:
-        error(f"{problem.input}: {problem.message}")
+        options.error(f"{problem.input}: {problem.message}")
     report = Report("which", [], result.findings, result.errors)
     if args.format == "json":
-        emit(which_report.render_json(result), args.output)
+        options.emit(which_report.render_json(result), args.output)
     elif args.format == "text":
-        emit(which_report.render_text(result, show_waived=args.show_waived), args.output)
+        options.emit(which_report.render_text(result, show_waived=args.show_waived), args.output)
     else:
         args.show_waived = True
-        emit(render(args, report), args.output)
+        options.emit(options.render(args, report), args.output)
     if report.errors:
-        return EXIT_USAGE
+        return options.EXIT_USAGE
     # --strict: any finding the policy leaves standing (not off, not waived) fails, whatever its level.
-    return EXIT_FINDINGS if any(f.counts for f in result.findings) else EXIT_OK
+    return options.EXIT_FINDINGS if any(f.counts for f in result.findings) else options.EXIT_OK
 
 
 def configure(which: argparse.ArgumentParser) -> None:
@@ -57,10 +45,10 @@ def configure(which: argparse.ArgumentParser) -> None:
     )
     which.add_argument("ids", nargs="*", type=int, metavar="PROG_ID", help="only these programs (default: all)")
     which.add_argument("--root", default="/", metavar="DIR", help="match against the rpm database of DIR")
-    add_format(which)
-    add_output(which)
-    add_policy(which, "policy file for --strict (severities, waivers), applied after the system one")
-    add_show_waived(which)
+    options.add_format(which)
+    options.add_output(which)
+    options.add_policy(which, "policy file for --strict (severities, waivers), applied after the system one")
+    options.add_show_waived(which)
     which.add_argument(
         "--strict",
         action="store_true",

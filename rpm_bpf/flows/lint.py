@@ -18,7 +18,7 @@ from rpm_bpf.rules.spec import check_spec_text
 from rpm_bpf.rules.unreadable import unreadable
 from rpm_bpf.sources import bpfdirs
 from rpm_bpf.sources.diskfiles import DiskReader
-from rpm_bpf.sources.rpmfile import HeaderError, package_from_header
+from rpm_bpf.sources.rpmheader import HeaderError, package_from_header
 
 
 class Linted:

@@ -28,7 +28,7 @@ from rpm_bpf.findings import InputError
 from rpm_bpf.model import Package, PackageRef
 from rpm_bpf.sources import bpfdirs
 from rpm_bpf.sources.rootfs import RootFS, UnsafePathError, describe_mode
-from rpm_bpf.sources.rpmfile import HeaderError, package_from_header
+from rpm_bpf.sources.rpmheader import HeaderError, package_from_header
 
 # Database files of each backend rpm 4.x/6.x may use; lock files are not data.
 _DB_FILES = ("rpmdb.sqlite", "rpmdb.sqlite-wal", "Packages", "Packages.db", "Index.db")

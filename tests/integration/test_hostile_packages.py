@@ -501,14 +501,9 @@ def test_huge_objects_are_not_read(rpms, objects, bpfdir, tmp_path):
     with huge.open("wb") as out:
         out.write(objects.full.read_bytes())
         out.truncate(100 << 20)
+    two = [PkgFile(f"{bpfdir}/huge/{name}.bpf.o", huge) for name in ("a", "b")]
     spec = PkgSpec(
-        "huge-objects",
-        requires=["bpf-filesystem"],
-        files=[
-            PkgFile(f"{bpfdir}/huge", directory=True, mode=0o755),
-            PkgFile(f"{bpfdir}/huge/a.bpf.o", huge),
-            PkgFile(f"{bpfdir}/huge/b.bpf.o", huge),
-        ],
+        "huge-objects", requires=["bpf-filesystem"], files=[PkgFile(f"{bpfdir}/huge", directory=True, mode=0o755), *two]
     )
     package = rpms.build(spec, payload="w3.zstdio")
     assert package.stat().st_size < 4 << 20
