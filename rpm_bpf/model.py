@@ -52,8 +52,16 @@ MAX_OBJECT = 64 << 20
 
 
 def content_limit(entry: FileEntry) -> int:
-    """How much of ``entry`` rpm-bpf reads at most (larger: not read, and said so)."""
-    return MAX_OBJECT if entry.class_says_bpf else MAX_CONTENT
+    """How much of ``entry`` rpm-bpf reads at most (larger: not read, and said so).
+
+    ``MAX_OBJECT`` for whatever may be judged as an object: called eBPF, a relocatable ELF file, a file
+    libmagic said nothing of, a ``.o``; ``MAX_CONTENT`` only for the executables and libraries searched
+    for embedded objects.
+    """
+    may_be_object = (
+        entry.class_says_bpf or "relocatable" in entry.fileclass or not entry.fileclass or entry.path.endswith(".o")
+    )
+    return MAX_OBJECT if may_be_object else MAX_CONTENT
 
 
 # rpm's file flags (rpmfiles.h); stable since rpm 4.0

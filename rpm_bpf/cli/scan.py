@@ -91,5 +91,5 @@ def configure(scan: argparse.ArgumentParser) -> None:
     scan.add_argument(
         "--exit-zero", action="store_true", help="exit 0 even when errors are found (unreadable inputs still give 2)"
     )
-    scan.add_argument("-q", "--quiet", action="store_true", help="no options.progress bar")
+    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(func=cmd_scan)

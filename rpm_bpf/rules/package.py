@@ -6,9 +6,11 @@ build-time enforcement) calls ``check_package`` and shows its findings.
 
 from __future__ import annotations
 
+import errno
+
 from rpm_bpf.bpf import elf
 from rpm_bpf.findings import Embedded, Finding
-from rpm_bpf.model import ContentError, ContentReader, FileEntry, Package
+from rpm_bpf.model import MAX_OBJECT, ContentError, ContentReader, FileEntry, Package
 from rpm_bpf.rules import attributes, ownership
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.placement import exempt_finding, location_finding
@@ -165,6 +167,8 @@ class _PackageChecker:
             return
         info: elf.BpfObject | None = None
         invalid = None
+        if isinstance(content, bytes) and len(content) > MAX_OBJECT:
+            content = OSError(errno.EFBIG, f"{len(content)} bytes, larger than rpm-bpf reads of a BPF object")
         if isinstance(content, bytes):
             try:
                 info = elf.inspect(content, path)

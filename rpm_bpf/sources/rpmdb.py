@@ -124,8 +124,14 @@ def _dbpath_set(path: str) -> Iterator[None]:
 
     The path comes from the root's own links: it must never be read as macros (``%``), escapes or lines.
     """
-    if any(c in path for c in "%\\") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
-        raise RpmdbError(f"{path}: the rpm database path has characters librpm would interpret; not read")
+    try:
+        path.encode("utf-8")
+        plain = not any(c in path for c in "%\\") and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in path)
+    except UnicodeEncodeError:
+        plain = False
+    if not plain:
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise RpmdbError(f"{shown}: the rpm database path has characters librpm would interpret; not read")
     rpm.addMacro("_dbpath", path)
     try:
         yield
@@ -203,9 +209,12 @@ def _stored_records(root: str) -> set[int] | None:
         return None  # another backend: librpm's own count is all there is
     try:
         with contextlib.closing(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)) as db:
-            return {int(row[0]) for row in db.execute("SELECT hnum FROM Packages")}
+            rows = db.execute("SELECT hnum, typeof(hnum) FROM Packages").fetchall()
     except (sqlite3.Error, ValueError, TypeError) as exc:
         raise RpmdbError(f"{root}: damaged rpm database ({exc})") from None
+    if any(kind != "integer" for _, kind in rows):
+        raise RpmdbError(f"{root}: damaged rpm database (a Packages record whose number is not an integer)")
+    return {int(hnum) for hnum, _ in rows}
 
 
 def _readable_records(ts: rpm.TransactionSet) -> set[int]:

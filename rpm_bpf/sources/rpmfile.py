@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import stat
 import struct
 from collections.abc import Callable
 
@@ -47,9 +48,17 @@ def quiet_rpm_log() -> None:
     rpm.setVerbosity(rpm.RPMLOG_CRIT)
 
 
-def _link_names(member: rpm.file) -> tuple[str, ...]:
-    """The paths of ``member``'s hard-link set, in one order (the set's key)."""
-    return tuple(sorted(link.name for link in member.links))
+def _link_sets(header: rpm.hdr) -> dict[int, tuple[int, int]]:
+    """File index -> (device, inode) of every file in a hard-link set (two or more files share it)."""
+    inodes, devices, modes = header[rpm.RPMTAG_FILEINODES], header[rpm.RPMTAG_FILEDEVICES], header[rpm.RPMTAG_FILEMODES]
+    if not (len(inodes) == len(devices) == len(modes)):
+        return {}  # the per-file arrays were checked before (rpmheader): only a header without files
+    keys = [(devices[i], inodes[i]) if stat.S_ISREG(modes[i]) else None for i in range(len(inodes))]
+    count: dict[tuple[int, int], int] = {}
+    for key in keys:
+        if key is not None:
+            count[key] = count.get(key, 0) + 1
+    return {i: key for i, key in enumerate(keys) if key is not None and count[key] > 1}
 
 
 class RpmFile(ContentReader):
@@ -101,17 +110,20 @@ class RpmFile(ContentReader):
                 streams.append(payload)
                 files = rpm.files(self.header)
                 # A hard-link set's data travels with one of its members only (rpmbuild: the last): every
-                # member wanted is given those bytes, so the set's other members are read as well.
-                links = {f.name: _link_names(f) for f in files if f.nlink > 1 and f.name in wanted}
-                needed = wanted | {name for names in links.values() for name in names}
-                shared: dict[tuple[str, ...], bytes | OSError] = {}
+                # member wanted is given those bytes, so the set's other members are read as well. Sets are
+                # keyed by (device, inode) from the header, in one pass (never rpm.file.links: quadratic).
+                set_of = _link_sets(self.header)
+                links = {f.name: set_of[f.fx] for f in files if f.fx in set_of and f.name in wanted}
+                wanted_sets = set(links.values())
+                needed = wanted | {f.name for f in files if set_of.get(f.fx) in wanted_sets}
+                shared: dict[tuple[int, int], bytes | OSError] = {}
                 archive = files.archive(payload)
                 budget = MAX_CONTENT_TOTAL
                 for entry in archive:
                     if entry.name not in needed:
                         continue
                     needed.discard(entry.name)
-                    if not archive.hascontent() and entry.nlink > 1:
+                    if not archive.hascontent() and entry.fx in set_of:
                         continue  # a member whose bytes another member carries
                     if entry.size > budget:
                         data: bytes | OSError = OSError(
@@ -121,8 +133,8 @@ class RpmFile(ContentReader):
                     else:
                         data = archive.read() if entry.size else b""
                         budget -= entry.size
-                    if entry.nlink > 1:
-                        shared[_link_names(entry)] = data
+                    if entry.fx in set_of:
+                        shared[set_of[entry.fx]] = data
                     if entry.name in wanted:
                         found[entry.name] = data
                         wanted.discard(entry.name)
@@ -155,10 +167,17 @@ class RpmFile(ContentReader):
         algo = DIGEST_ALGOS.get(self.package.digest_algo)
         if algo is None:
             raise RpmFileError(self.path, f"file digests of an unknown algorithm ({self.package.digest_algo})")
-        digests = {e.path: e.digest for e in self.package.files}
+        entries = {e.path: e for e in self.package.files}
         for path, data in found.items():
-            expected = digests.get(path)
-            if isinstance(data, bytes) and expected and hashlib.new(algo, data).hexdigest() != expected:
+            entry = entries.get(path)
+            if isinstance(data, bytes) and entry is not None and entry.is_regular and len(data) != entry.size:
+                raise RpmFileError(self.path, f"{path}: {len(data)} bytes in the payload, the header says {entry.size}")
+            expected = entry.digest if entry is not None else None
+            if (
+                isinstance(data, bytes)
+                and expected
+                and hashlib.new(algo, data, usedforsecurity=False).hexdigest() != expected
+            ):
                 raise RpmFileError(self.path, f"{path}: payload content does not match the header's {algo} digest")
 
     def _check_payload_digest(self, fd: int) -> None:

@@ -187,3 +187,59 @@ def test_hostile_baseline_inputs_are_errors_and_the_new_build_still_judged(built
         "fifo-1.0-1.x86_64.rpm",
     ], errors
     assert "bpf-name-conflict" in proc.stdout and "other-tool-1.0-1" in proc.stdout
+
+
+def test_comment_with_a_closing_tag_does_not_hide_a_package(built, gate_repo, tmp_path):
+    """``<!-- </package> -->`` inside an element is valid XML that createrepo_c and dnf read as ever: the
+    pre-filter must still hand the whole element over (a review of the linear pre-filter found it hid the
+    package, and with it the clash)."""
+
+    def edit(kind: str, xml: bytes) -> bytes:
+        anchor = b"/>" if kind == "filelists" else b"<rpm:provides>"
+        out = b"".join(
+            part.replace(anchor, anchor + b"<!-- </package> -->", 1) if part.startswith(b"<package ") else part
+            for part in xml.replace(b"<package ", b"\0<package ").split(b"\0")
+        )
+        return gzip.compress(out)
+
+    commented = rewritten(gate_repo, tmp_path / "commented", edit)
+    proc = _gate("--against", str(commented), str(built["new-clash"]))
+    assert proc.returncode == 1 and "other-tool-1.0-1" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_chunked_http_responses_are_read_to_their_end(built, gate_repo):
+    """A server without Content-Length (chunked, in small chunks): the reads after the end of the body must
+    give end of file, and the format must be known from a first read shorter than its magic."""
+
+    class Chunked(http.server.SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = Path(self.translate_path(self.path))
+            if not path.is_file():
+                self.send_error(404)
+                return
+            data = path.read_bytes()
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for at in range(0, len(data), 3):
+                piece = data[at : at + 3]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+
+    handler = functools.partial(Chunked, directory=str(gate_repo))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = _gate("--against", f"http://127.0.0.1:{server.server_address[1]}/", str(built["new-clash"]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 1 and "other-tool-1.0-1" in proc.stdout, proc.stdout + proc.stderr

@@ -364,3 +364,34 @@ def test_damaged_header_in_the_database_fails_closed(root):
     doc = json.loads(answer.stdout)
     assert answer.returncode == 1 and doc["verdict"] == "refuse", answer.stdout + answer.stderr
     assert any(f"record #{record}" in f["detail"] for f in doc["findings"] if f["rule"] == "bpf-package-unreadable")
+
+
+def test_database_path_that_is_not_utf8_is_refused_by_name(root, tmp_path):
+    """The root's own link gives a database path librpm cannot take as text: one error naming it (it used to
+    be an internal error, and the DNF 4 plugin then went on without its check)."""
+    _db_at_dbpath(root.root)
+    first = Path(_dbpath()).parts[1]
+    inside = os.path.join(os.fsencode(root.root), b"\xffdir")
+    shutil.move(root.root / first, os.fsdecode(inside))
+    os.symlink(b"/\xffdir", os.path.join(os.fsencode(root.root), os.fsencode(first)))
+    proc = _verify(root.root, "--db-in-place")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "the rpm database path has characters librpm would interpret" in proc.stderr
+    assert "internal error" not in proc.stderr
+
+
+def test_record_number_that_is_not_an_integer_is_damage_not_a_crash(root):
+    """A Packages table rebuilt without its column type, with a record numbered 9e999: librpm skips it,
+    rpm-bpf calls the database damaged (it used to crash converting the number)."""
+    import sqlite3
+
+    db = _db_at_dbpath(root.root)
+    with sqlite3.connect(db / "rpmdb.sqlite") as conn:
+        conn.execute("CREATE TABLE Loose (hnum, blob)")
+        conn.execute("INSERT INTO Loose SELECT hnum, blob FROM Packages")
+        conn.execute("DROP TABLE Packages")
+        conn.execute("ALTER TABLE Loose RENAME TO Packages")
+        conn.execute("INSERT INTO Packages VALUES (9e999, x'00')")
+    proc = _verify(root.root)
+    assert proc.returncode == 2 and "internal error" not in proc.stderr, proc.stdout + proc.stderr
+    assert "damaged rpm database" in proc.stderr, proc.stderr

@@ -31,7 +31,9 @@ class _Prefixed:
 
 def decompressed(stream: Bounded, name: str) -> Iterator[bytes]:
     """The decompressed bytes of ``stream`` in bounded chunks, whatever the format."""
-    head = stream.read(8)
+    head = b""
+    while len(head) < 8 and (more := stream.read(8 - len(head))):  # a server may send fewer bytes a read
+        head += more
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), "plain")
     source = _Prefixed(head, stream)
     total = 0

@@ -67,10 +67,8 @@ def _elements(
             continue  # inside the element already given
         before = bisect.bisect_right(opens, hit - len(OPEN)) - 1  # the last "<package " that ends before the hit
         after = bisect.bisect_left(closes, hit)  # the first </package> at or after it
-        if before < 0 or after >= len(closes):
-            continue
-        if after > 0 and closes[after - 1] > opens[before]:
-            continue  # between two elements, inside none (only crafted metadata has bytes there)
+        if before < 0 or after >= len(closes) or opens[before] < last_end:
+            continue  # inside no element, or after the end of one already given: only crafted metadata
         last_end = closes[after] + len(CLOSE)
         yield complete[opens[before] : last_end]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
 import tempfile
@@ -143,6 +144,8 @@ class Bounded:
             raise self._late()
         try:
             if self.sock is not None:
+                if self.raw.isclosed():
+                    return b""  # http.client closes the response at the end of a chunked body
                 self.sock.settimeout(min(TIMEOUT, left))
                 data = self.raw.read1(size)
             else:
@@ -151,8 +154,8 @@ class Bounded:
             raise (
                 self._late() if time.monotonic() >= self.deadline else RepoError(f"{self.name}: read timed out")
             ) from None
-        except OSError as exc:
-            raise RepoError(f"{self.name}: read failed: {exc}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise RepoError(f"{self.name}: read failed: {type(exc).__name__} {str(exc)[:200]}") from None
         self.count += len(data)
         if time.monotonic() > self.deadline:
             raise self._late()
