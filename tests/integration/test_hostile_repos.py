@@ -243,3 +243,39 @@ def test_chunked_http_responses_are_read_to_their_end(built, gate_repo):
         server.shutdown()
         server.server_close()
     assert proc.returncode == 1 and "other-tool-1.0-1" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_server_trickling_its_headers_is_cut_off_by_the_deadline(built, gate_repo):
+    """The status line and headers one byte every 0.5 s: http.client waits for them before any read of
+    ours, so only a watchdog on the socket holds the deadline (a review of the first fix found this)."""
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            try:
+                for byte in b"HTTP/1.0 200 OK\r\nX-Slow: " + b"a" * 10000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        proc = _gate(
+            "--against",
+            f"http://127.0.0.1:{server.server_address[1]}/",
+            str(built["new-clash"]),
+            RPM_BPF_REPO_DEADLINE="3",
+        )
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 2 and "not read within 3 s" in proc.stderr, proc.stderr
+    assert took < 20, took

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import socket
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -60,13 +62,21 @@ class Source:
     def open(self, href: str, limit: int) -> Bounded:
         href = self._href(href)
         if self.url:
+            name = f"{self.location}/{href}"
+            dog = _Watchdog(deadline_seconds(), name)
+            _current.dog = dog  # the connections opened now (redirects included) register their sockets
             try:
                 response = _opener().open(self.base + urllib.parse.quote(href), timeout=TIMEOUT)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                dog.cancel()
+                if dog.fired:
+                    raise dog.late() from None
                 raise RepoError(
                     f"{self.location}: cannot fetch {href}: {getattr(exc, 'reason', None) or exc}"
                 ) from None
-            return Bounded(response, limit, f"{self.location}/{href}")
+            finally:
+                _current.dog = None
+            return Bounded(response, limit, name, dog)
         from rpm_bpf.sources.rootfs import RootFS
 
         path = os.path.join(self.base, href)
@@ -100,8 +110,64 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+class _Watchdog:
+    """Shuts a transfer's sockets down when its wall-time deadline passes, whatever http.client is doing
+    then (reading headers, a chunk-size line, a trailer): the deadline checks between reads cannot."""
+
+    def __init__(self, seconds: float, name: str) -> None:
+        self.seconds, self.name = seconds, name
+        self.sockets: list[socket.socket] = []
+        self.fired = False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def late(self) -> RepoError:
+        return RepoError(f"{self.name}: not read within {self.seconds:g} s")
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+_current = threading.local()  # the watchdog of the transfer this thread is opening
+
+
+def _watched(sock: Any) -> None:
+    dog = getattr(_current, "dog", None)
+    if dog is not None and isinstance(sock, socket.socket):
+        dog.sockets.append(sock)
+
+
+class _WatchedHTTP(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watched(self.sock)
+
+
+class _WatchedHTTPS(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watched(self.sock)
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_WatchedHTTP, req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_WatchedHTTPS, req, context=getattr(self, "_context", None))
+
+
 def _opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_Redirects)
+    return urllib.request.build_opener(_Redirects, _HTTP, _HTTPS)
 
 
 def deadline_seconds() -> float:
@@ -127,12 +193,13 @@ class Bounded:
     a server trickling bytes is cut off when the deadline passes.
     """
 
-    def __init__(self, raw: Any, limit: int, name: str) -> None:
+    def __init__(self, raw: Any, limit: int, name: str, dog: _Watchdog | None = None) -> None:
         self.raw, self.limit, self.name, self.count = raw, limit, name, 0
         self.digest: Any = None
-        self.seconds = deadline_seconds()
+        self.seconds = dog.seconds if dog is not None else deadline_seconds()
         self.deadline = time.monotonic() + self.seconds
         self.sock = _socket_of(raw)
+        self.dog = dog
 
     def _late(self) -> RepoError:
         return RepoError(f"{self.name}: not read within {self.seconds:g} s")
@@ -154,10 +221,12 @@ class Bounded:
             raise (
                 self._late() if time.monotonic() >= self.deadline else RepoError(f"{self.name}: read timed out")
             ) from None
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if self.dog is not None and self.dog.fired:
+                raise self._late() from None
             raise RepoError(f"{self.name}: read failed: {type(exc).__name__} {str(exc)[:200]}") from None
         self.count += len(data)
-        if time.monotonic() > self.deadline:
+        if (self.dog is not None and self.dog.fired) or time.monotonic() > self.deadline:
             raise self._late()
         if self.count > self.limit:
             raise RepoError(f"{self.name}: larger than {self.limit} bytes")
@@ -169,6 +238,8 @@ class Bounded:
         return True
 
     def close(self) -> None:
+        if self.dog is not None:
+            self.dog.cancel()
         self.raw.close()
 
     def __enter__(self) -> Bounded:
