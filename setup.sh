@@ -22,6 +22,7 @@ APT_PACKAGES=(
   rpmlint python3-pyelftools python3-jinja2
   file cpio zstd xz-utils bzip2 debootstrap git util-linux strace
   man-db groff-base bash-completion zsh chromium rsync
+  gpg openssl python3-cryptography fsverity ima-evm-utils
 )
 
 run_demo=1

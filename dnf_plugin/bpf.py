@@ -57,6 +57,9 @@ class _Settings:
         self.fail_on_error = get("fail_on_error", "0").lower() in ("1", "yes", "true", "on")
         self.verify_after = get("verify_after", "1").lower() in ("1", "yes", "true", "on")
         self.policy_files = [p for p in get("policy", "").split() if p]
+        # Trust anchors for the signature checks (with the policy's [trust]; none: the host's repository keys).
+        self.trusted_keys = [p for p in get("trusted_keys", "").split() if p]
+        self.trusted_certs = [p for p in get("trusted_certs", "").split() if p]
 
 
 class BPF(dnf.Plugin):  # type: ignore[misc]  # dnf ships no type information
@@ -182,7 +185,17 @@ class BPF(dnf.Plugin):  # type: ignore[misc]  # dnf ships no type information
         from rpm_bpf.report.formats import finding_line, input_error_line
 
         # The database dnf has just written: read in place (a private copy is for verify proper).
-        result = verify(self._root(), self.policy(), names, private_db=False)
+        conf = self._conf()
+        result = verify(
+            self._root(),
+            self.policy(),
+            names,
+            private_db=False,
+            trusted_keys=conf.trusted_keys,
+            trusted_certs=conf.trusted_certs,
+        )
+        for note in result.notes:
+            logger.debug(MSG_AFTER.format(line=f"rpm-bpf: {note}"))
         for finding in result.findings:
             if not finding.waived:
                 logger.warning(MSG_AFTER.format(line=finding_line(finding)))
@@ -204,6 +217,18 @@ class BpfVerifyCommand(dnf.cli.Command):  # type: ignore[misc]
             action="store_true",
             help="also check the loaded BPF programs (one no installed package ships is reported)",
         )
+        parser.add_argument(
+            "--trusted-keys",
+            action="append",
+            metavar="FILE",
+            help="armored OpenPGP key file (repeatable): packages with BPF code must be signed by one of these keys",
+        )
+        parser.add_argument(
+            "--trusted-cert",
+            action="append",
+            metavar="FILE",
+            help="PEM certificate file (repeatable) for the BPF objects' fs-verity and IMA file signatures",
+        )
         parser.add_argument("package", nargs="*", metavar="PACKAGE", help="package names (default: all)")
 
     def configure(self) -> None:
@@ -220,10 +245,19 @@ class BpfVerifyCommand(dnf.cli.Command):  # type: ignore[misc]
         root = self.base.conf.installroot or "/"
         try:
             policy = Policy.load(system=SYSTEM_POLICY)
-            result = verify(root, policy, self.opts.package, loaded=self.opts.loaded)
+            result = verify(
+                root,
+                policy,
+                self.opts.package,
+                loaded=self.opts.loaded,
+                trusted_keys=self.opts.trusted_keys or [],
+                trusted_certs=self.opts.trusted_cert or [],
+            )
         except RpmBpfError as exc:
             raise dnf.exceptions.Error(escape(str(exc))) from None
-        report = Report("verify", result.packages, result.findings, result.errors)
+        for note in result.notes:
+            print(f"rpm-bpf: {escape(note)}", file=sys.stderr)
+        report = Report("verify", result.packages, result.findings, result.errors, result.signatures)
         if self.opts.json:
             sys.stdout.write(render_json(report))
         else:

@@ -108,3 +108,16 @@ class InputError(namedtuple("InputError", ("input", "message"))):
     __slots__ = ()
     input: str
     message: str
+
+
+class SignatureStatus(namedtuple("SignatureStatus", ("package", "verdict", "keyid", "files_checked", "files_failed"))):
+    """One installed package's signature check, for the reports: ``verdict`` is "verified", "unsigned",
+    "untrusted" or "invalid"; ``keyid`` the signing key's id ("" when none); ``files_checked`` and
+    ``files_failed`` count its BPF objects' fs-verity/IMA signatures."""
+
+    __slots__ = ()
+    package: PackageRef
+    verdict: str
+    keyid: str
+    files_checked: int
+    files_failed: int

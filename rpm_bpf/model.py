@@ -9,6 +9,7 @@ from __future__ import annotations
 import stat
 from collections import namedtuple
 from collections.abc import Iterable
+from typing import Any
 
 from rpm_bpf.errors import RpmBpfError
 
@@ -131,9 +132,11 @@ class Package:
         "embedded_signal",
         "file_signals",
         "files",
+        "header",
         "is_source",
         "ref",
         "requires",
+        "signed",
         "sourcerpm",
     )
 
@@ -160,6 +163,8 @@ class Package:
         self.embedded_signal = embedded_signal
         self.file_signals: dict[str, str] = {}  # the same, for single files (a file that links libbpf's own deps)
         self.deep = deep  # no triage: every file kept and read (slow; proves triage loses nothing)
+        self.signed: bool | None = None  # an RPM file's signature header has an OpenPGP signature (None: unknown)
+        self.header: Any = None  # the rpm.hdr it was read from, kept only when asked (signature checks)
 
     def search_signal(self, entry: FileEntry) -> str | None:
         """Why ``entry``'s bytes are searched for embedded BPF objects; None: they are not."""

@@ -1,4 +1,5 @@
-// rpm-bpf dnf5 command plugin: `dnf5 bpf-verify [--json] [--loaded] [PACKAGE...]`.
+// rpm-bpf dnf5 command plugin:
+// `dnf5 bpf-verify [--json] [--loaded] [--trusted-keys FILE]... [--trusted-cert FILE]... [PACKAGE...]`.
 //
 // A shim with no logic of its own: it runs `rpm-bpf verify` on dnf5's
 // installroot, lets it write straight to the terminal, and makes dnf5 exit
@@ -50,6 +51,12 @@ public:
         loaded = std::make_unique<libdnf5::cli::session::BoolOption>(
             *this, "loaded", '\0', "also check the loaded BPF programs (one no installed package ships is reported)",
             false);
+        trusted_keys = std::make_unique<libdnf5::cli::session::AppendStringListOption>(
+            *this, "trusted-keys", '\0',
+            "armored OpenPGP key file: packages with BPF code must be signed by one of these keys", "FILE");
+        trusted_certs = std::make_unique<libdnf5::cli::session::AppendStringListOption>(
+            *this, "trusted-cert", '\0', "PEM certificate file for the BPF objects' fs-verity and IMA signatures",
+            "FILE");
         packages = std::make_unique<libdnf5::cli::session::StringArgumentList>(
             *this, "PACKAGE", "installed package names to verify (default: all)");
     }
@@ -72,6 +79,12 @@ public:
         if (json->get_value()) {
             argv.insert(argv.end(), {"--format", "json"});
         }
+        for (const auto & key : trusted_keys->get_value()) {
+            argv.insert(argv.end(), {"--trusted-keys", key});
+        }
+        for (const auto & cert : trusted_certs->get_value()) {
+            argv.insert(argv.end(), {"--trusted-cert", cert});
+        }
         // "--": a package name can never be taken for an rpm-bpf option.
         argv.push_back("--");
         for (const auto & name : packages->get_value()) {
@@ -87,6 +100,8 @@ public:
 private:
     std::unique_ptr<libdnf5::cli::session::BoolOption> json;
     std::unique_ptr<libdnf5::cli::session::BoolOption> loaded;
+    std::unique_ptr<libdnf5::cli::session::AppendStringListOption> trusted_keys;
+    std::unique_ptr<libdnf5::cli::session::AppendStringListOption> trusted_certs;
     std::unique_ptr<libdnf5::cli::session::StringArgumentList> packages;
 
     // Runs argv (no shell) on dnf5's own stdin/stdout/stderr; returns its exit

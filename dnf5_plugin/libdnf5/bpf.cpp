@@ -430,12 +430,9 @@ public:
         }
         fail_on_error = truthy(get("fail_on_error", "0"));
         verify_after = truthy(get("verify_after", "1"));
-        std::string policies = get("policy", "");
-        for (size_t pos = 0; (pos = policies.find_first_not_of(" \t", pos)) != std::string::npos;) {
-            size_t end = policies.find_first_of(" \t", pos);
-            policy_files.push_back(policies.substr(pos, end - pos));
-            pos = end;
-        }
+        policy_files = words(get("policy", ""));
+        trusted_keys = words(get("trusted_keys", ""));
+        trusted_certs = words(get("trusted_certs", ""));
         // The environment wins so that tests can point an installed plugin elsewhere.
         const char * env = std::getenv("RPM_BPF_COMMAND");
         command = env && *env ? env : get("command", "/usr/bin/rpm-bpf");
@@ -535,6 +532,18 @@ private:
     bool fail_on_error{false};
     bool verify_after{true};
     std::vector<std::string> policy_files;
+    std::vector<std::string> trusted_keys;   // trust anchors of the signature checks after the transaction
+    std::vector<std::string> trusted_certs;
+
+    static std::vector<std::string> words(const std::string & text) {
+        std::vector<std::string> found;
+        for (size_t pos = 0; (pos = text.find_first_not_of(" \t", pos)) != std::string::npos;) {
+            size_t end = text.find_first_of(" \t", pos);
+            found.push_back(text.substr(pos, end - pos));
+            pos = end;
+        }
+        return found;
+    }
     std::string command;
     int timeout_s{600};
     Server server;
@@ -671,6 +680,12 @@ private:
         std::vector<std::string> argv{command, "verify", "--root", installroot(), "--db-in-place"};
         for (const auto & p : policy_files) {
             argv.insert(argv.end(), {"--policy", p});
+        }
+        for (const auto & k : trusted_keys) {
+            argv.insert(argv.end(), {"--trusted-keys", k});
+        }
+        for (const auto & c : trusted_certs) {
+            argv.insert(argv.end(), {"--trusted-cert", c});
         }
         argv.push_back("--");
         argv.insert(argv.end(), names.begin(), names.end());

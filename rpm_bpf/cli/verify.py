@@ -25,15 +25,27 @@ MSG_REPAIRED = "rpm-bpf: repaired {count} package(s); {left} finding(s) left"
 def cmd_verify(args: argparse.Namespace) -> int:
     from rpm_bpf.flows.verify import verify
     from rpm_bpf.report.formats import Report
+    from rpm_bpf.report.safetext import escape
     from rpm_bpf.sources.rpmdb import RpmdbError
+    from rpm_bpf.sources.trust import TrustError
 
     policy = options.load_policy(args)
     try:
-        result = verify(args.root, policy, args.packages, private_db=not args.db_in_place, loaded=args.loaded)
-    except RpmdbError as exc:
+        result = verify(
+            args.root,
+            policy,
+            args.packages,
+            private_db=not args.db_in_place,
+            loaded=args.loaded,
+            trusted_keys=args.trusted_keys or [],
+            trusted_certs=args.trusted_cert or [],
+        )
+    except (RpmdbError, TrustError) as exc:
         options.error(str(exc))
         return options.EXIT_USAGE
-    report = Report("verify", result.packages, result.findings, result.errors)
+    for note in result.notes:
+        print(f"rpm-bpf: {escape(note)}", file=sys.stderr)
+    report = Report("verify", result.packages, result.findings, result.errors, result.signatures)
     options.report_errors(report)
     options.emit(options.render(args, report), args.output)
     if args.repair:
@@ -103,5 +115,20 @@ def configure(verify: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also check the loaded BPF programs: one that no installed package ships is bpf-program-unpackaged "
         "(see rpm-bpf which; needs root, or CAP_BPF plus CAP_SYS_ADMIN or CAP_PERFMON)",
+    )
+    verify.add_argument(
+        "--trusted-keys",
+        action="append",
+        metavar="FILE",
+        help="ASCII-armored OpenPGP public key file (repeatable, as in /etc/pki/rpm-gpg/): every installed package "
+        "with BPF code must carry a header signature by one of these keys. Default: the policy's [trust] keys, "
+        "else the host's dnf repository gpgkey=file:// keys; keys in ROOT's rpm database never count",
+    )
+    verify.add_argument(
+        "--trusted-cert",
+        action="append",
+        metavar="FILE",
+        help="PEM X.509 certificate file (repeatable): the fs-verity and IMA file signatures of BPF objects must "
+        "verify against these (with the policy's [trust] certificates); BPF objects without one are reported",
     )
     verify.set_defaults(func=cmd_verify)

@@ -13,19 +13,28 @@ import hashlib
 import os
 import pwd
 import stat
+import subprocess
 from collections import namedtuple
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from rpm_bpf.findings import Finding, InputError
+from rpm_bpf.findings import Finding, InputError, SignatureStatus
 from rpm_bpf.model import MAX_CONTENT, FileEntry, Package, PackageRef
-from rpm_bpf.rules import attributes, installed
+from rpm_bpf.rules import attributes, installed, signature
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.policy import Policy
-from rpm_bpf.sources import bpfdirs, rpmdb
+from rpm_bpf.sources import bpfdirs, filesig, hdrsig, rpmdb, trust
 from rpm_bpf.sources.bpfdirs import relative_name
 from rpm_bpf.sources.rootfs import RootFS
 from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
+from rpm_bpf.sources.rpmheader import HeaderError
+
+# What reinstalling restores: the files, and a signed header in place of a rewritten one.
+REPAIRABLE = installed.REPAIRABLE | signature.REPAIRABLE
+NOTE_UNCHECKED = (
+    "header signatures were not checked: no trusted keys (give --trusted-keys FILE, set [trust] keys in the "
+    "policy, or configure gpgkey=file:// keys in the host's dnf repositories)"
+)
 
 _READ_CHUNK = 1 << 20
 
@@ -35,15 +44,14 @@ class VerifyResult:
         self.packages: list[PackageRef] = []
         self.findings: list[Finding] = []
         self.errors: list[InputError] = []
+        self.signatures: list[SignatureStatus] | None = None  # None: not checked (no trusted keys)
+        self.notes: list[str] = []  # one line each for stderr: what was not checked and why
+        self.trust_files: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # for the repair's second verify
 
     def to_repair(self) -> list[str]:
         """NEVRAs whose reinstallation restores what was found changed or missing."""
         return sorted(
-            {
-                f.package.nevra
-                for f in self.findings
-                if f.rule in installed.REPAIRABLE and f.package is not None and not f.waived
-            }
+            {f.package.nevra for f in self.findings if f.rule in REPAIRABLE and f.package is not None and not f.waived}
         )
 
     def unowned(self) -> list[str]:
@@ -103,27 +111,55 @@ def _digest(fd: int, algo: str) -> str:
 
 
 class _Verifier:
-    def __init__(self, fs: RootFS, policy: Policy):
+    def __init__(self, fs: RootFS, policy: Policy, anchors: trust.Trust | None = None):
         self.fs = fs
         self.policy = policy
         self.result = VerifyResult()
         self.names = _Names(fs, self.result.errors)
         self.owned: set[str] = set()
         self.raw: list[Finding] = []
+        self.trust = anchors if anchors is not None else trust.Trust()
+        self.checker = hdrsig.Checker(self.trust.keyring()) if self.trust.checks_headers else None
+        if self.checker is not None:
+            self.result.signatures = []
+
+    def close(self) -> None:
+        if self.checker is not None:
+            self.checker.close()
 
     def cannot_verify(self, path: str, exc: OSError) -> None:
         self.result.errors.append(InputError(self.fs.host_path(path), f"cannot verify: {exc.strerror}"))
+
+    @staticmethod
+    def _bpf_entries(pkg: Package) -> list[tuple[FileEntry, bool]]:
+        """The entries verify compares (files in the BPF directories, files classified eBPF), and which are BPF
+        objects proper."""
+        dirs = bpfdirs.for_arch(pkg.ref.arch)
+        picked = []
+        for entry in pkg.files:
+            in_bpfdir = relative_name(entry.path, dirs.roots) is not None or entry.path in dirs.roots
+            if in_bpfdir or entry.class_says_bpf:
+                picked.append((entry, in_bpfdir))
+        return picked
 
     def package(self, pkg: Package) -> None:
         self.result.packages.append(pkg.ref)
         dirs = bpfdirs.for_arch(pkg.ref.arch)
         algo = DIGEST_ALGOS.get(pkg.digest_algo, "sha256")
-        for entry in pkg.files:
-            in_bpfdir = relative_name(entry.path, dirs.roots) is not None or entry.path in dirs.roots
+        entries = self._bpf_entries(pkg)
+        file_sigs: dict[str, list[hdrsig.FileSignature]] | None = None
+        status = None
+        if pkg.header is not None and (entries or pkg.embedded_signal):
+            if self.checker is not None:
+                status, entries = self.header_signature(pkg, entries)
+            if self.trust.checks_files:
+                file_sigs, problem = hdrsig.file_signatures(pkg.header)
+                if problem:
+                    self.raw.append(signature.file_signatures_unreadable(pkg.ref, problem))
+        checked = failed = 0
+        for entry, in_bpfdir in entries:
             if in_bpfdir:
                 self.owned.add(entry.path)
-            if not (in_bpfdir or entry.class_says_bpf):
-                continue  # an ELF file kept for the embedded-object scan: not ours to verify
             if entry.is_ghost:
                 continue  # expected to change: the runtime locations' %ghost entries
             if entry.class_says_bpf and entry.is_regular:
@@ -132,44 +168,83 @@ class _Verifier:
                 )
                 if misplaced is not None:
                     self.raw.append(misplaced)
-            self.compare(pkg, entry, algo)
+            sigs = None
+            if file_sigs is not None and entry.is_regular and (entry.class_says_bpf or entry.path.endswith(".o")):
+                sigs = file_sigs.get(entry.path, [])
+                if not sigs:
+                    self.raw.append(signature.file_signature_missing(pkg.ref, entry.path))
+            outcome = self.compare(pkg, entry, algo, sigs or None)
+            checked += outcome[0]
+            failed += outcome[1]
+        if status is not None and self.result.signatures is not None:
+            self.result.signatures.append(status._replace(files_checked=checked, files_failed=failed))
+
+    def header_signature(
+        self, pkg: Package, entries: list[tuple[FileEntry, bool]]
+    ) -> tuple[SignatureStatus, list[tuple[FileEntry, bool]]]:
+        """Check the stored header's signature; when it verifies, the entries to compare are the signed ones."""
+        assert self.checker is not None
+        blob = pkg.header.unload()
+        sig = self.checker.check(blob, pkg.header)
+        if sig.verdict == hdrsig.VERIFIED:
+            try:
+                signed = hdrsig.signed_package(blob, bpfdirs.for_arch)
+            except HeaderError as exc:
+                sig = sig._replace(verdict=hdrsig.INVALID, detail=f"the signed region cannot be read ({exc})")
+            else:
+                changed = hdrsig.changed_entries(pkg.files, signed.files)
+                if changed:
+                    self.raw.append(signature.altered_after_signing(pkg.ref, sig.keyid, changed))
+                    sig = sig._replace(verdict=hdrsig.INVALID)
+                entries = self._bpf_entries(signed)
+        else:
+            finding = signature.header(pkg.ref, sig, self.trust.key_ids())
+            if finding is not None:
+                self.raw.append(finding)
+        return SignatureStatus(pkg.ref, sig.verdict, sig.keyid, 0, 0), entries
 
     def found(self, finding: Finding | None) -> bool:
         if finding is not None:
             self.raw.append(finding)
         return finding is not None
 
-    def compare(self, pkg: Package, entry: FileEntry, algo: str) -> None:
+    def compare(
+        self, pkg: Package, entry: FileEntry, algo: str, sigs: list[hdrsig.FileSignature] | None = None
+    ) -> tuple[int, int]:
+        """Compare one entry with the disk; (file signatures checked, failed)."""
         ref = pkg.ref
+        counts = (0, 0)
         try:
             st = self.fs.lstat(entry.path)
         except FileNotFoundError:
             self.found(installed.missing(ref, entry))
-            return
+            return counts
         except OSError as exc:
             self.cannot_verify(entry.path, exc)
-            return
+            return counts
         link = self._readlink(entry.path) if stat.S_ISLNK(st.st_mode) else None
         if self.found(installed.type_changed(ref, entry, st.st_mode, link)):
-            return
+            return counts
         if entry.is_symlink:
             self.found(installed.link_changed(ref, entry, link or ""))
-            return
+            return counts
         if entry.is_regular:
             # lstat already tells a size change: no need to hash (a sparse 5 GB file would take seconds).
             if self.found(installed.size_changed(ref, entry, st.st_size)):
-                return
+                return counts
             if entry.size > MAX_CONTENT:
                 self.result.errors.append(
                     InputError(
                         self.fs.host_path(entry.path), f"cannot verify: {entry.size} bytes, larger than rpm-bpf hashes"
                     )
                 )
-                return
+                return counts
             try:
                 fd, st = self.fs.open_regular(entry.path)
                 try:
                     digest = _digest(fd, algo) if st.st_size == entry.size else None
+                    if sigs:
+                        counts = self.file_signatures(ref, entry.path, fd, sigs)
                 finally:
                     os.close(fd)
             except OSError as exc:
@@ -177,10 +252,27 @@ class _Verifier:
                 self.cannot_verify(entry.path, exc)
                 digest = entry.digest
             if self.found(installed.digest_changed(ref, entry, digest, algo, st.st_size)):
-                return
+                return counts
         user, group = self.names.user(st.st_uid), self.names.group(st.st_gid)
         self.raw += attributes.installed(ref, entry, st.st_mode, user)
         self.found(installed.attrs_changed(ref, entry, st.st_mode, user, group))
+        return counts
+
+    def file_signatures(self, ref: PackageRef, path: str, fd: int, sigs: list[hdrsig.FileSignature]) -> tuple[int, int]:
+        failed = 0
+        for sig in sigs:
+            try:
+                problem = filesig.check(fd, sig, self.trust)
+            except OSError as exc:
+                self.cannot_verify(path, exc)
+                continue
+            except subprocess.SubprocessError as exc:
+                problem = f"could not be checked ({exc})"
+            finding = signature.file_signature(ref, path, sig.kind, problem)
+            if finding is not None:
+                self.raw.append(finding)
+                failed += 1
+        return len(sigs), failed
 
     def _readlink(self, path: str) -> str:
         try:
@@ -216,6 +308,9 @@ def verify(
     names: Iterable[str] = (),
     private_db: bool = True,
     loaded: bool = False,
+    trusted_keys: Sequence[str] = (),
+    trusted_certs: Sequence[str] = (),
+    host_keys: bool = True,
 ) -> VerifyResult:
     """Verify the installed BPF objects of ``root`` (all packages, or those named).
 
@@ -224,24 +319,44 @@ def verify(
     is written) unless ``private_db`` is False: for the package manager's own
     hook right after its transaction, which has just written the database.
     ``loaded``: the loaded programs too (``bpf-program-unpackaged``, flows/which.py).
+    ``trusted_keys``/``trusted_certs``: files of trust anchors, with the policy's ``[trust]``; without any
+    key, ``host_keys`` takes the host's dnf repository keys (sources/trust.py). Raises ``TrustError``.
     """
     policy = policy or Policy.load(system=None)
     names = list(names)
-    # librpm opens a private copy of the database: nothing in the root is written.
-    with rpmdb.snapshot(root, private=private_db) as dbroot, RootFS(root) as fs:
-        verifier = _Verifier(fs, policy)
-        for missing in rpmdb.missing_names(dbroot, names):
-            verifier.result.errors.append(InputError(missing, "package is not installed"))
-        for pkg in rpmdb.installed(dbroot, names, verifier.result.errors):
-            verifier.package(pkg)
-        if not names:
-            roots = bpfdirs.for_arch(bpfdirs.host_arch()).roots
-            verifier.unowned(roots)
+    anchors, notes = trust.resolve(
+        trusted_keys, trusted_certs, policy.trust_keys, policy.trust_certs, host_default=host_keys
+    )
+    try:
+        # librpm opens a private copy of the database: nothing in the root is written.
+        with rpmdb.snapshot(root, private=private_db) as dbroot, RootFS(root) as fs:
+            verifier = _Verifier(fs, policy, anchors)
+            try:
+                verifier.result.notes += notes
+                if not anchors.checks_headers:
+                    verifier.result.notes.append(NOTE_UNCHECKED)
+                for tool in filesig.tools_missing(anchors):
+                    verifier.result.errors.append(
+                        InputError(tool, "not installed: file signatures cannot be checked (install fsverity, openssl)")
+                    )
+                for missing in rpmdb.missing_names(dbroot, names):
+                    verifier.result.errors.append(InputError(missing, "package is not installed"))
+                keep = anchors.checks_headers or anchors.checks_files
+                for pkg in rpmdb.installed(dbroot, names, verifier.result.errors, keep_header=keep):
+                    verifier.package(pkg)
+                if not names:
+                    roots = bpfdirs.for_arch(bpfdirs.host_arch()).roots
+                    verifier.unowned(roots)
+            finally:
+                verifier.close()
+    finally:
+        anchors.close()
     if loaded:
         from rpm_bpf.flows.which import cache_dir, loaded_findings
 
         verifier.raw += loaded_findings(root, verifier.result.errors, cache_dir())
     verifier.result.findings = policy.apply(verifier.raw)
+    verifier.result.trust_files = (tuple(trusted_keys), tuple(trusted_certs))
     return verifier.result
 
 
@@ -269,8 +384,9 @@ def repair(plan: Repair, root: str, policy: Policy, result: VerifyResult) -> tup
     done = subprocess.run(plan.command)
     if done.returncode != 0:
         return done.returncode, []
-    after = verify(root, policy, result.names_of(plan.nevras))
-    return 0, [f for f in after.findings if f.rule in installed.REPAIRABLE and not f.waived]
+    keys, certs = result.trust_files
+    after = verify(root, policy, result.names_of(plan.nevras), trusted_keys=keys, trusted_certs=certs)
+    return 0, [f for f in after.findings if f.rule in REPAIRABLE and not f.waived]
 
 
 def repair_command(nevras: list[str], root: str = "/", extra: Iterable[str] = ()) -> list[str]:

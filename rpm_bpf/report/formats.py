@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rpm_bpf import __version__
-from rpm_bpf.findings import Embedded, Finding, InputError
+from rpm_bpf.findings import Embedded, Finding, InputError, SignatureStatus
 from rpm_bpf.model import PackageRef
 from rpm_bpf.report.safetext import escape
 from rpm_bpf.rules import registry as rules
@@ -22,12 +22,21 @@ FORMATS = ("text", "json", "junit", "sarif")
 
 class Report:
     def __init__(
-        self, command: str, packages: list[PackageRef], findings: list[Finding], errors: list[InputError] | None = None
+        self,
+        command: str,
+        packages: list[PackageRef],
+        findings: list[Finding],
+        errors: list[InputError] | None = None,
+        signatures: list[SignatureStatus] | None = None,
     ) -> None:
         self.command = command  # "scan" or "verify"
         self.packages = packages
         self.findings = findings
         self.errors: list[InputError] = errors if errors is not None else []
+        self.signatures = signatures  # verify with trusted keys: one per package with BPF code; None: not checked
+
+    def signature_of(self, nevra: str) -> SignatureStatus | None:
+        return next((s for s in self.signatures or () if s.package.nevra == nevra), None)
 
     def _sorted(self) -> list[Finding]:
         return sorted(
@@ -99,6 +108,9 @@ def render_text(report: Report, show_waived: bool = False, color: bool = False) 
     if s["input_errors"]:
         line += f"; {s['input_errors']} inputs could not be read"
     lines.append(line + ".")
+    if report.signatures is not None:
+        verified = sum(1 for sig in report.signatures if sig.verdict == "verified")
+        lines.append(f"{len(report.signatures)} package signatures checked; {verified} verified.")
     return "\n".join(lines) + "\n"
 
 
@@ -140,8 +152,17 @@ def embedded_dict(e: Embedded) -> dict[str, Any]:
     }
 
 
+def signature_dict(sig: SignatureStatus) -> dict[str, Any]:
+    return {
+        "package": sig.package.nevra,
+        "verdict": sig.verdict,
+        "key_id": sig.keyid or None,
+        "file_signatures": {"checked": sig.files_checked, "failed": sig.files_failed},
+    }
+
+
 def render_json(report: Report, show_waived: bool = True) -> str:
-    doc = {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "tool": {"name": "rpm-bpf", "version": __version__},
         "command": report.command,
@@ -150,6 +171,8 @@ def render_json(report: Report, show_waived: bool = True) -> str:
         "summary": report.summary(),
         "exit_code": report.exit_code,
     }
+    if report.command == "verify":
+        doc["signatures"] = None if report.signatures is None else [signature_dict(s) for s in report.signatures]
     import json
 
     return json.dumps(doc, indent=2) + "\n"
@@ -176,6 +199,11 @@ def render_junit(report: Report, show_waived: bool = False) -> str:
         case = ET.SubElement(
             suite, "testcase", classname=f"rpm-bpf.{report.command}", name=escape(name), file=escape(source)
         )
+        sig = report.signature_of(name)
+        if sig is not None:
+            props = ET.SubElement(case, "properties")
+            ET.SubElement(props, "property", name="signature", value=sig.verdict)
+            ET.SubElement(props, "property", name="signature-key-id", value=sig.keyid or "")
         bad = [f for f in found if f.severity == Severity.ERROR and f.counts]
         if bad:
             failures += 1
@@ -251,6 +279,9 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
         }
         for e in report.errors
     ]
+    run_properties = {}
+    if report.signatures is not None:
+        run_properties["signatures"] = [signature_dict(sig) for sig in report.signatures]
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -261,6 +292,7 @@ def render_sarif(report: Report, show_waived: bool = True) -> str:
                     {"executionSuccessful": not report.errors, "toolExecutionNotifications": notifications}
                 ],
                 "results": results,
+                **({"properties": run_properties} if run_properties else {}),
             }
         ],
     }

@@ -11,7 +11,7 @@ import errno
 from rpm_bpf.bpf import elf
 from rpm_bpf.findings import Embedded, Finding
 from rpm_bpf.model import MAX_OBJECT, ContentError, ContentReader, FileEntry, Package
-from rpm_bpf.rules import attributes, ownership
+from rpm_bpf.rules import attributes, ownership, signature
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.spec import check_spec_text
@@ -80,6 +80,10 @@ def check_package(
         checker.check_entry(entry, contents.get(entry.path))
     checker.check_noarch_endianness()
     checker.check_ownership(owner_provides)
+    ships = bool(result.objects) or any(f.embedded is not None for f in result.findings)
+    unsigned = signature.unsigned_build(pkg, ships, pkg.signed)
+    if unsigned is not None:
+        result.findings.append(unsigned)
     return result
 
 

@@ -121,6 +121,9 @@ class Policy:
         self.waivers: list[Waiver] = []
         self.owner_provides: tuple[str, ...] = DEFAULT_OWNER_PROVIDES
         self.exempt_paths: tuple[str, ...] = ()  # globs: BPF ELF files there are not deployed programs
+        # [trust]: files of trust anchors for verify (sources/trust.py reads them); later files add.
+        self.trust_keys: tuple[str, ...] = ()
+        self.trust_certs: tuple[str, ...] = ()
         self.sources: list[str] = []
         # Where each value in force came from ("severity.RULE", "bpfdir.owner-provides",
         # "exempt.paths"): what `rpm-bpf policy show` prints beside it.
@@ -146,7 +149,7 @@ class Policy:
             raise PolicyError(f"{origin}: invalid TOML: {exc}") from None
         except RecursionError:
             raise PolicyError(f"{origin}: invalid TOML: arrays or tables nested too deeply") from None
-        unknown = set(data) - {"severity", "waiver", "bpfdir", "exempt"}
+        unknown = set(data) - {"severity", "waiver", "bpfdir", "exempt", "trust"}
         if unknown:
             raise PolicyError(f"{origin}: unknown section(s): {', '.join(sorted(unknown))}")
         severity = _expect(data.get("severity", {}), dict, origin, "[severity]", "a table of rule = level")
@@ -188,7 +191,24 @@ class Policy:
                 )
             self.exempt_paths = tuple(paths)  # a later file replaces the list: it can also empty it
             self.origins["exempt.paths"] = origin
+        self._merge_trust(_expect(data.get("trust", {}), dict, origin, "[trust]", "a table"), origin)
         self.sources.append(origin)
+
+    def _merge_trust(self, trust: dict[str, Any], origin: str) -> None:
+        unknown = set(trust) - {"keys", "certificates"}
+        if unknown:
+            raise PolicyError(f"{origin}: [trust]: unknown key(s): {', '.join(sorted(unknown))}")
+        for key, attr in (("keys", "trust_keys"), ("certificates", "trust_certs")):
+            files = trust.get(key)
+            if files is None:
+                continue
+            if not isinstance(files, list) or not all(isinstance(f, str) and f.startswith("/") for f in files):
+                raise PolicyError(
+                    f"{origin}: [trust] {key}: expected a list of absolute file paths, "
+                    f"got {_type_name(files) if not isinstance(files, list) else 'other items'}"
+                )
+            setattr(self, attr, tuple(dict.fromkeys([*getattr(self, attr), *files])))
+            self.origins[f"trust.{key}"] = origin
 
     def _waiver(self, entry: object, where: str, origin: str) -> Waiver:
         if not isinstance(entry, dict):
@@ -283,6 +303,9 @@ def render_effective(policy: Policy) -> str:
     ]
     lines += [f"    {_toml_string(path)}," for path in policy.exempt_paths]
     lines.append("]")
+    lines += ["", "[trust]"]
+    for key, files in (("keys", policy.trust_keys), ("certificates", policy.trust_certs)):
+        lines.append(f"{key} = [{', '.join(map(_toml_string, files))}]  # {policy.origins.get(f'trust.{key}', 'none')}")
     for waiver in policy.waivers:
         lines += [
             "",

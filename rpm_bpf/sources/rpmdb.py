@@ -246,12 +246,14 @@ def _read(
     lookups: Callable[[rpm.TransactionSet], Iterable[rpm.mi]],
     errors: list[InputError] | None,
     full: bool = False,
+    keep_header: bool = False,
 ) -> Iterator[Package]:
     """The packages the match iterators of ``lookups`` give, each once.
 
     A header that contradicts itself, or one librpm skips as damaged, is an
     input error naming its record (when ``errors`` is given) and the others
     are still read. ``full``: the lookups read the whole database.
+    ``keep_header``: each package keeps its header (``Package.header``) for the signature checks.
     """
     ts = _transaction_set(root)
     seen: set[int] = set()
@@ -267,11 +269,15 @@ def _read(
                     continue
                 seen.add(matches.instance())
                 try:
-                    yield package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb")
+                    pkg = package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb")
                 except HeaderError as exc:
                     if errors is None:
                         raise RpmdbError(f"{root}: rpm database entry #{matches.instance()}: {exc}") from None
                     errors.append(InputError(f"{root}: rpm database entry #{matches.instance()}", str(exc)))
+                    continue
+                if keep_header:
+                    pkg.header = hdr
+                yield pkg
             short = short or got < expected  # the index listed a header librpm then skipped
         if full or short:
             _damaged(root, _unreadable(root, ts, loaded if full else None), errors)
@@ -281,10 +287,13 @@ def _read(
         ts.closeDB()
 
 
-def installed(root: str = "/", names: Iterable[str] = (), errors: list[InputError] | None = None) -> Iterator[Package]:
+def installed(
+    root: str = "/", names: Iterable[str] = (), errors: list[InputError] | None = None, keep_header: bool = False
+) -> Iterator[Package]:
     """Installed packages (all, or those named), with their BPF-relevant files only.
 
     ``root`` is the root librpm opens: a ``snapshot`` for verification.
+    ``keep_header``: each keeps its ``rpm.hdr`` (``Package.header``), for the signature checks.
     """
     names = list(names)
     return _read(
@@ -292,6 +301,7 @@ def installed(root: str = "/", names: Iterable[str] = (), errors: list[InputErro
         lambda ts: (ts.dbMatch("name", _key(name)) for name in names) if names else [ts.dbMatch()],
         errors,
         full=not names,
+        keep_header=keep_header,
     )
 
 

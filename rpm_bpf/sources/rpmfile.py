@@ -202,6 +202,9 @@ _READ_CHUNK = 1 << 20
 MAX_CONTENT_TOTAL = 2 << 30  # all the files read from one payload, at most
 _SIGTAG_SIZE, _SIGTAG_LONGSIZE = 1000, 270  # header+payload size, in the signature header
 _SIGTAG_SHA1, _SIGTAG_SHA256 = 269, 273  # hex digests of the main header, in the signature header
+# OpenPGP signatures in the signature header: DSA/RSA over the header, PGP/GPG over header and payload,
+# rpm 6's OPENPGP.
+_SIGTAGS_OPENPGP = (267, 268, 1002, 1005, 278)
 # By number: rpm 6 calls them PAYLOADSHA256(ALGO); the numbers are the on-disk format.
 _TAG_PAYLOADDIGEST, _TAG_PAYLOADDIGESTALGO = 5092, 5093
 # PAYLOADCOMPRESSOR values and the rpmio type each names (rpmio.c): a header
@@ -328,4 +331,5 @@ def open_rpm(path: str, dirs_for: Callable[[str], BpfDirs], deep: bool = False, 
         package = package_from_header(hdr, dirs_for, origin=path, deep=deep, embedded=embedded)
     except HeaderError as exc:
         raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
+    package.signed = any(sig[tag] for tag in _SIGTAGS_OPENPGP)
     return RpmFile(path, hdr, package, header_start + hdr_size, _identity(st))

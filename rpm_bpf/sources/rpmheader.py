@@ -245,7 +245,7 @@ def _check_dirnames(dirnames: list[str], source: bool) -> None:
             raise HeaderError(f"directory name {name!r} is not a normalised absolute path")
 
 
-def _file_names(hdr: rpm.hdr) -> list[str]:
+def file_names(hdr: rpm.hdr) -> list[str]:
     """Every file's path, from the raw BASENAMES/DIRNAMES/DIRINDEXES tags, checked first.
 
     rpm's own FILENAMES (and FILECLASS) are computed by librpm from these
@@ -280,7 +280,7 @@ def _file_names(hdr: rpm.hdr) -> list[str]:
 def _file_entries(hdr: rpm.hdr, wanted: Callable[[int, str, str], bool]) -> list[FileEntry]:
     """The header's files for which ``wanted(index, path, fileclass)`` holds."""
     check_index(hdr.unload())  # FILECLASS is computed by librpm: headers from an rpmdb are checked too
-    names = _file_names(hdr)
+    names = file_names(hdr)
     if not names:
         return []
     fclasses = hdr[rpm.RPMTAG_FILECLASS] or [""] * len(names)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from rpm_bpf.samples.build import PkgFile, PkgSpec
+from rpm_bpf.samples.build import NO_LICENSE_C, XDP_COUNTER_C, PkgFile, PkgSpec, build_rpms, compile_bpf
 from rpm_bpf.sources import bpfdirs
 from tests.support.builders import Objects, RpmFactory, compile_objects, shipping
 from tests.support.dnf import BPFDIR, GOOD_OBJ, require_dnf
+from tests.support.signing import make_cert, make_gpg_key, rpmsign
 from tests.support.toolchain import require
 
 BPFFS = Path("/sys/fs/bpf")
@@ -143,3 +144,52 @@ def bpffs() -> Path:
     if not os.path.ismount(BPFFS):
         pytest.skip(f"no BPF filesystem at {BPFFS} and it cannot be mounted here")
     return BPFFS
+
+
+SIGNED_OBJ = "/usr/lib64/bpf/p/prog.o"  # the object of the trust tests' package P
+
+
+# --- the trust tests' keys, certificates and signed packages (test_trust, test_dnf5, test_dnf_plugin) ---
+
+
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory) -> dict:
+    """Keys, a certificate, and the packages: P signed, P unsigned (other bytes), P signed by the attacker,
+    P with fs-verity signatures, and Q without BPF content (unsigned)."""
+    for tool in ("gpg", "rpmsign", "rpmbuild", "openssl"):
+        require(tool)
+    d = tmp_path_factory.mktemp("trust")
+    distro_id, distro_key = make_gpg_key(d / "distro", "distro")
+    evil_id, evil_key = make_gpg_key(d / "evil", "evil")
+    verity = make_cert(d, "verity")
+    other_cert = make_cert(d, "other")[1]
+    good_obj = compile_bpf(XDP_COUNTER_C, d / "good.o")
+    evil_obj = compile_bpf(NO_LICENSE_C, d / "evil.o")
+
+    def build(tag: str, obj: Path | None, name: str = "P", path: str = SIGNED_OBJ) -> Path:
+        out = d / tag
+        out.mkdir()
+        entry = PkgFile(path, obj) if obj is not None else PkgFile(path, text="no BPF here\n")
+        built = build_rpms(PkgSpec(name, files=[entry]), out)[0]
+        return Path(shutil.copy(built, d / f"{tag}.rpm"))
+
+    pkgs = {
+        "good": rpmsign(build("good", good_obj), d / "distro", "distro"),
+        "unsigned": build("unsigned", evil_obj),
+        "evilsigned": rpmsign(build("evilsigned", evil_obj), d / "evil", "evil"),
+        "verity": rpmsign(build("verity", good_obj), d / "distro", "distro", verity=verity),
+        "nobpf": build("nobpf", None, name="Q", path="/usr/share/q/README"),
+    }
+    fs = build_rpms(PkgSpec("bpf-filesystem", files=[PkgFile("/usr/lib64/bpf", directory=True, mode=0o755)]), d)
+    pkgs["filesystem"] = fs[0]
+    return {
+        "dir": d,
+        "distro_id": distro_id,
+        "distro_key": distro_key,
+        "evil_id": evil_id,
+        "evil_key": evil_key,
+        "verity_key": verity[0],
+        "verity_cert": verity[1],
+        "other_cert": other_cert,
+        "pkgs": pkgs,
+    }

@@ -263,3 +263,26 @@ def test_bpf_verify_loaded_reaches_the_engine(dnf5):
     proc = debroot.run_in(dnf5.root, "dnf5", f"--installroot={dnf5.inst}", "bpf-verify", "--loaded")
     assert proc.returncode == 2, _out(proc)
     assert "loaded BPF programs: bpftool is not installed" in _out(proc)
+
+
+def test_bpf_verify_checks_header_signatures_with_trusted_keys(dnf5, kit):
+    """dnf5 bpf-verify --trusted-keys reaches rpm-bpf verify, and sid's librpm (rpm 6) checks the signature."""
+    shutil.copy(kit["distro_key"], dnf5.root / "distro.asc")
+    for name in ("good", "unsigned"):
+        shutil.copy(kit["pkgs"][name], dnf5.root / f"{name}.rpm")
+    inst = dnf5.path("/")
+    inst.mkdir(parents=True, exist_ok=True)
+
+    def rpm(*args: str) -> subprocess.CompletedProcess:
+        return debroot.run_in(dnf5.root, "rpm", "--root", dnf5.inst, *args)
+
+    assert rpm("--import", "/distro.asc").returncode == 0
+    assert rpm("-i", "--nodeps", "/good.rpm").returncode == 0
+    verify = ("dnf5", f"--installroot={dnf5.inst}", "bpf-verify", "--trusted-keys", "/distro.asc")
+    clean = debroot.run_in(dnf5.root, *verify)
+    assert clean.returncode == 0, _out(clean)
+    assert "1 package signatures checked; 1 verified." in clean.stdout
+    assert rpm("-U", "--nodeps", "--replacepkgs", "--nosignature", "/unsigned.rpm").returncode == 0
+    caught = debroot.run_in(dnf5.root, *verify)
+    assert caught.returncode == 1, _out(caught)
+    assert "P.x86_64: E: bpf-package-unsigned no header signature in the rpm database" in caught.stdout
