@@ -43,7 +43,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except (RpmdbError, TrustError) as exc:
         options.error(str(exc))
         return options.EXIT_USAGE
-    for note in result.notes:
+    for note in [] if args.quiet else result.notes:
         print(f"rpm-bpf: {escape(note)}", file=sys.stderr)
     report = Report("verify", result.packages, result.findings, result.errors, result.signatures)
     options.report_errors(report)
@@ -115,6 +115,12 @@ def configure(verify: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also check the loaded BPF programs: one that no installed package ships is bpf-program-unpackaged "
         "(see rpm-bpf which; needs root, or CAP_BPF plus CAP_SYS_ADMIN or CAP_PERFMON)",
+    )
+    verify.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no notes on stderr about what was not checked (as: header signatures, when no key is trusted)",
     )
     verify.add_argument(
         "--trusted-keys",

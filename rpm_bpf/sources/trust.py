@@ -39,12 +39,12 @@ class TrustError(RpmBpfError, ValueError):
     """A trust anchor that cannot be used; the message names the file."""
 
 
-class Key(namedtuple("Key", ("origin", "keyid", "pubkey"))):
-    """One OpenPGP public key: the file it came from, its 16-hex-digit id ("" if gpg cannot say)."""
+class Key(namedtuple("Key", ("origin", "armored", "pubkey"))):
+    """One OpenPGP public key: the file it came from, its armored block, librpm's parse of it."""
 
     __slots__ = ()
     origin: str
-    keyid: str
+    armored: bytes
     pubkey: rpm.pubkey
 
 
@@ -56,6 +56,7 @@ class Trust:
         self.certs = list(certs)  # PEM blocks
         self.origin = origin
         self._certfile: str | None = None
+        self._ids: list[str] | None = None
 
     @property
     def checks_headers(self) -> bool:
@@ -73,7 +74,10 @@ class Trust:
         return ring
 
     def key_ids(self) -> list[str]:
-        return sorted({key.keyid or f"(key in {key.origin})" for key in self.keys})
+        """The keys' 16-hex-digit ids (gpg reads them; only asked for when a finding names them)."""
+        if self._ids is None:
+            self._ids = sorted({(_key_ids(key.armored) or [f"(a key in {key.origin})"])[0] for key in self.keys})
+        return self._ids
 
     def certfile(self) -> str:
         """One PEM file holding every trusted certificate (for openssl), written once."""
@@ -131,8 +135,7 @@ def load_keys(path: str) -> list[Key]:
             pubkey = rpm.pubkey(block)
         except (ValueError, TypeError, rpm.error) as exc:
             raise TrustError(f"{path}: key #{index}: librpm cannot use it ({exc})") from None
-        ids = _key_ids(block)
-        keys.append(Key(path, ids[0] if ids else "", pubkey))
+        keys.append(Key(path, block, pubkey))
     return keys
 
 

@@ -63,7 +63,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -1540,6 +1540,70 @@ def fuzz_rpmdb(work: Path, settings: hypothesis.settings, seed: int | None) -> C
     return cases
 
 
+def fuzz_hdrsig(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """sources/hdrsig on a real signed header as the rpm database stores it, overwritten here and there:
+    the check always gives a verdict (never an exception, never a hang), and "verified" only when the
+    signed region is byte for byte the signed one."""
+    import subprocess
+
+    import rpm
+
+    from rpm_bpf.sources import bpfdirs, hdrsig
+    from rpm_bpf.sources.rpmheader import HeaderError
+    from rpm_bpf.sources.trust import load_keys
+    from tests.support.signing import make_gpg_key, rpmsign
+
+    fixture = build_rpm_fixture(work)
+    _, key = make_gpg_key(work / "gpg", "fuzz")
+    signed = Path(shutil.copy(fixture.path, work / "signed.rpm"))
+    rpmsign(signed, work / "gpg", "fuzz")
+    root = work / "sig-root"
+    root.mkdir()
+    subprocess.run(["rpm", "--root", str(root), "--import", str(key)], check=True, capture_output=True)
+    subprocess.run(
+        ["rpm", "--root", str(root), "-i", "--justdb", "--nodeps", str(signed)], check=True, capture_output=True
+    )
+    ts = rpm.TransactionSet(str(root))
+    ts.setVSFlags(getattr(rpm, "_RPMVSF_NOSIGNATURES", 0))
+    original = next(iter(ts.dbMatch("name", "fuzz-target"))).unload()
+    ts.closeDB()
+    region = hdrsig.signed_region(original)
+    trust_keys = load_keys(str(key))
+    ring = rpm.keyring()
+    for k in trust_keys:
+        ring.addKey(k.pubkey)
+    checker = hdrsig.Checker(ring)
+    assert checker.check(original, rpm.hdr(original)).verdict == hdrsig.VERIFIED
+    cases = Cases()
+
+    @given(
+        st.lists(st.tuples(ints(), patch_bytes()), min_size=1, max_size=3).map(tuple),
+        st.one_of(st.just(0), st.integers(min_value=1, max_value=64)),
+    )
+    def verdict_or_damage(patches: tuple[tuple[int, bytes], ...], cut: int) -> None:
+        cases()
+        blob = overwrite(original, patches)[: len(original) - cut]
+        try:
+            hdr = rpm.hdr(blob)
+        except (rpm.error, TypeError, ValueError):
+            cases.outcome("librpm refuses the header")
+            return
+        with must_not_block("hdrsig", 20):
+            sig = checker.check(blob, hdr)
+            if sig.verdict == hdrsig.VERIFIED:
+                assert hdrsig.signed_region(blob) == region, patches
+                with suppress(HeaderError):
+                    hdrsig.signed_package(blob, bpfdirs.for_arch)
+                hdrsig.file_signatures(hdr)
+        cases.outcome(sig.verdict)
+
+    try:
+        run_hypothesis(verdict_or_damage, settings, seed)
+    finally:
+        checker.close()
+    return cases
+
+
 # ---------------------------------------------------------------------------
 
 TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
@@ -1550,6 +1614,7 @@ TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "repodata": fuzz_repodata,
     "prefilter": fuzz_prefilter,
     "rpmdb": fuzz_rpmdb,
+    "hdrsig": fuzz_hdrsig,
 }
 
 

@@ -32,6 +32,7 @@ CI_EXAMPLES = {
     "repodata": 600,
     "prefilter": 1500,
     "rpmdb": 300,
+    "hdrsig": 1000,
 }
 TIMEOUT = 600
 

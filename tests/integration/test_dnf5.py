@@ -286,3 +286,12 @@ def test_bpf_verify_checks_header_signatures_with_trusted_keys(dnf5, kit):
     caught = debroot.run_in(dnf5.root, *verify)
     assert caught.returncode == 1, _out(caught)
     assert "P.x86_64: E: bpf-package-unsigned no header signature in the rpm database" in caught.stdout
+
+
+def test_check_after_the_transaction_takes_trusted_keys_from_the_conf(dnf5, kit):
+    shutil.copy(kit["distro_key"], dnf5.root / "distro.asc")
+    conf = dnf5.root / CONF.lstrip("/")
+    conf.write_text(conf.read_text() + "trusted_keys = /distro.asc\n")
+    proc = dnf5("install", "xdp-good-1.0")  # the test repository's packages are not signed
+    assert proc.returncode == 0, _out(proc)
+    assert "xdp-good.x86_64: E: bpf-package-unsigned no header signature" in _out(proc)
