@@ -127,8 +127,8 @@ def configure(verify: argparse.ArgumentParser) -> None:
         action="append",
         metavar="FILE",
         help="ASCII-armored OpenPGP public key file (repeatable, as in /etc/pki/rpm-gpg/): every installed package "
-        "with BPF code must carry a header signature by one of these keys. Default: the policy's [trust] keys, "
-        "else the host's dnf repository gpgkey=file:// keys; keys in ROOT's rpm database never count",
+        "with BPF code must carry a header signature by one of these keys or of the policy's [trust] keys; when "
+        "neither names one, the host's dnf repository gpgkey=file:// keys. Keys in ROOT's rpm database never count",
     )
     verify.add_argument(
         "--trusted-cert",

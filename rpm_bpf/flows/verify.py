@@ -18,6 +18,8 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import rpm
+
 from rpm_bpf.findings import Finding, InputError, SignatureStatus
 from rpm_bpf.model import MAX_CONTENT, FileEntry, Package, PackageRef
 from rpm_bpf.rules import attributes, installed, signature
@@ -184,8 +186,12 @@ class _Verifier:
     ) -> tuple[SignatureStatus, list[tuple[FileEntry, bool]]]:
         """Check the stored header's signature; when it verifies, the entries to compare are the signed ones."""
         assert self.checker is not None
-        blob = pkg.header.unload()
-        sig = self.checker.check(blob, pkg.header)
+        try:
+            blob = bytes(pkg.header.unload())
+        except (rpm.error, TypeError, ValueError) as exc:
+            sig = hdrsig.HeaderSignature(hdrsig.INVALID, "", f"the stored header cannot be read back ({exc})")
+        else:
+            sig = self.checker.check(blob, pkg.header)
         if sig.verdict == hdrsig.VERIFIED:
             try:
                 signed = hdrsig.signed_package(blob, bpfdirs.for_arch)
@@ -193,14 +199,13 @@ class _Verifier:
                 sig = sig._replace(verdict=hdrsig.INVALID, detail=f"the signed region cannot be read ({exc})")
             else:
                 changed = hdrsig.changed_entries(pkg.files, signed.files)
+                entries = self._bpf_entries(signed)
                 if changed:
                     self.raw.append(signature.altered_after_signing(pkg.ref, sig.keyid, changed))
-                    sig = sig._replace(verdict=hdrsig.INVALID)
-                entries = self._bpf_entries(signed)
-        else:
-            finding = signature.header(pkg.ref, sig, self.trust.key_ids())
-            if finding is not None:
-                self.raw.append(finding)
+                    return SignatureStatus(pkg.ref, hdrsig.INVALID, sig.keyid, 0, 0), entries
+        finding = signature.header(pkg.ref, sig, self.trust.key_ids()) if sig.verdict != hdrsig.VERIFIED else None
+        if finding is not None:
+            self.raw.append(finding)
         return SignatureStatus(pkg.ref, sig.verdict, sig.keyid, 0, 0), entries
 
     def found(self, finding: Finding | None) -> bool:
@@ -259,7 +264,8 @@ class _Verifier:
         return counts
 
     def file_signatures(self, ref: PackageRef, path: str, fd: int, sigs: list[hdrsig.FileSignature]) -> tuple[int, int]:
-        failed = 0
+        """Each signature over the file behind ``fd``: (checked, failed)."""
+        checked = failed = 0
         for sig in sigs:
             try:
                 problem = filesig.check(fd, sig, self.trust)
@@ -268,11 +274,12 @@ class _Verifier:
                 continue
             except subprocess.SubprocessError as exc:
                 problem = f"could not be checked ({exc})"
+            checked += 1
             finding = signature.file_signature(ref, path, sig.kind, problem)
             if finding is not None:
                 self.raw.append(finding)
                 failed += 1
-        return len(sigs), failed
+        return checked, failed
 
     def _readlink(self, path: str) -> str:
         try:

@@ -242,12 +242,18 @@ def resolve(
     """
     notes: list[str] = []
     paths, origin = list(dict.fromkeys([*keys, *policy_keys])), "configured keys"
-    if not paths and host_default:
-        paths, notes = repo_key_files()
-        origin = "the host's dnf repository keys"
-        missing = [p for p in paths if not os.path.exists(p)]
-        notes += [f"{p}: named by a dnf repository as its key, but absent; not used" for p in missing]
-        paths = [p for p in paths if p not in missing]
-    loaded = [key for path in paths for key in load_keys(path)]
+    if paths:
+        loaded = [key for path in paths for key in load_keys(path)]
+    elif host_default:
+        # The host's repositories name their keys in passing: one that cannot be used is a note, not the end.
+        origin, loaded = "the host's dnf repository keys", []
+        found, notes = repo_key_files()
+        for path in found:
+            try:
+                loaded += load_keys(path)
+            except TrustError as exc:
+                notes.append(f"{exc}; named by a dnf repository as its key, not used")
+    else:
+        loaded = []
     pems = [pem for path in dict.fromkeys([*certs, *policy_certs]) for pem in load_certs(path)]
     return Trust(loaded, pems, origin), notes

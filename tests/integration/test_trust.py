@@ -333,3 +333,41 @@ def test_dnf_bpf_verify_and_the_post_transaction_check_use_trusted_keys(kit, tmp
     assert "rpm-bpf: after the transaction: P.x86_64: E: bpf-package-unsigned" in done.stdout + done.stderr
     caught = _dnf(root, confdir, "bpf-verify", "--json", "--trusted-keys", str(kit["distro_key"]))
     assert caught.returncode == 1 and json.loads(caught.stdout)["signatures"][0]["verdict"] == "unsigned"
+
+
+@pytest.fixture
+def host_repo(kit):
+    """A dnf repository file on the host naming the distribution key; removed afterwards, whatever happens."""
+    import os
+
+    folder = Path("/etc/yum.repos.d")
+    if not os.access("/etc", os.W_OK):
+        pytest.skip("writing the host's /etc/yum.repos.d needs root")
+    made = not folder.exists()
+    folder.mkdir(exist_ok=True)
+    conf = folder / "zz-rpm-bpf-test.repo"
+    conf.write_text(f"[rpm-bpf-test]\nname=test\nbaseurl=file:///nonexistent\ngpgkey=file://{kit['distro_key']}\n")
+    try:
+        yield conf
+    finally:
+        conf.unlink()
+        if made:
+            folder.rmdir()
+
+
+def test_default_keys_are_the_hosts_repository_keys_never_the_roots(kit, tmp_path, host_repo):
+    root = _root(kit, tmp_path, "good")
+    import_key(root, kit["evil_key"])
+    install(root, kit["pkgs"]["evilsigned"], "--replacepkgs")
+    # The verified root names the attacker's key in its own repository configuration: never read.
+    (root / "etc/yum.repos.d").mkdir(parents=True)
+    (root / "etc/yum.repos.d/evil.repo").write_text(f"[evil]\ngpgkey=file://{kit['evil_key']}\n")
+    caught = _verify(root, "--format", "json")
+    assert caught.returncode == 1, caught.stdout + caught.stderr
+    assert _rules(caught) == ["bpf-package-signature-untrusted"]
+    assert kit["distro_id"] in caught.json()["findings"][0]["detail"]
+    # A repository key file that is no key is a note, and the other keys still count.
+    (tmp_path / "junk.asc").write_text("not a key\n")
+    host_repo.write_text(host_repo.read_text() + f"[junk]\ngpgkey=file://{tmp_path / 'junk.asc'}\n")
+    again = _verify(root)
+    assert again.returncode == 1 and "junk.asc: no ASCII-armored OpenPGP public key block" in again.stderr
