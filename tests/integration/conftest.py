@@ -18,7 +18,7 @@ from rpm_bpf.samples.build import NO_LICENSE_C, XDP_COUNTER_C, PkgFile, PkgSpec,
 from rpm_bpf.sources import bpfdirs
 from tests.support.builders import Objects, RpmFactory, compile_objects, shipping
 from tests.support.dnf import BPFDIR, GOOD_OBJ, require_dnf
-from tests.support.signing import make_cert, make_gpg_key, rpmsign
+from tests.support.signing import SIGNED_OBJ, make_cert, make_gpg_key, rpmsign
 from tests.support.toolchain import require
 
 BPFFS = Path("/sys/fs/bpf")
@@ -144,9 +144,6 @@ def bpffs() -> Path:
     if not os.path.ismount(BPFFS):
         pytest.skip(f"no BPF filesystem at {BPFFS} and it cannot be mounted here")
     return BPFFS
-
-
-SIGNED_OBJ = "/usr/lib64/bpf/p/prog.o"  # the object of the trust tests' package P
 
 
 # --- the trust tests' keys, certificates and signed packages (test_trust, test_dnf5, test_dnf_plugin) ---

@@ -22,8 +22,8 @@ import pytest
 import rpm
 
 from rpm_bpf.sources import trust
-from tests.integration.conftest import SIGNED_OBJ as OBJ
 from tests.support.cli import run_cli
+from tests.support.signing import SIGNED_OBJ as OBJ
 from tests.support.signing import (
     append_dribble,
     edit_stored_header,

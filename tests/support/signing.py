@@ -16,6 +16,8 @@ import rpm
 
 from rpm_bpf.sources.rpmdb import dbpath
 
+SIGNED_OBJ = "/usr/lib64/bpf/p/prog.o"  # the object of the trust tests' package P
+
 
 def make_gpg_key(home: Path, name: str) -> tuple[str, Path]:
     """A new RSA signing key in its own GNUPGHOME: (16-hex key id, armored public key file)."""
