@@ -70,6 +70,7 @@ install_file() {  # install_file MODE SRC DEST: copy only when different
 }
 install_file 0644 macros/macros.bpf "$rpmconfigdir/macros.d/macros.bpf"
 install_file 0644 macros/bpf.attr "$rpmconfigdir/fileattrs/bpf.attr"
+install_file 0644 macros/bpfapp.attr "$rpmconfigdir/fileattrs/bpfapp.attr"
 install_file 0755 macros/strip-bpf "$rpmconfigdir/rpm-bpf/strip-bpf"
 install_file 0755 macros/pkgcheck-chain "$rpmconfigdir/rpm-bpf/pkgcheck-chain"
 local_macros=$(mktemp)

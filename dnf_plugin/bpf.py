@@ -130,14 +130,14 @@ class BPF(dnf.Plugin):  # type: ignore[misc]  # dnf ships no type information
         self._guarded(self._verify_installed)
 
     def _check_provides(self) -> None:
-        from rpm_bpf.model import BPF_PROVIDE_PREFIX
+        from rpm_bpf.model import BPF_CAPABILITY_PREFIXES
 
         install_set = self.base.transaction.install_set
-        # The cheap test first: most transactions carry no bpf() provides at all.
+        # The cheap test first: most transactions carry no bpf(), bpf-cache() or bpf-runtime() provides at all.
         offered = [
             (p, provides)
             for p in install_set
-            if (provides := tuple(s for s in map(str, p.provides) if s.startswith(BPF_PROVIDE_PREFIX)))
+            if (provides := tuple(s for s in map(str, p.provides) if s.startswith(BPF_CAPABILITY_PREFIXES)))
         ]
         if not offered:
             return

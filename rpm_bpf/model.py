@@ -133,7 +133,9 @@ class Package:
         "file_signals",
         "files",
         "header",
+        "installtime",
         "is_source",
+        "provides",
         "ref",
         "requires",
         "signed",
@@ -165,6 +167,8 @@ class Package:
         self.deep = deep  # no triage: every file kept and read (slow; proves triage loses nothing)
         self.signed: bool | None = None  # an RPM file's signature header has an OpenPGP signature (None: unknown)
         self.header: Any = None  # the rpm.hdr it was read from, kept only when asked (signature checks)
+        self.provides: tuple[str, ...] = ()  # Provides names (what may name an application directory)
+        self.installtime: int | None = None  # when the rpm database says it was installed (None: a file)
 
     def search_signal(self, entry: FileEntry) -> str | None:
         """Why ``entry``'s bytes are searched for embedded BPF objects; None: they are not."""
@@ -225,3 +229,52 @@ def bpf_provide_name(capability: str) -> str | None:
 
 def bpf_provide_names(capabilities: Iterable[str]) -> set[str]:
     return {name for cap in capabilities if (name := bpf_provide_name(cap)) is not None}
+
+
+# --- application directories: bpf-cache(APP) and bpf-runtime(APP) provides ---
+
+# Where applications keep the BPF objects they compile: a cache that survives reboots, and run-time files.
+APP_PARENTS = {"cache": "/var/cache/bpf", "runtime": "/run"}
+APP_PROVIDE_PREFIXES = {"cache": "bpf-cache(", "runtime": "bpf-runtime("}
+# What hosts test provides against, cheaply, before handing them over (DNF plugins): every capability
+# the rpm-bpf macros and generators give.
+BPF_CAPABILITY_PREFIXES = (BPF_PROVIDE_PREFIX, *APP_PROVIDE_PREFIXES.values())
+
+
+def app_provide(kind: str, app: str) -> str:
+    """The capability a package claiming application directory APP of ``kind`` provides."""
+    return f"{APP_PROVIDE_PREFIXES[kind]}{app})"
+
+
+def _isa_like(app: str) -> bool:
+    """rpm's architecture suffix (``%{_isa}``: ``x86-64``, ``aarch-64``, ``x86-32``): a package named
+    bpf-cache or bpf-runtime provides ``bpf-runtime(x86-64)`` about itself, which names no directory."""
+    base, _, bits = app.rpartition("-")
+    return bits in ("32", "64") and base.isascii() and base.isalnum() and base.islower()
+
+
+def valid_app_name(app: str) -> bool:
+    """One path component the macros accept: no separator, not . or .., no space or shell/glob syntax, not
+    an architecture suffix."""
+    return (
+        0 < len(app) <= 200
+        and app not in (".", "..")
+        and app[0] not in "-."
+        and all(c.isascii() and (c.isalnum() or c in "._+-@") for c in app)
+        and not _isa_like(app)
+    )
+
+
+def app_provide_claim(capability: str) -> tuple[str, str] | None:
+    """(kind, APP) of a ``bpf-cache(APP)`` or ``bpf-runtime(APP)`` provide; None for anything else."""
+    if not capability.endswith(")"):
+        return None
+    for kind, prefix in APP_PROVIDE_PREFIXES.items():
+        if capability.startswith(prefix):
+            app = capability[len(prefix) : -1]
+            return (kind, app) if valid_app_name(app) else None
+    return None
+
+
+def app_provide_claims(capabilities: Iterable[str]) -> set[tuple[str, str]]:
+    return {claim for cap in capabilities if (claim := app_provide_claim(cap)) is not None}

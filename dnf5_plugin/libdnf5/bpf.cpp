@@ -461,7 +461,7 @@ public:
 
     void finish() noexcept override { server.stop(); }
 
-    // Before download: depsolving chose packages; their bpf(NAME) provides
+    // Before download: depsolving chose packages; their bpf(NAME) (and bpf-cache/bpf-runtime) provides
     // (primary metadata, always loaded) are enough to see name clashes early.
     void goal_resolved(const base::Transaction & transaction) override {
         if (mode == "off") return;
@@ -473,7 +473,10 @@ public:
                 std::string provides;
                 for (const auto & dep : pkg.get_provides()) {
                     // get_name() points into the pool: the common no-BPF case allocates nothing.
-                    if (std::strncmp(dep.get_name(), "bpf(", 4) == 0) {
+                    const char * name = dep.get_name();
+                    // bpf(NAME), bpf-cache(APP), bpf-runtime(APP): what the rpm-bpf macros provide
+                    if (std::strncmp(name, "bpf(", 4) == 0 || std::strncmp(name, "bpf-cache(", 10) == 0 ||
+                        std::strncmp(name, "bpf-runtime(", 12) == 0) {
                         provides += (provides.empty() ? "" : ", ") + json_str(dep.to_string());
                     }
                 }

@@ -77,6 +77,11 @@ def cmd_rpm_deps(args: argparse.Namespace) -> int:
     kind = args.kind
     if kind == "conflicts" and args.enabled.strip() not in ("1", "yes", "true"):
         return EXIT_OK
+    if kind == "app-provides":
+        return _app_provides(args)
+    if not args.bpfdir:
+        print("rpm-bpf: error: rpm-deps: --bpfdir is required", file=sys.stderr)
+        return EXIT_USAGE
     buildroot = os.path.normpath(args.buildroot) if args.buildroot else ""
     roots = tuple(dict.fromkeys(os.path.normpath(d) for d in args.bpfdir))
     for line in sys.stdin:
@@ -93,6 +98,31 @@ def cmd_rpm_deps(args: argparse.Namespace) -> int:
             print("bpf-filesystem")
         else:
             print(bpf_provide(name))
+    return EXIT_OK
+
+
+def _app_provides(args: argparse.Namespace) -> int:
+    """bpfapp.attr's generator: ``bpf-cache(APP)`` for /var/cache/bpf/APP and the tmpfiles.d files of
+    %bpf_cache_dir / %bpf_runtime_dir (``bpf-KIND-APP.conf``); names that are not APP names give nothing."""
+    from rpm_bpf.model import app_provide, valid_app_name
+
+    buildroot = os.path.normpath(args.buildroot) if args.buildroot else ""
+    cachedir, tmpfiles = os.path.normpath(args.cachedir), os.path.normpath(args.tmpfilesdir)
+    for line in sys.stdin:
+        path = line.rstrip("\n")
+        if not path:
+            continue
+        if args.multifile:
+            print(f";{path}")
+        installed = path[len(buildroot) :] if buildroot and path.startswith(buildroot + "/") else path
+        parent, _, base = installed.rpartition("/")
+        if parent == cachedir and valid_app_name(base):
+            print(app_provide("cache", base))
+        elif parent == tmpfiles and base.endswith(".conf"):
+            for kind in ("cache", "runtime"):
+                app = base.removeprefix(f"bpf-{kind}-").removesuffix(".conf")
+                if base.startswith(f"bpf-{kind}-") and valid_app_name(app):
+                    print(app_provide(kind, app))
     return EXIT_OK
 
 
@@ -152,10 +182,12 @@ def configure_install_objects(install: argparse.ArgumentParser) -> None:
 
 def configure_rpm_deps(deps: argparse.ArgumentParser) -> None:
     kinds = deps.add_mutually_exclusive_group(required=True)
-    for kind in ("provides", "requires", "conflicts"):
+    for kind in ("provides", "requires", "conflicts", "app-provides"):
         kinds.add_argument(f"--{kind}", dest="kind", action="store_const", const=kind)
     deps.add_argument("--buildroot", default="")
-    deps.add_argument("--bpfdir", action="append", required=True)
+    deps.add_argument("--bpfdir", action="append", help="a BPF directory (repeatable; all but --app-provides)")
+    deps.add_argument("--cachedir", default="/var/cache/bpf", help="for --app-provides: %%{_bpf_cachedir}")
+    deps.add_argument("--tmpfilesdir", default="/usr/lib/tmpfiles.d", help="for --app-provides: %%{_bpf_tmpfilesdir}")
     deps.add_argument("--enabled", default="0", help="for --conflicts: the value of %%_bpf_conflicts")
     deps.add_argument("--multifile", action="store_true", help="rpm >= 4.20 multifile protocol")
     deps.set_defaults(func=cmd_rpm_deps)

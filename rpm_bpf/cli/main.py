@@ -52,6 +52,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("repo-report", "inventory of the BPF objects of whole repositories (text, JSON, HTML)", "repo_report"),
     ("which", "which installed package each loaded BPF program came from", "which"),
+    ("clean-cache", "remove BPF caches no package claims, and stale ones (/var/cache/bpf)", "clean_cache"),
     ("rules", "list the rules, their ids and severities", "rules:configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", "rules:configure_explain"),
     ("policy", "show the effective policy, or check policy files", "policy"),

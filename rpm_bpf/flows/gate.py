@@ -23,7 +23,7 @@ from rpm_bpf.findings import Finding
 from rpm_bpf.flows import repositories
 from rpm_bpf.flows.scan import ScanResult, expand_inputs, scan
 from rpm_bpf.model import PackageRef, bpf_provide_names
-from rpm_bpf.rules import clash
+from rpm_bpf.rules import appdirs, clash
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs
@@ -82,9 +82,25 @@ def _conflicts(result: ScanResult, build: _NewBuild, repos: list[RepoContents]) 
         new + theirs, reported=lambda c: c.package in ours, counted=lambda c: c.package in counted
     )
     found.sort(key=lambda item: (item[0].package.nevra, item[0].path or ""))
-    return [
+    findings = [
         clash.conflict_finding(claim, _one_per_package(others), note="repository metadata") for claim, others in found
     ]
+    # Application directories: the new build's claims against the repositories'.
+    apps = list(result.apps)
+    ours |= {c.package for c in apps}
+    theirs_apps = [claim for repo in repos for claim in repositories.app_claims(repo, _in(repo.label))]
+    counted |= {c.package for c in theirs_apps if not build.replaces(c.package)}
+    found = clash.find_clashes(
+        apps + theirs_apps, reported=lambda c: c.package in ours, counted=lambda c: c.package in counted
+    )
+    found.sort(key=lambda item: (item[0].package.nevra, item[0].name))
+    findings += [
+        clash.conflict_finding(
+            claim, _one_per_package(others), verb="claimed", note="repository metadata", rule=appdirs.CONFLICT
+        )
+        for claim, others in found
+    ]
+    return findings
 
 
 def _one_per_package(others: tuple[Claim, ...]) -> list[Claim]:

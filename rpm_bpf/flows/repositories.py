@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from rpm_bpf.findings import InputError
 from rpm_bpf.model import bpf_provide
+from rpm_bpf.rules import appdirs
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.sources import bpfdirs
 from rpm_bpf.sources.repodata import RepoContents, RepoError, read_repository
@@ -42,4 +43,14 @@ def claims(repo: RepoContents, where: Callable[[str], str] = str) -> list[Claim]
         for name in sorted(set(names))
         if (pkg, name) not in files
     ]
+    return found
+
+
+def app_claims(repo: RepoContents, where: Callable[[str], str] = str) -> list[Claim]:
+    """The application directories ``repo``'s packages claim (by provide, or by files in a cache directory)."""
+    found = []
+    for pkg, apps in sorted(repo.apps.items()):
+        for (kind, app), path in sorted(apps.items()):
+            claim = appdirs.claim(pkg, kind, app)
+            found.append(claim._replace(where=where(path or claim.name)))  # a provide when no file says so
     return found

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rpm_bpf.findings import Finding, InputError
 from rpm_bpf.model import PackageRef
-from rpm_bpf.rules import clash
+from rpm_bpf.rules import appdirs, clash
+from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.package import ShippedObject, check_package
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class ScanResult:
-    __slots__ = ("errors", "findings", "packages", "shipped")
+    __slots__ = ("apps", "errors", "findings", "packages", "shipped")
 
     def __init__(
         self,
@@ -35,6 +36,7 @@ class ScanResult:
         self.findings = findings if findings is not None else []
         self.errors = errors if errors is not None else []
         self.shipped: list[ShippedObject] = []  # every BPF object the packages ship (for a gate)
+        self.apps: list[Claim] = []  # every application directory they claim (for a gate)
 
 
 def _walk_rpms(top: str, errors: list[InputError]) -> list[str]:
@@ -89,12 +91,13 @@ def expand_inputs(paths: Iterable[str]) -> Iterator[str | InputError]:
 class _Chunk:
     """What one worker found in its share of the inputs."""
 
-    __slots__ = ("errors", "findings", "packages", "shipped")
+    __slots__ = ("apps", "errors", "findings", "packages", "shipped")
 
     def __init__(self, errors: list[InputError] | None = None) -> None:
         self.packages: list[PackageRef] = []
         self.findings: list[Finding] = []
         self.shipped: list[ShippedObject] = []
+        self.apps: list[Claim] = []
         self.errors: list[InputError] = errors if errors is not None else []
 
 
@@ -140,6 +143,7 @@ def _scan_one(item: str, options: _Options, chunk: _Chunk) -> None:
     chunk.packages.append(pkg.ref)
     chunk.findings.extend(checked.findings)
     chunk.shipped.extend(checked.objects)
+    chunk.apps.extend(checked.apps)
 
 
 _BATCH = 16  # inputs handed to a worker at a time, answered together
@@ -325,8 +329,11 @@ def scan(
         merged.packages += chunk.packages
         merged.findings += chunk.findings
         merged.shipped += chunk.shipped
+        merged.apps += chunk.apps
         merged.errors += chunk.errors
     merged.findings += clash.conflicts(obj.claim for obj in merged.shipped)
+    merged.findings += appdirs.conflicts(merged.apps)
     result = ScanResult(packages=merged.packages, findings=policy.apply(merged.findings), errors=merged.errors)
     result.shipped = merged.shipped
+    result.apps = merged.apps
     return result

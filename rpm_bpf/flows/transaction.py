@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from rpm_bpf.findings import Finding, InputError
-from rpm_bpf.model import bpf_provide
-from rpm_bpf.rules import clash
+from rpm_bpf.model import APP_PARENTS, app_provide_claims, bpf_provide
+from rpm_bpf.rules import appdirs, clash
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.rules.registry import Severity
@@ -78,7 +78,7 @@ def check_transaction(
         except Exception as exc:  # our bug met on this package: it stays unchecked, so it is refused
             raw.append(_unreadable(item, f"internal error while reading it ({type(exc).__name__}: {exc})"))
             continue
-        if not rpmfile.package.files:
+        if not rpmfile.package.files and not app_provide_claims(rpmfile.package.provides):
             continue  # header triage: nothing BPF-related in it
         # Outside the package's try: a broken policy file is the host's error, not this package's.
         policy = policy or load_policy()
@@ -101,11 +101,14 @@ def check_transaction(
         return result
     policy = policy or load_policy()
     shipped = [obj for checked in relevant for obj in checked.objects]
+    apps = [claim for checked in relevant for claim in checked.apps]
     for checked in relevant:
         raw += checked.findings
-    if shipped:
+    if shipped or apps:
         try:
-            raw += _conflicts(root, shipped, set(leaving), {c.package.ref.nevra for c in relevant}, policy)
+            incoming_nevras = {c.package.ref.nevra for c in relevant}
+            raw += _conflicts(root, shipped, set(leaving), incoming_nevras, policy) if shipped else []
+            raw += _app_conflicts(root, apps, set(leaving), incoming_nevras, "") if apps else []
         except rpmdb.RpmdbError:
             raise  # the system's own database: not an incoming package's fault
         except Exception as exc:  # met on what the incoming packages ship: they stay unchecked, so refused
@@ -148,6 +151,36 @@ def _conflicts(
     )
 
 
+def _app_conflicts(
+    root: str, offered: list[Claim], leaving: set[tuple[str, str, str]], incoming_nevras: set[str], note: str
+) -> list[Finding]:
+    """``bpf-app-dir-conflict`` of incoming application directories, among themselves and with installed
+    packages that stay: rpm's provides index for ``bpf-cache(APP)``/``bpf-runtime(APP)``, its file index
+    for ``/var/cache/bpf/APP``."""
+    capabilities = sorted({claim.name for claim in offered})
+    cache = APP_PARENTS["cache"] + "/"
+    cache_dirs = sorted({claim.path for claim in offered if claim.path is not None and claim.path.startswith(cache)})
+    with rpmdb.snapshot(root, private=False) as live:
+        damaged: list[InputError] = []
+        providers = rpmdb.providers(live, capabilities, damaged)
+        owning = list(rpmdb.owners(live, cache_dirs, damaged)) if cache_dirs else []
+    staying: list[Claim] = []
+    for capability, refs in providers.items():
+        kind, app = next(iter(app_provide_claims([capability])))
+        staying += [appdirs.claim(ref, kind, app) for ref in refs]
+    for pkg in owning:
+        staying += appdirs.claims(pkg)
+
+    def stays(claim: Claim) -> bool:
+        ref = claim.package
+        return ref.nevra not in incoming_nevras and (ref.name, ref.evr, ref.arch) not in leaving
+
+    claims = offered + [claim for claim in staying if stays(claim)]
+    return _installed_unreadable(damaged) + appdirs.conflicts(
+        claims, reported=lambda c: c.package.nevra in incoming_nevras, note=note
+    )
+
+
 def _installed_unreadable(damaged: list[InputError]) -> list[Finding]:
     """An installed package that cannot be read may hold the clashing name: the check fails closed."""
     return [
@@ -173,10 +206,20 @@ def check_provides(
     on the downloaded files.
     """
     result = TransactionResult()
+    candidates = list(candidates)
     offered = [Claim(c.ref, name) for c in candidates for name in sorted(c.bpf_names)]
-    if not offered:
+    apps = [appdirs.claim(c.ref, kind, app) for c in candidates for kind, app in sorted(c.app_claims)]
+    if not offered and not apps:
         return result  # the common case: nothing BPF-related, no policy file read
     leaving = set(leaving)
+    policy = load_policy()
+    if apps:
+        app_nevras = {claim.package.nevra for claim in apps}
+        found = _app_conflicts(root, apps, leaving, app_nevras, "repository metadata, before download")
+        result.findings += policy.apply(found)
+        result.bpf_names.update(claim.package.name for claim in apps)
+    if not offered:
+        return result
     incoming_nevras = {claim.package.nevra for claim in offered}
     names = sorted({claim.name for claim in offered})
     with rpmdb.snapshot(root, private=False) as live:  # a database must be there, and inside the root
@@ -188,7 +231,6 @@ def check_provides(
         for ref in installed.get(bpf_provide(name), [])
         if ref.nevra not in incoming_nevras and (ref.name, ref.evr, ref.arch) not in leaving
     ]
-    policy = load_policy()
     result.findings += policy.apply(_installed_unreadable(damaged))
     for claim, others in clash.find_clashes(offered + staying, reported=lambda c: c.package.nevra in incoming_nevras):
         others = tuple(sorted(others, key=lambda o: o.package.nevra))

@@ -21,6 +21,7 @@ from typing import Any
 import rpm
 
 from rpm_bpf.findings import Finding, InputError, SignatureStatus
+from rpm_bpf.flows import caches
 from rpm_bpf.model import MAX_CONTENT, FileEntry, Package, PackageRef
 from rpm_bpf.rules import attributes, installed, signature
 from rpm_bpf.rules.placement import exempt_finding, location_finding
@@ -349,11 +350,15 @@ def verify(
                 for missing in rpmdb.missing_names(dbroot, names):
                     verifier.result.errors.append(InputError(missing, "package is not installed"))
                 keep = anchors.checks_headers or anchors.checks_files
+                packages = []
                 for pkg in rpmdb.installed(dbroot, names, verifier.result.errors, keep_header=keep):
                     verifier.package(pkg)
+                    if caches.claims_any(pkg):
+                        packages.append(pkg)  # what the cache check needs: claimants only
                 if not names:
                     roots = bpfdirs.for_arch(bpfdirs.host_arch()).roots
                     verifier.unowned(roots)
+                    verifier.raw += [entry.finding for entry in caches.inspect(fs, packages, verifier.result.errors)]
             finally:
                 verifier.close()
     finally:

@@ -81,13 +81,21 @@ def _shown(other: Claim, viewer: Claim) -> str:
 
 
 def conflict_finding(
-    claim: Claim, others: Iterable[Claim], subject: str | None = None, verb: str = "shipped", note: str = ""
+    claim: Claim,
+    others: Iterable[Claim],
+    subject: str | None = None,
+    verb: str = "shipped",
+    note: str = "",
+    rule: str = RULE,
 ) -> Finding:
-    """The finding on ``claim``'s package: "NAME is also shipped by OTHER (where), ..." plus ``note``."""
+    """The finding on ``claim``'s package: "NAME is also shipped by OTHER (where), ..." plus ``note``.
+
+    ``rule``: the clash rule (this module's, or rules/appdirs.py's for application directories).
+    """
     others = list(others)
     where = ", ".join(dict.fromkeys(_shown(o, claim) for o in others))
     detail = f"{subject or claim.name} is also {verb} by {where}" + (f" ({note})" if note else "")
-    return Finding.of(RULE, claim.package, claim.path, detail, related=tuple(sorted({o.package.nevra for o in others})))
+    return Finding.of(rule, claim.package, claim.path, detail, related=tuple(sorted({o.package.nevra for o in others})))
 
 
 def conflicts(
@@ -97,9 +105,10 @@ def conflicts(
     subject: Callable[[Claim], str] | None = None,
     verb: str = "shipped",
     note: str = "",
+    rule: str = RULE,
 ) -> list[Finding]:
     """``find_clashes`` worded as findings, one per reported claim."""
     return [
-        conflict_finding(claim, others, subject(claim) if subject else None, verb, note)
+        conflict_finding(claim, others, subject(claim) if subject else None, verb, note, rule)
         for claim, others in find_clashes(claims, reported, counted)
     ]

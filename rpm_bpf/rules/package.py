@@ -11,7 +11,7 @@ import errno
 from rpm_bpf.bpf import elf
 from rpm_bpf.findings import Embedded, Finding
 from rpm_bpf.model import MAX_OBJECT, ContentError, ContentReader, FileEntry, Package
-from rpm_bpf.rules import attributes, ownership, signature
+from rpm_bpf.rules import appdirs, attributes, ownership, signature
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.spec import check_spec_text
@@ -47,12 +47,13 @@ class ShippedObject:
 
 
 class PackageResult:
-    __slots__ = ("content_error", "findings", "objects", "package")
+    __slots__ = ("apps", "content_error", "findings", "objects", "package")
 
     def __init__(self, package: Package) -> None:
         self.package = package
         self.findings: list[Finding] = []
         self.objects: list[ShippedObject] = []
+        self.apps: list[Claim] = []  # the application directories it claims (rules/appdirs.py)
         self.content_error: str | None = None  # the payload could not be read
 
 
@@ -72,6 +73,8 @@ def check_package(
     if pkg.is_source:
         _check_source(pkg, reader, result)
         return result
+    result.apps = appdirs.claims(pkg)
+    result.findings += appdirs.unnamed(pkg, result.apps)
     if not pkg.files:
         return result
     contents = _read_needed(pkg, dirs, reader, result)
@@ -143,6 +146,10 @@ class _PackageChecker:
     def add(self, rule: str, path: str | None, detail: str = "") -> None:
         self.result.findings.append(Finding.of(rule, self.pkg.ref, path, detail))
 
+    def found(self, finding: Finding | None) -> None:
+        if finding is not None:
+            self.result.findings.append(finding)
+
     def check_entry(self, entry: FileEntry, content: bytes | OSError | None) -> None:
         relname = relative_name(entry.path, self.dirs.roots)
         if entry.is_ghost:
@@ -150,6 +157,7 @@ class _PackageChecker:
                 self.add("bpfdir-ghost-file", entry.path)
             return
         if not entry.is_regular:
+            self.found(appdirs.shipped_file(self.pkg, entry))
             return
         data = content if isinstance(content, bytes) else None
         is_bpf = entry.class_says_bpf or (data is not None and elf.is_bpf_elf(data))
@@ -157,6 +165,8 @@ class _PackageChecker:
             self.check_object(entry, relname, content)
         elif relname is not None:
             self.add("bpfdir-non-bpf-file", entry.path, entry.fileclass or "not an ELF BPF object")
+        else:
+            self.found(appdirs.shipped_file(self.pkg, entry))
         if is_bpf or data is None:
             return
         signal = self.pkg.search_signal(entry)

@@ -10,7 +10,7 @@ from collections import namedtuple
 from typing import BinaryIO
 
 from rpm_bpf.errors import RpmBpfError
-from rpm_bpf.model import PackageRef, bpf_provide_names
+from rpm_bpf.model import PackageRef, app_provide_claims, bpf_provide_names
 
 
 class Incoming(namedtuple("Incoming", ("path", "label"))):
@@ -32,6 +32,11 @@ class Candidate(namedtuple("Candidate", ("ref", "provides"))):
     def bpf_names(self) -> set[str]:
         """Object names from ``bpf(NAME)`` provides (those the rpm-bpf macros generate)."""
         return bpf_provide_names(self.provides)
+
+    @property
+    def app_claims(self) -> set[tuple[str, str]]:
+        """(kind, APP) from ``bpf-cache(APP)``/``bpf-runtime(APP)`` provides."""
+        return app_provide_claims(self.provides)
 
 
 REQUEST_SCHEMA = "rpm-bpf/transaction-request/v1"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import rpm
 
 from rpm_bpf.errors import RpmBpfError
-from rpm_bpf.model import GO_CLASS, FileEntry, Package, PackageRef
+from rpm_bpf.model import APP_PARENTS, GO_CLASS, FileEntry, Package, PackageRef, app_provide_claims
 from rpm_bpf.sources.bpfdirs import BpfDirs, under
 
 # Header signals that a package's ELF files may carry BPF objects, as
@@ -80,6 +80,7 @@ def package_from_header(
         source=origin,
     )
     requires = tuple(hdr[rpm.RPMTAG_REQUIRENAME])
+    provides = tuple(hdr[rpm.RPMTAG_PROVIDENAME])
     pkg = Package(
         ref=ref,
         sourcerpm=hdr[rpm.RPMTAG_SOURCERPM] or "",
@@ -88,6 +89,8 @@ def package_from_header(
         is_source=is_source,
         deep=deep,
     )
+    pkg.provides = provides
+    pkg.installtime = hdr[rpm.RPMTAG_INSTALLTIME]
     if is_source:
         # The spec file is what the spec rules judge; nothing else in a source package.
         pkg.files = _file_entries(hdr, lambda index, path, fclass: path.endswith(".spec"))
@@ -100,14 +103,20 @@ def package_from_header(
     in_bpfdir = any(d.startswith(prefixes) for d in hdr[rpm.RPMTAG_DIRNAMES])
     no_classes = not classes and any(b.endswith(".o") for b in hdr[rpm.RPMTAG_BASENAMES])
     has_elf = any(c.startswith("ELF") for c in classes)
+    # Application directories: everything under the cache parent, and /run/APP of the runtime APPs it
+    # provides (/run is every daemon's: owning /run/APP alone says nothing about BPF).
+    apps = app_provide_claims(provides)
+    app_roots = (APP_PARENTS["cache"], *(f"{APP_PARENTS[k]}/{app}" for k, app in apps if k == "runtime"))
+    app_prefixes = tuple(root + "/" for root in app_roots)
+    in_appdir = bool(apps) or any(d.startswith(app_prefixes) for d in hdr[rpm.RPMTAG_DIRNAMES])
     static: set[int] = set()
     if has_elf:
-        dependencies = "\n".join(requires + tuple(hdr[rpm.RPMTAG_PROVIDENAME]))
+        dependencies = "\n".join(requires + provides)
         pkg.embedded_signal = embedded_signal(dependencies) or ("payload" if embedded == "all" else None)
         if not pkg.embedded_signal and all(needle in dependencies for needle in STATIC_LIBBPF_NEEDS):
             static = _files_requiring(hdr, requires, STATIC_LIBBPF_NEEDS)
     go_files = has_elf and not pkg.embedded_signal and any(GO_CLASS in c for c in classes)
-    if not (deep or has_bpf_class or in_bpfdir or no_classes or pkg.embedded_signal or go_files or static):
+    if not (deep or has_bpf_class or in_bpfdir or in_appdir or no_classes or pkg.embedded_signal or go_files or static):
         return pkg
     searched = bool(pkg.embedded_signal)
 
@@ -118,6 +127,7 @@ def package_from_header(
         return (
             deep
             or any(under(path, root) for root in roots)
+            or (in_appdir and any(under(path, root) for root in app_roots))
             or "eBPF" in fclass
             or "arch 0xf7" in fclass
             or (no_classes and path.endswith(".o"))

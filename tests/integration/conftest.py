@@ -50,7 +50,7 @@ def rpms(tmp_path_factory) -> RpmFactory:
 @pytest.fixture(scope="module")
 def dnf_repo(rpms, objects, tmp_path_factory) -> Path:
     """A createrepo_c repository: bpf-filesystem, xdp-good 1.0 and 2.0, packages clashing with it, a misplaced
-    object and a runtime-only (ghost) user."""
+    object, a runtime-only (ghost) user and a rival claiming its cache directory."""
     require_dnf()
     d = tmp_path_factory.mktemp("repo")
     own = [PkgFile(f"{BPFDIR}/xdp-good", directory=True, mode=0o755)]
@@ -80,6 +80,8 @@ def dnf_repo(rpms, objects, tmp_path_factory) -> Path:
                 PkgFile("/var/cache/bpf/runtime-user/jit.o", ghost=True),
             ],
         ),
+        # Owns runtime-user's cache directory too: bpfapp.attr gives both bpf-cache(runtime-user).
+        PkgSpec("cache-rival", files=[PkgFile("/var/cache/bpf/runtime-user", directory=True, mode=0o755)]),
     ]
     for pkg in packages:
         for path in rpms.build_all(pkg):

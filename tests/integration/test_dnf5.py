@@ -116,6 +116,21 @@ def test_clashing_provides_refused_before_download(dnf5, clash):
     assert not dnf5.installed(clash)
 
 
+def test_second_claim_of_a_cache_directory_refused_before_download(dnf5):
+    """bpf-cache(APP) provides (bpfapp.attr) clash like bpf(NAME): the C++ shim hands them over at goal_resolved."""
+    assert dnf5("install", "runtime-user").returncode == 0
+    cache = dnf5.path("/var/cache")
+    before = set(cache.rglob("*.rpm"))
+    proc = dnf5("install", "cache-rival")
+    assert proc.returncode == 1, _out(proc)
+    assert (
+        "cache-rival.x86_64: E: bpf-app-dir-conflict /var/cache/bpf/runtime-user bpf-cache(runtime-user) is also "
+        "claimed by runtime-user-1.0-1.x86_64 (repository metadata, before download)"
+    ) in _out(proc)
+    assert {p for p in cache.rglob("*.rpm") if "cache-rival" in p.name} - before == set()  # never downloaded
+    assert not dnf5.installed("cache-rival")
+
+
 def test_clash_without_provides_refused_on_the_downloaded_file(dnf5):
     assert dnf5("install", "xdp-good-1.0").returncode == 0
     proc = dnf5("install", "xdp-clash-noprov")

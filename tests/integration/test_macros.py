@@ -28,6 +28,7 @@ def test_installed_macros_are_this_trees():
     pairs = {
         MACROS / "macros.bpf": Path(RPMCONFIGDIR) / "macros.d" / "macros.bpf",
         MACROS / "bpf.attr": Path(RPMCONFIGDIR) / "fileattrs" / "bpf.attr",
+        MACROS / "bpfapp.attr": Path(RPMCONFIGDIR) / "fileattrs" / "bpfapp.attr",
         MACROS / "strip-bpf": Path(RPMCONFIGDIR) / "rpm-bpf" / "strip-bpf",
     }
     for source, installed in pairs.items():

@@ -65,7 +65,7 @@ def test_subpackages_put_each_piece_where_its_host_looks(built):
         "/usr/share/bash-completion/completions/rpm-bpf",
         "/usr/share/zsh/site-functions/_rpm-bpf",
     } <= _list(built["python3-rpm-bpf"])
-    assert _list(built["bpf-filesystem"]) == {"/usr/lib64/bpf", "/usr/lib/bpf"}
+    assert _list(built["bpf-filesystem"]) == {"/usr/lib64/bpf", "/usr/lib/bpf", "/var/cache/bpf"}
     assert {
         "/usr/lib/rpm/macros.d/macros.bpf",
         "/usr/lib/rpm/fileattrs/bpf.attr",

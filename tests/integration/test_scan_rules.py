@@ -39,16 +39,21 @@ def test_runtime_locations_hold_ghosts_not_objects(rpms, objects):
         PkgSpec(
             "runtime-ghost",
             files=[
-                PkgFile("/var/cache/bpf/app", directory=True, mode=0o755),
-                PkgFile("/var/cache/bpf/app/prog.o", ghost=True),
+                PkgFile("/var/cache/bpf/runtime-ghost", directory=True, mode=0o755),
+                PkgFile("/var/cache/bpf/runtime-ghost/prog.o", ghost=True),
             ],
         )
     )
-    shipped = rpms.build(PkgSpec("runtime-shipped", files=[PkgFile("/var/cache/bpf/app/prog.o", objects.full)]))
+    shipped = rpms.build(
+        PkgSpec("runtime-shipped", files=[PkgFile("/var/cache/bpf/runtime-shipped/prog.o", objects.full)])
+    )
     assert findings_of(ghost) == set()
     result = scan([str(shipped)], Policy.load(system=None))
-    (finding,) = result.findings
+    (finding,) = result.findings  # once, by the placement rule (not bpf-app-dir-file as well)
     assert finding.rule == "bpf-object-outside-bpfdir" and "%ghost" in finding.detail
+    # a cache directory named after nothing the package is
+    generic = rpms.build(PkgSpec("runtime-generic", files=[PkgFile("/var/cache/bpf/app", directory=True)]))
+    assert findings_of(generic) == {("runtime-generic", "bpf-app-dir-unnamed", "/var/cache/bpf/app")}
 
 
 def test_ghost_in_bpfdir(rpms, bpfdir):

@@ -128,6 +128,7 @@ class FakePkg:
         arch: str = "x86_64",
         epoch: int | None = None,
         requires: Iterable[str] = (),
+        provides: Iterable[str] = (),
         sourcerpm: str | None = None,
         embedded_signal: str | None = None,
         is_source: bool = False,
@@ -145,6 +146,7 @@ class FakePkg:
             embedded_signal=embedded_signal,
             deep=deep,
         )
+        self.package.provides = tuple(provides)
         contents = {f.path: f.content for f in self.files if f.content is not None and stat.S_ISREG(f.mode)}
         self.reader = DictReader(contents, broken)
 

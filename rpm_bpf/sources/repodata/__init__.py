@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from rpm_bpf.model import PackageRef, bpf_provide_names
+from rpm_bpf.model import APP_PARENTS, PackageRef, app_provide_claims, bpf_provide_names
 from rpm_bpf.sources.repodata import glib
 from rpm_bpf.sources.repodata.decompress import decompressed
 from rpm_bpf.sources.repodata.prefilter import OPEN, named, snippets
@@ -40,6 +40,9 @@ class RepoContents:
         self.label = label
         self.files: dict[PackageRef, list[str]] = {}  # paths under a BPF directory (files, not directories)
         self.provides: dict[PackageRef, list[str]] = {}  # bpf(NAME) provides, as NAME
+        # Application directories: (kind, APP) from bpf-cache(APP)/bpf-runtime(APP) provides, and
+        # ("cache", APP) for entries below /var/cache/bpf/APP (directories included), with the directory.
+        self.apps: dict[PackageRef, dict[tuple[str, str], str | None]] = {}
         self.packages = 0  # how many packages the primary metadata lists
         # With inventory=True (repo-report): files that look like BPF objects outside the BPF directories
         # (by name: metadata has no file types), the BPF directories each package owns, and the
@@ -95,7 +98,8 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
     records = read_records(source)
     contents = RepoContents(location)
     roots = tuple(sorted(set(roots)))
-    file_needles = tuple(b">" + root.encode() + b"/" for root in roots)
+    cache = APP_PARENTS["cache"]
+    file_needles = tuple(b">" + root.encode() + b"/" for root in (*roots, cache))
     if inventory:
         file_needles += (b".bpf.o<", b"/bpf/")
     errors: list[BaseException] = []
@@ -138,6 +142,14 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
                     if mine:
                         contents.files.setdefault(ref, []).extend(mine)
                         kept[0] += len(mine)
+                    cached = {
+                        f"{d}{n}"[len(cache) + 1 :].split("/", 1)[0]
+                        for _, d, n in pkg.files
+                        if f"{d}{n}".startswith(cache + "/")
+                    }
+                    for app in sorted(cached - {""}):
+                        contents.apps.setdefault(ref, {})[("cache", app)] = f"{cache}/{app}"
+                        kept[0] += 1
                     if not inventory:
                         continue
                     outside = [p for p in paths if p not in mine and looks_like_bpf_object(p)]
@@ -157,7 +169,8 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
         try:
             wanted = {ref.name.encode() for ref in contents.files}  # whose Requires the inventory needs
             stream = counter(metadata_stream(source, records["primary"]))
-            elements = snippets(stream, (b'name="bpf(',), named(wanted) if wanted else None)
+            needles = (b'name="bpf(', b'name="bpf-cache(', b'name="bpf-runtime(')
+            elements = snippets(stream, needles, named(wanted) if wanted else None)
             for chunk in elements:
                 check_kept()
                 for pkg in parse("primary", chunk):
@@ -166,6 +179,9 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
                     if names:
                         contents.provides.setdefault(ref, []).extend(names)
                         kept[0] += len(names)
+                    for app in sorted(app_provide_claims(p[0] for p in pkg.provides)):
+                        contents.apps.setdefault(ref, {}).setdefault(app, None)
+                        kept[0] += 1
                     if ref in contents.files:
                         contents.requires[ref] = [r[0] for r in pkg.requires]
             contents.packages = counter.last
