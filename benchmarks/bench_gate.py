@@ -4,9 +4,9 @@
 
 The repository is synthetic metadata of Fedora's size (benchmarks/repo_corpus.py:
 75,000 packages, ~3.5 million file entries, planted clashes and decoys). The
-new build is three RPMs built here by rpmbuild, each clashing with one
-planted repository package in one of the three ways (lib64/lib64, lib/lib,
-lib/lib64). Side by side, whole processes, cold (the page cache dropped and
+new build is four RPMs built here by rpmbuild, each clashing with one
+planted repository package: an object name in one of the three ways
+(lib64/lib64, lib/lib, lib/lib64), and a cache directory (bpf-cache(APP)). Side by side, whole processes, cold (the page cache dropped and
 no tool's own cache) and warm:
 
 * rpm-bpf scan --against (and its peak memory, /usr/bin/time), and rpm-bpf repo-report,
@@ -70,6 +70,8 @@ def new_build(work: Path) -> list[Path]:
         PkgSpec("new-lib64", files=[PkgFile("/usr/lib64/bpf/clash64/prog.bpf.o", obj)]),
         PkgSpec("new-lib", noarch=True, files=[PkgFile("/usr/lib/bpf/clashnoarch/prog.bpf.o", obj)]),
         PkgSpec("new-mixed", noarch=True, files=[PkgFile("/usr/lib/bpf/clashmixed/prog.bpf.o", obj)]),
+        # claims the repository's planted cache directory (bpf-cache(clashcache), from bpfapp.attr)
+        PkgSpec("new-cache", files=[PkgFile("/var/cache/bpf/clashcache", directory=True, mode=0o755)]),
     ]
     return [samples.build_rpm(spec, work / "build") for spec in specs]
 
@@ -106,13 +108,15 @@ def main() -> int:
             elapsed, peak, proc = _timed(inventory, cold)
             rows.append((f"rpm-bpf repo-report ({label})", elapsed, peak))
         report = json.loads(result.stdout)
+        clash_rules = ("bpf-name-conflict", "bpf-app-dir-conflict")
         clashes = {
-            (f["package"]["name"], tuple(f["related"])) for f in report["findings"] if f["rule"] == "bpf-name-conflict"
+            (f["rule"], f["package"]["name"], tuple(f["related"])) for f in report["findings"] if f["rule"] in clash_rules
         }
         expected = {
-            ("new-lib64", ("planted-lib64-1.0-1.x86_64",)),
-            ("new-lib", ("planted-lib-1.0-1.noarch",)),
-            ("new-mixed", ("planted-mixed-1.0-1.x86_64",)),
+            ("bpf-name-conflict", "new-lib64", ("planted-lib64-1.0-1.x86_64",)),
+            ("bpf-name-conflict", "new-lib", ("planted-lib-1.0-1.noarch",)),
+            ("bpf-name-conflict", "new-mixed", ("planted-mixed-1.0-1.x86_64",)),
+            ("bpf-app-dir-conflict", "new-cache", ("planted-cache-1.0-1.x86_64",)),
         }
         decoys = [f for f in report["findings"] if any("decoy" in r or "lookalike" in r for r in f["related"])]
 

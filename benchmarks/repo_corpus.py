@@ -38,7 +38,10 @@ DECOYS = {
     "decoy-sysroot": ["/usr/x86_64-linux-gnu/sys-root/fc41/usr/lib64/bpf/clash64/prog.bpf.o"],
     "decoy-bpfilter": ["/usr/lib64/bpfilter/clash64/prog.bpf.o", "/usr/lib64/bpfilter"],
     "decoy-local": ["/usr/local/lib64/bpf/clash64/prog.bpf.o"],
+    "decoy-run": ["/run/clashcache/pid"],  # /run/APP without a bpf-runtime(APP) provide claims nothing
 }
+# Application directories (bpf-cache(APP)): the repository package claiming one, by directory and provide.
+PLANTED_CACHE = ("clashcache", "planted-cache")
 
 
 _PREFIXES = (
@@ -75,7 +78,8 @@ def generate(out: Path, packages: int, files: int, seed: int) -> dict:
     filelists.set_num_of_pkgs(packages)
     counts = _counts(rng, packages, files)
     bpf_every = max(1, packages // 300)  # a few hundred packages ship BPF objects
-    special = {i * (packages // 10): name for i, name in enumerate(list(PLANTED) + list(DECOYS) + ["lookalike"], 1)}
+    roles = [*PLANTED, *DECOYS, "lookalike", "cache"]
+    special = {i * (packages // (len(roles) + 1)): name for i, name in enumerate(roles, 1)}
     total_files = 0
     for index in range(packages):
         pkg = cr.Package()
@@ -97,8 +101,13 @@ def generate(out: Path, packages: int, files: int, seed: int) -> dict:
             provides += [
                 ("bpftool", "EQ", "0", "7.5", "1", False),
                 ("bpf-devel(x)", None, None, None, None, False),
+                ("bpf-cachetool(clashcache)", None, None, None, None, False),
                 ("libbpf.so.1()(64bit)", None, None, None, None, False),
             ]
+        elif role == "cache":
+            app, name = PLANTED_CACHE
+            paths += [f"/var/cache/bpf/{app}"]
+            provides = [(name, "EQ", "0", "1.0", "1", False), (f"bpf-cache({app})", None, None, None, None, False)]
         elif index % bpf_every == 0:
             objs = [f"/usr/lib64/bpf/{name}/prog{k}.bpf.o" for k in range(1 + index % 3)]
             paths += objs
@@ -131,6 +140,7 @@ def generate(out: Path, packages: int, files: int, seed: int) -> dict:
         "seed": seed,
         "planted": {name: list(where) for name, where in PLANTED.items()},
         "decoys": DECOYS,
+        "planted_cache": list(PLANTED_CACHE),
     }
     (out / "planted.json").write_text(json.dumps(manifest, indent=1))
     return manifest

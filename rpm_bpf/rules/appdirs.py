@@ -74,15 +74,19 @@ def claims(pkg: Package) -> list[Claim]:
     return [found[key] for key in sorted(found)]
 
 
-def shipped_file(pkg: Package, entry: FileEntry) -> Finding | None:
+def shipped_file(pkg: Package, entry: FileEntry, ships_bpf: bool = False) -> Finding | None:
     """``bpf-app-dir-file``: something other than a directory or a %ghost entry shipped in an application
-    directory (BPF objects there are ``bpf-object-outside-bpfdir``, rules/placement.py)."""
+    directory (BPF objects there are ``bpf-object-outside-bpfdir``, rules/placement.py).
+
+    Under ``/run``: in a directory the package declares (``bpf-runtime(APP)``), or anywhere when the
+    package ships or embeds BPF code (``ships_bpf``); other packages' files in /run are not rpm-bpf's.
+    """
     if entry.is_dir or entry.is_ghost:
         return None
     runtime = {app for kind, app in app_provide_claims(pkg.provides) if kind == "runtime"}
     if cache_app(entry.path) is not None or entry.path == CACHE:
         kind, parent = "cache", CACHE
-    elif _runtime_app(entry.path, runtime) is not None:
+    elif _runtime_app(entry.path, runtime) is not None or (ships_bpf and entry.path.startswith(RUNTIME + "/")):
         kind, parent = "runtime", RUNTIME
     else:
         return None

@@ -84,6 +84,11 @@ def check_package(
     checker.check_noarch_endianness()
     checker.check_ownership(owner_provides)
     ships = bool(result.objects) or any(f.embedded is not None for f in result.findings)
+    if ships:  # a BPF application's files in /run, not only those of the directories it declares
+        judged = {o.entry.path for o in result.objects} | {f.path for f in result.findings if f.rule == appdirs.SHIPPED}
+        for entry in pkg.files:
+            if entry.path not in judged:
+                checker.found(appdirs.shipped_file(pkg, entry, ships_bpf=True))
     unsigned = signature.unsigned_build(pkg, ships, pkg.signed)
     if unsigned is not None:
         result.findings.append(unsigned)

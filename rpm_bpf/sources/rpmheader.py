@@ -128,6 +128,7 @@ def package_from_header(
             deep
             or any(under(path, root) for root in roots)
             or (in_appdir and any(under(path, root) for root in app_roots))
+            or path.startswith("/run/")  # what a BPF application ships in /run is judged (rules/appdirs.py)
             or "eBPF" in fclass
             or "arch 0xf7" in fclass
             or (no_classes and path.endswith(".o"))

@@ -127,6 +127,11 @@ def test_engine_imports_no_host(module):
         ("bpf-object-attrs-changed", "rpm_bpf.rules.installed"),
         ("bpf-object-unowned", "rpm_bpf.rules.installed"),
         ("bpf-package-unreadable", "rpm_bpf.rules.unreadable"),
+        ("bpf-app-dir-conflict", "rpm_bpf.rules.appdirs"),
+        ("bpf-app-dir-file", "rpm_bpf.rules.appdirs"),
+        ("bpf-app-dir-unnamed", "rpm_bpf.rules.appdirs"),
+        ("bpf-cache-left-behind", "rpm_bpf.rules.appdirs"),
+        ("bpf-cache-stale", "rpm_bpf.rules.appdirs"),
     ],
 )
 def test_rule_spelled_in_its_home_only(rule, home):

@@ -113,3 +113,15 @@ def test_stale_and_left_behind():
     assert finding.rule == "bpf-cache-stale" and finding.severity == Severity.WARNING
     left = appdirs.left_behind(f"{CACHE}/gone", "a directory")
     assert left.rule == "bpf-cache-left-behind" and left.package is None and "clean-cache" in left.detail
+
+
+def test_a_bpf_applications_files_in_run_are_judged_and_other_packages_are_not():
+    tool = FakePkg(
+        [bpf("/usr/lib64/bpf/tool/prog.o", bpf_object()), text("/run/tool/state"), ghost("/run/tool/ok")],
+        name="tool",
+        requires=["bpf-filesystem"],
+    )
+    rules = FakePkg.rules(tool.check())
+    assert ("bpf-app-dir-file", "/run/tool/state") in rules and ("bpf-app-dir-file", "/run/tool/ok") not in rules
+    daemon = FakePkg([text("/run/daemon/state")], name="daemon")
+    assert FakePkg.rules(daemon.check()) == set()
