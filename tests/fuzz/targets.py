@@ -1435,11 +1435,13 @@ def _reference_snippets(data: bytes, needles: tuple[bytes, ...]) -> list[bytes]:
 
 def fuzz_prefilter(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
     """sources/repodata/prefilter.snippets on token soup cut into random chunks: the reference's elements
-    (each once, in order), in time linear in the input (a hit far from any element is cheap)."""
-    from rpm_bpf.sources.repodata.prefilter import snippets
+    (each once, in order), in time linear in the input (a hit far from any element is cheap); ``any_of``
+    (one search for a common part) gives what one search per needle gives."""
+    from rpm_bpf.sources.repodata.prefilter import any_of, snippets
 
-    needle = b">/usr/lib64/bpf/"
-    inner = st.lists(st.sampled_from([needle, b" " * 1000, b"<file", b"x", b"<", b">", b"/usr/lib64/bpf/"]), max_size=8)
+    needle, other = b">/usr/lib64/bpf/", b">/var/cache/bpf/"
+    tokens = [needle, other, b" " * 1000, b"<file", b"x", b"<", b">", b"/usr/lib64/bpf/", b"bpf/", b"/cache/bpf/"]
+    inner = st.lists(st.sampled_from(tokens), max_size=8)
     element = inner.map(lambda parts: b"<package " + b"".join(parts) + b"</package>")
     junk = st.sampled_from([b"<package ", b"</package>", needle, b" " * 5000, b"<"])
 
@@ -1457,6 +1459,9 @@ def fuzz_prefilter(work: Path, settings: hypothesis.settings, seed: int | None) 
             at += cut
         with must_not_block("snippets", 10):
             got = list(snippets(chunks, (needle,)))
+            # one search for the common part finds what a search per needle finds
+            both = list(snippets(chunks, (needle, other)))
+            assert list(snippets(chunks, (), any_of((needle, other), b"bpf/"))) == both, both
         want = [e for e in _reference_snippets(data, (needle,)) if needle in e]
         # Nested openings (never in real metadata) may make an element start at an outer "<package ":
         # every element the reference finds lies inside one given, each given one holds a hit, in order.

@@ -26,7 +26,7 @@ from typing import Any
 from rpm_bpf.model import APP_PARENTS, PackageRef, app_provide_claims, bpf_provide_names
 from rpm_bpf.sources.repodata import glib
 from rpm_bpf.sources.repodata.decompress import decompressed
-from rpm_bpf.sources.repodata.prefilter import OPEN, named, snippets
+from rpm_bpf.sources.repodata.prefilter import OPEN, any_of, either, named, snippets
 from rpm_bpf.sources.repodata.transport import CHUNK, DIGESTS, MAX_COMPRESSED, MAX_KEPT, RepoError, Source, read_records
 
 __all__ = ["RepoContents", "RepoError", "looks_like_bpf_object", "read_repository"]
@@ -100,8 +100,6 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
     roots = tuple(sorted(set(roots)))
     cache = APP_PARENTS["cache"]
     file_needles = tuple(b">" + root.encode() + b"/" for root in (*roots, cache))
-    if inventory:
-        file_needles += (b".bpf.o<", b"/bpf/")
     errors: list[BaseException] = []
     kept = [0]  # entries kept from this repository: bounded, whatever a crafted file decompresses to
 
@@ -133,7 +131,12 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
 
     def filelists() -> None:
         try:
-            for snippet in snippets(metadata_stream(source, records["filelists"]), file_needles):
+            needles, found = file_needles, None
+            if inventory:
+                needles = (b".bpf.o<", b"/bpf/")  # "/bpf/" is part of every directory's needle too
+            elif all(n.endswith(b"bpf/") for n in file_needles):
+                needles, found = (), any_of(file_needles, b"bpf/")  # one search finds them all
+            for snippet in snippets(metadata_stream(source, records["filelists"]), needles, found):
                 check_kept()
                 for pkg in parse("filelists", snippet):
                     paths = [f"{d}{n}" for kind, d, n in pkg.files if kind != "dir"]
@@ -169,8 +172,8 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
         try:
             wanted = {ref.name.encode() for ref in contents.files}  # whose Requires the inventory needs
             stream = counter(metadata_stream(source, records["primary"]))
-            needles = (b'name="bpf(', b'name="bpf-cache(', b'name="bpf-runtime(')
-            elements = snippets(stream, needles, named(wanted) if wanted else None)
+            provides = any_of((b'name="bpf(', b'name="bpf-cache(', b'name="bpf-runtime('), b'name="bpf')
+            elements = snippets(stream, (), either(provides, named(wanted) if wanted else None))
             for chunk in elements:
                 check_kept()
                 for pkg in parse("primary", chunk):

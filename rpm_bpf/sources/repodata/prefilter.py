@@ -23,6 +23,33 @@ def named(names: set[bytes]) -> Callable[[bytes], Iterator[int]]:
     return hits
 
 
+def any_of(needles: tuple[bytes, ...], common: bytes) -> Callable[[bytes], Iterator[int]]:
+    """Hit positions of any of ``needles``, found by one search for ``common`` (a part every needle
+    contains) and a comparison at each of its few occurrences: one pass over the data however many
+    needles (each search of a 250 MB filelists costs ~80 ms)."""
+    offsets = [(needle, needle.rindex(common)) for needle in needles]
+
+    def hits(complete: bytes) -> Iterator[int]:
+        for at in _find_all(complete, common):
+            for needle, offset in offsets:
+                if at >= offset and complete.startswith(needle, at - offset):
+                    yield at - offset
+                    break
+
+    return hits
+
+
+def either(*finders: Callable[[bytes], Iterator[int]] | None) -> Callable[[bytes], Iterator[int]]:
+    """The hits of every finder given (None: none)."""
+    chosen = [f for f in finders if f is not None]
+
+    def hits(complete: bytes) -> Iterator[int]:
+        for finder in chosen:
+            yield from finder(complete)
+
+    return hits
+
+
 def snippets(
     chunks: Iterable[bytes], needles: tuple[bytes, ...], extra: Callable[[bytes], Iterator[int]] | None = None
 ) -> Iterator[bytes]:
