@@ -6,8 +6,9 @@ The repository is synthetic metadata of Fedora's size (benchmarks/repo_corpus.py
 75,000 packages, ~3.5 million file entries, planted clashes and decoys). The
 new build is four RPMs built here by rpmbuild, each clashing with one
 planted repository package: an object name in one of the three ways
-(lib64/lib64, lib/lib, lib/lib64), and a cache directory (bpf-cache(APP)). Side by side, whole processes, cold (the page cache dropped and
-no tool's own cache) and warm:
+(lib64/lib64, lib/lib, lib/lib64), and a cache directory (bpf-cache(APP)).
+Side by side, whole processes, cold (the page cache dropped and no tool's own
+cache) and warm:
 
 * rpm-bpf scan --against (and its peak memory, /usr/bin/time), and rpm-bpf repo-report,
 * dnf repoquery --whatprovides 'bpf(*)' (primary only),
@@ -110,7 +111,9 @@ def main() -> int:
         report = json.loads(result.stdout)
         clash_rules = ("bpf-name-conflict", "bpf-app-dir-conflict")
         clashes = {
-            (f["rule"], f["package"]["name"], tuple(f["related"])) for f in report["findings"] if f["rule"] in clash_rules
+            (f["rule"], f["package"]["name"], tuple(f["related"]))
+            for f in report["findings"]
+            if f["rule"] in clash_rules
         }
         expected = {
             ("bpf-name-conflict", "new-lib64", ("planted-lib64-1.0-1.x86_64",)),

@@ -47,9 +47,21 @@ def kit(tmp_path_factory) -> dict[str, Path]:
         "rival": _build(d, "rival", "xdptool"),  # another package claiming xdptool's directories
         "freshapp": _build(d, "freshapp", "freshapp"),
     }
+    # owns xdptool's cache directory, built without dependency generators: no provide tells, only its files
+    b = build(
+        d / "noprov",
+        "noprov",
+        f"mkdir -p %{{buildroot}}{CACHE}/xdptool",
+        f"%dir {CACHE}/xdptool",
+        {},
+        extra="AutoProv: no",
+    )
+    assert b.proc.returncode == 0, b.output
+    rpms["noprov"] = b.rpms[0]
+    assert not any(p.startswith("bpf-cache(") for p in _qp(rpms["noprov"], "--provides"))
     repo = d / "repo"
     repo.mkdir()
-    for key in ("xdptool", "rival", "freshapp"):
+    for key in ("xdptool", "rival", "freshapp", "noprov"):
         shutil.copy(rpms[key], repo)
     subprocess.run(["createrepo_c", "-q", str(repo)], check=True)
     rpms["repo"] = repo
@@ -148,6 +160,13 @@ def test_dnf_installs_and_refuses_a_second_claim_before_download(kit, tmp_path):
     ) in refused.stderr
     assert "Running transaction check" not in refused.stdout
     assert not dnf.installed("rival")
+    # without provides, the downloaded file's directory tells: refused before the transaction runs
+    files = dnf("install", "noprov")
+    assert files.returncode == 1, output(files)
+    assert (
+        f"noprov.x86_64: E: bpf-app-dir-conflict {CACHE}/xdptool bpf-cache(xdptool) is also claimed by" in files.stderr
+    )
+    assert "before download" not in files.stderr and not dnf.installed("noprov")
     # and the installed system verifies clean
     res = run_cli("verify", "--root", dnf.root, "-q", "--no-system-policy", "-f", "json")
     assert res.returncode == 0 and res.json()["findings"] == [], res.stdout
