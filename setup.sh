@@ -56,7 +56,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   echo "setup: installing rpm-bpf (editable) into .venv"
   # compat mode: a plain path entry instead of an import hook, which would cost
   # every rpm-bpf command ~20 ms of start-up.
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,docs]' --config-settings editable_mode=compat
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,docs,sbom]' --config-settings editable_mode=compat
   touch "$stamp"
 fi
 # Byte-compiled like an installed package (PYTHONDONTWRITEBYTECODE may be set).

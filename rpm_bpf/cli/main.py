@@ -51,6 +51,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "serve",
     ),
     ("repo-report", "inventory of the BPF objects of whole repositories (text, JSON, HTML)", "repo_report"),
+    ("list", "every BPF object the installed packages ship (text, JSON, HTML, CycloneDX, SPDX)", "listing"),
     ("which", "which installed package each loaded BPF program came from", "which"),
     ("clean-cache", "remove BPF caches no package claims, and stale ones (/var/cache/bpf)", "clean_cache"),
     ("rules", "list the rules, their ids and severities", "rules:configure_rules"),

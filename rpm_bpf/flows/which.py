@@ -154,10 +154,11 @@ def _wanted(pkg: Package, entry: FileEntry) -> bool:
     return entry.is_regular and not entry.is_ghost and (entry.class_says_bpf or pkg.search_signal(entry) is not None)
 
 
-def _source(pkg: Package, path: str, p: dict[str, Any]) -> Source:
+def source(ref: PackageRef, sourcerpm: str, path: str, p: dict[str, Any]) -> Source:
+    """A packaged program from its prediction (``Prediction.to_dict()`` with its object's ``offset``)."""
     return Source(
-        pkg.ref,
-        pkg.sourcerpm,
+        ref,
+        sourcerpm,
         path,
         p["offset"],
         p["section"],
@@ -174,8 +175,8 @@ def trace(root: str, programs: list[Loaded], errors: list[InputError], cache: _C
     """Each loaded program matched against what the rpm database of ``root`` ships (one private copy of it)."""
     with rpmdb.snapshot(root) as db, RootFS(root) as fs:
         sources = _packaged_programs(db, fs, errors, cache)
-        owners = _loaders(db, root, programs, errors)
-    return _match(programs, sources, owners)
+        owners = loaders(db, root, programs, errors)
+    return match(programs, sources, owners)
 
 
 def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: _Cache) -> list[Source]:
@@ -203,11 +204,11 @@ def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: _Ca
                 programs = _describe(data)
                 if entry.digest and hashlib.new(algo, data).hexdigest() == entry.digest:
                     cache.put(key, stamp, programs)  # only what is still the packaged file
-            sources += [_source(pkg, entry.path, p) for p in programs]
+            sources += [source(pkg.ref, pkg.sourcerpm, entry.path, p) for p in programs]
     return sources
 
 
-def _loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
+def loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
     """The installed package owning each loader executable (as ``rpm -qf``: rpm's file index)."""
     exes = sorted({exe for prog in programs for _, exe in prog.holders if exe})
     prefix = os.path.realpath(root).rstrip("/") + "/"
@@ -220,16 +221,16 @@ def _loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError
     return found
 
 
-def _match(programs: list[Loaded], sources: list[Source], owners: dict[str, Package]) -> list[Match]:
+def match(programs: list[Loaded], sources: list[Source], owners: dict[str, Package]) -> list[Match]:
     by_tag: dict[str, list[Source]] = {}
     by_name: dict[tuple[str, str], list[Source]] = {}
-    for source in sources:
-        by_tag.setdefault(source.tag, []).append(source)
-        by_tag.setdefault(source.tag_sha1, []).append(source)
+    for src in sources:
+        by_tag.setdefault(src.tag, []).append(src)
+        by_tag.setdefault(src.tag_sha1, []).append(src)
         # The kernel keeps 15 characters of a name; bpftool shows the whole one when BTF has it.
-        by_name.setdefault((source.kernel_name, source.type), []).append(source)
-        if source.name != source.kernel_name:
-            by_name.setdefault((source.name, source.type), []).append(source)
+        by_name.setdefault((src.kernel_name, src.type), []).append(src)
+        if src.name != src.kernel_name:
+            by_name.setdefault((src.name, src.type), []).append(src)
     matches = []
     for prog in programs:
         loaders = tuple((pid, exe, owners[exe].ref.nevra if exe in owners else None) for pid, exe in prog.holders)

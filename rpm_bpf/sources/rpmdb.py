@@ -247,6 +247,7 @@ def _read(
     errors: list[InputError] | None,
     full: bool = False,
     keep_header: bool = False,
+    embedded: str = "signals",
 ) -> Iterator[Package]:
     """The packages the match iterators of ``lookups`` give, each once.
 
@@ -254,6 +255,7 @@ def _read(
     input error naming its record (when ``errors`` is given) and the others
     are still read. ``full``: the lookups read the whole database.
     ``keep_header``: each package keeps its header (``Package.header``) for the signature checks.
+    ``embedded``: which ELF files are kept to be searched for embedded objects (``package_from_header``).
     """
     ts = _transaction_set(root)
     seen: set[int] = set()
@@ -269,7 +271,7 @@ def _read(
                     continue
                 seen.add(matches.instance())
                 try:
-                    pkg = package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb")
+                    pkg = package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb", embedded=embedded)
                 except HeaderError as exc:
                     if errors is None:
                         raise RpmdbError(f"{root}: rpm database entry #{matches.instance()}: {exc}") from None
@@ -288,7 +290,11 @@ def _read(
 
 
 def installed(
-    root: str = "/", names: Iterable[str] = (), errors: list[InputError] | None = None, keep_header: bool = False
+    root: str = "/",
+    names: Iterable[str] = (),
+    errors: list[InputError] | None = None,
+    keep_header: bool = False,
+    embedded: str = "signals",
 ) -> Iterator[Package]:
     """Installed packages (all, or those named), with their BPF-relevant files only.
 
@@ -302,6 +308,7 @@ def installed(
         errors,
         full=not names,
         keep_header=keep_header,
+        embedded=embedded,
     )
 
 

@@ -1,0 +1,310 @@
+"""``rpm-bpf list``: every BPF object an installed system ships, and what each holds.
+
+From the rpm database of a root and the files below it (read through
+``RootFS``, as verify reads them: no link followed, nothing blocks, nothing
+read without bound). A file is looked at when rpmbuild classified it as eBPF,
+when it lies in a BPF directory, or when a header signal says its package's
+ELF files may embed objects (the same triage as ``scan`` and ``which``;
+``embedded="all"`` searches every ELF file). For each object: where it is,
+its package and that package's ``bpf(NAME)`` provides, its programs with the
+kernel tags predicted for them (bpf/progtag.py), license, BTF and CO-RE
+records, the packaged digest and whether the disk still matches it, and,
+when the kernel can be asked, which of its programs are loaded now (the
+``which`` join, flows/which.py).
+
+A file that is not the packaged bytes, is missing, or is no longer a regular
+file is a finding of the installed-object rules (rules/installed.py), judged
+by the policy like verify's: ``list`` shows what ships, and says when the
+disk no longer is it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import stat
+from collections import namedtuple
+from collections.abc import Iterable
+from typing import Any
+
+from rpm_bpf.bpf import elf
+from rpm_bpf.bpf.progtag import PredictionError, predict
+from rpm_bpf.findings import Finding, InputError
+from rpm_bpf.model import FileEntry, Package, PackageRef, bpf_provide_names, content_limit
+from rpm_bpf.rules import installed
+from rpm_bpf.rules.policy import Policy
+from rpm_bpf.sources import bpfdirs, rpmdb
+from rpm_bpf.sources.rootfs import RootFS
+from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
+
+# Whether the disk still holds the packaged bytes.
+DISK_OK = "ok"
+DISK_MODIFIED = "modified"
+DISK_MISSING = "missing"
+DISK_UNREADABLE = "unreadable"
+DISK_STATES = (DISK_OK, DISK_MODIFIED, DISK_MISSING, DISK_UNREADABLE)
+
+
+class Listed(
+    namedtuple(
+        "Listed",
+        (
+            "package",
+            "sourcerpm",
+            "bpf_provides",
+            "path",
+            "offset",
+            "size",
+            "bpf_name",
+            "found_by",
+            "description",
+            "sha256",
+            "packaged_digest",
+            "disk",
+            "loaded",
+        ),
+    )
+):
+    """One BPF object: standalone (``offset`` None) or embedded in the ELF file ``path`` at ``offset``.
+
+    ``description``: its facts (``BpfObject.to_dict()``) with ``kernel`` (the
+    predicted programs), None when the file could not be read; ``sha256``: of
+    the object's own bytes; ``packaged_digest``: "ALGO:HEX" of the file as the
+    rpm database records it; ``disk``: one of ``DISK_STATES``; ``loaded``: ids
+    of its programs loaded now, None when the kernel was not asked.
+    """
+
+    __slots__ = ()
+    package: PackageRef
+    sourcerpm: str
+    bpf_provides: tuple[str, ...]
+    path: str
+    offset: int | None
+    size: int
+    bpf_name: str | None
+    found_by: str
+    description: dict[str, Any] | None
+    sha256: str | None
+    packaged_digest: str
+    disk: str
+    loaded: tuple[int, ...] | None
+
+    @property
+    def outside_bpfdir(self) -> bool:
+        return self.offset is None and self.bpf_name is None
+
+
+class ListResult:
+    """The objects, the findings as the policy has them, what could not be read, and what was not checked."""
+
+    def __init__(self) -> None:
+        self.objects: list[Listed] = []
+        self.findings: list[Finding] = []
+        self.errors: list[InputError] = []
+        self.notes: list[str] = []
+        self.loaded_checked = False
+        self.distro: tuple[str, str] = ("", "")  # the root's os-release ID and VERSION_ID, for purls
+
+
+_OS_RELEASE_VALUE = re.compile(r"[a-z0-9._-]{1,64}")
+
+
+def os_release(fs: RootFS) -> tuple[str, str]:
+    """ID and VERSION_ID of the root's os-release ("" when absent or not plain names: they go into purls)."""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            text = fs.read(path, 64 << 10).decode("utf-8", "replace")
+        except OSError:
+            continue
+        values = {}
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                value = value.strip().strip("\"'")
+                values[key.strip()] = value if _OS_RELEASE_VALUE.fullmatch(value) else ""
+        return values.get("ID", ""), values.get("VERSION_ID", "")
+    return "", ""
+
+
+def _why(pkg: Package, entry: FileEntry, in_bpfdir: bool) -> str | None:
+    """Why this entry is looked at (None: it is not)."""
+    if not entry.is_regular or entry.is_ghost:
+        return None
+    if entry.class_says_bpf:
+        return "file class"
+    if in_bpfdir:
+        return "bpf directory"
+    if not entry.fileclass and entry.path.endswith(".o"):
+        return "no file class"
+    return pkg.search_signal(entry)
+
+
+def _objects(data: bytes) -> list[tuple[int | None, bytes, elf.BpfObject]]:
+    """The BPF objects ``data`` is or embeds: (offset or None, their bytes, their facts)."""
+    if elf.is_bpf_elf(data):
+        try:
+            return [(None, data, elf.inspect(data))]
+        except elf.BpfElfError:
+            return []
+    if elf.elf_machine(data) is None:
+        return []
+    return [(e.offset, data[e.offset : e.offset + e.object.size], e.object) for e in elf.find_embedded(data)]
+
+
+def _describe(obj: elf.BpfObject, span: bytes) -> dict[str, Any]:
+    try:
+        kernel = [p.to_dict() for p in predict(span)]
+    except PredictionError:
+        kernel = []
+    return obj.to_dict() | {"kernel": kernel}
+
+
+class _Lister:
+    def __init__(self, fs: RootFS, result: ListResult) -> None:
+        self.fs = fs
+        self.result = result
+        self.raw: list[Finding] = []
+
+    def package(self, pkg: Package) -> None:
+        dirs = bpfdirs.for_arch(pkg.ref.arch)
+        algo = DIGEST_ALGOS.get(pkg.digest_algo, "sha256")
+        provides = tuple(sorted(bpf_provide_names(pkg.provides)))
+        for entry in pkg.files:
+            bpf_name = bpfdirs.relative_name(entry.path, dirs.roots)
+            why = _why(pkg, entry, bpf_name is not None)
+            if why is None:
+                continue
+            base = Listed(
+                pkg.ref, pkg.sourcerpm, provides, entry.path, None, entry.size, bpf_name, why, None, None,
+                f"{algo}:{entry.digest}", DISK_OK, None,
+            )  # fmt: skip
+            data, disk = self.read(pkg, entry, algo)
+            if data is None:
+                if entry.class_says_bpf or bpf_name is not None:  # a BPF object that cannot be shown
+                    self.result.objects.append(base._replace(disk=disk))
+                continue
+            for offset, span, obj in _objects(data):
+                self.result.objects.append(
+                    base._replace(
+                        offset=offset,
+                        size=len(span),
+                        bpf_name=bpf_name if offset is None else None,
+                        description=_describe(obj, span),
+                        sha256=hashlib.sha256(span).hexdigest(),
+                        disk=disk,
+                    )
+                )
+
+    def read(self, pkg: Package, entry: FileEntry, algo: str) -> tuple[bytes | None, str]:
+        """The file's bytes (None when it cannot be read) and how the disk compares with the package."""
+        try:
+            st = self.fs.lstat(entry.path)
+        except FileNotFoundError:
+            self.raw.append(installed.missing(pkg.ref, entry))
+            return None, DISK_MISSING
+        except OSError as exc:
+            self.cannot_read(entry.path, exc)
+            return None, DISK_UNREADABLE
+        if not stat.S_ISREG(st.st_mode):
+            link = self._readlink(entry.path) if stat.S_ISLNK(st.st_mode) else None
+            finding = installed.type_changed(pkg.ref, entry, st.st_mode, link)
+            if finding is not None:
+                self.raw.append(finding)
+            return None, DISK_MODIFIED
+        try:
+            data = self.fs.read(entry.path, content_limit(entry))
+        except OSError as exc:  # too large for what it is packaged as, or replaced while opened
+            self.cannot_read(entry.path, exc)
+            return None, DISK_UNREADABLE
+        finding = installed.digest_changed(pkg.ref, entry, hashlib.new(algo, data).hexdigest(), algo, len(data))
+        if finding is not None:
+            self.raw.append(finding)
+            return data, DISK_MODIFIED
+        return data, DISK_OK
+
+    def _readlink(self, path: str) -> str:
+        try:
+            return self.fs.readlink(path)
+        except OSError as exc:
+            return f"? ({exc.strerror})"
+
+    def cannot_read(self, path: str, exc: OSError) -> None:
+        self.result.errors.append(InputError(self.fs.host_path(path), f"cannot read: {exc.strerror}"))
+
+
+def listing(
+    root: str = "/",
+    policy: Policy | None = None,
+    names: Iterable[str] = (),
+    loaded: bool | None = None,
+    embedded: str = "signals",
+    only_loaded: bool = False,
+    only_outside: bool = False,
+) -> ListResult:
+    """The BPF objects the packages of ``root`` ship (all packages, or those named).
+
+    ``loaded``: True asks the kernel which programs are loaded now (an input
+    error when it cannot be asked), None asks when allowed (a note when not),
+    False never (``only_loaded`` implies True). ``embedded``: "signals" or "all", as ``scan --embedded``.
+    ``only_loaded``, ``only_outside``: keep only the objects with a program loaded now, or the standalone
+    ones outside the BPF directories (the findings stay those of every object).
+    Raises ``RpmdbError`` when the database cannot be read.
+    """
+    from rpm_bpf.flows import which
+
+    policy = policy or Policy.load(system=None)
+    names = list(names)
+    result = ListResult()
+    programs = _loaded_programs(True if only_loaded else loaded, result)
+    with rpmdb.snapshot(root) as db, RootFS(root) as fs:
+        for missing in rpmdb.missing_names(db, names):
+            result.errors.append(InputError(missing, "package is not installed"))
+        result.distro = os_release(fs)
+        lister = _Lister(fs, result)
+        for pkg in rpmdb.installed(db, names, result.errors, embedded=embedded):
+            lister.package(pkg)
+        owners = which.loaders(db, root, programs, result.errors) if programs is not None else {}
+    if programs is not None:
+        _join(result, programs, owners)
+    result.findings = policy.apply(lister.raw)
+    if only_loaded:
+        result.objects = [o for o in result.objects if o.loaded]
+    if only_outside:
+        result.objects = [o for o in result.objects if o.outside_bpfdir]
+    return result
+
+
+def _loaded_programs(wanted: bool | None, result: ListResult) -> list[Any] | None:
+    from rpm_bpf.sources.loaded import KernelError, PrivilegeError, loaded_programs
+
+    if wanted is False:
+        return None
+    try:
+        programs = loaded_programs()
+    except (PrivilegeError, KernelError) as exc:
+        if wanted:
+            result.errors.append(InputError("loaded BPF programs", str(exc)))
+        else:
+            result.notes.append(f"loaded programs were not looked up: {exc}")
+        return None
+    result.loaded_checked = True
+    return programs
+
+
+def _join(result: ListResult, programs: list[Any], owners: dict[str, Package]) -> None:
+    """Each object's loaded programs, matched as ``which`` matches them (by tag; weak name matches do not count)."""
+    from rpm_bpf.flows import which
+
+    sources = [
+        which.source(o.package, o.sourcerpm, o.path, p | {"offset": o.offset})
+        for o in result.objects
+        for p in (o.description or {}).get("kernel", [])
+    ]
+    ids: dict[tuple[str, str, int | None], set[int]] = {}
+    for found in which.match(programs, sources, owners):
+        if found.confidence in ("certain", "tag"):
+            for src in found.sources:
+                ids.setdefault((src.package.nevra, src.path, src.offset), set()).add(found.program.id)
+    result.objects = [
+        o._replace(loaded=tuple(sorted(ids.get((o.package.nevra, o.path, o.offset), ())))) for o in result.objects
+    ]
