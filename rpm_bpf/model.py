@@ -121,6 +121,8 @@ class FileEntry(
 # libmagic's words for a Go binary: Go programs embed BPF objects with go:embed
 # (cilium/ebpf's bpf2go) and need no library that would say so in Requires.
 GO_CLASS = "Go BuildID"
+# libmagic's words for an ar archive (static libraries, Rust's .rlib): members may be BPF objects.
+ARCHIVE_CLASS = "ar archive"
 
 
 class Package:
@@ -176,9 +178,11 @@ class Package:
             return "deep"
         if not entry.class_says_elf:
             return None
-        return (
-            self.embedded_signal or self.file_signals.get(entry.path) or ("go" if GO_CLASS in entry.fileclass else None)
-        )
+        if self.embedded_signal and self.embedded_signal != "payload":
+            return self.embedded_signal
+        # What a header signal says of this file comes before "payload" (searched only because all are).
+        specific = self.file_signals.get(entry.path) or ("go" if GO_CLASS in entry.fileclass else None)
+        return specific or self.embedded_signal
 
     def __repr__(self) -> str:
         return f"Package({self.ref.nevra}, {len(self.files)} files)"

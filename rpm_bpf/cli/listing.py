@@ -16,6 +16,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rpm_bpf.flows.listing import listing
     from rpm_bpf.report import listing as report
     from rpm_bpf.report import sbom
+    from rpm_bpf.report.formats import finding_line
     from rpm_bpf.report.safetext import escape
 
     policy = options.load_policy(args)
@@ -45,10 +46,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"rpm-bpf: {escape(note)}", file=sys.stderr)
     for problem in result.errors:
         options.error(f"{problem.input}: {problem.message}")
-    if args.format == "text":
+    if args.format == "text":  # the other formats carry the findings themselves (JSON) or are inventories
         for finding in result.findings:
             if not finding.waived:
-                print(f"rpm-bpf: {finding.severity.label}: {escape(finding.message)}", file=sys.stderr)
+                print(finding_line(finding), file=sys.stderr)
     options.emit(text, args.output)
     if result.errors:
         return options.EXIT_USAGE

@@ -27,10 +27,10 @@ from collections import namedtuple
 from collections.abc import Iterable
 from typing import Any
 
-from rpm_bpf.bpf import elf
+from rpm_bpf.bpf import archive, elf
 from rpm_bpf.bpf.progtag import PredictionError, predict
 from rpm_bpf.findings import Finding, InputError
-from rpm_bpf.model import FileEntry, Package, PackageRef, bpf_provide_names, content_limit
+from rpm_bpf.model import ARCHIVE_CLASS, FileEntry, Package, PackageRef, bpf_provide_names, content_limit
 from rpm_bpf.rules import installed
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs, rpmdb
@@ -53,6 +53,7 @@ class Listed(
             "sourcerpm",
             "bpf_provides",
             "path",
+            "member",
             "offset",
             "size",
             "bpf_name",
@@ -65,7 +66,8 @@ class Listed(
         ),
     )
 ):
-    """One BPF object: standalone (``offset`` None) or embedded in the ELF file ``path`` at ``offset``.
+    """One BPF object: standalone (``offset`` None), embedded in the ELF file ``path`` at ``offset``, or the
+    ``member`` of the ar archive ``path`` whose bytes start at ``offset``.
 
     ``description``: its facts (``BpfObject.to_dict()``) with ``kernel`` (the
     predicted programs), None when the file could not be read; ``sha256``: of
@@ -79,6 +81,7 @@ class Listed(
     sourcerpm: str
     bpf_provides: tuple[str, ...]
     path: str
+    member: str | None
     offset: int | None
     size: int
     bpf_name: str | None
@@ -136,19 +139,23 @@ def _why(pkg: Package, entry: FileEntry, in_bpfdir: bool) -> str | None:
         return "bpf directory"
     if not entry.fileclass and entry.path.endswith(".o"):
         return "no file class"
+    if ARCHIVE_CLASS in entry.fileclass:
+        return "archive"
     return pkg.search_signal(entry)
 
 
-def _objects(data: bytes) -> list[tuple[int | None, bytes, elf.BpfObject]]:
-    """The BPF objects ``data`` is or embeds: (offset or None, their bytes, their facts)."""
+def _objects(data: bytes) -> list[tuple[str | None, int | None, bytes, elf.BpfObject]]:
+    """The BPF objects ``data`` is, embeds or archives: (member name, offset or None, their bytes, their facts)."""
     if elf.is_bpf_elf(data):
         try:
-            return [(None, data, elf.inspect(data))]
+            return [(None, None, data, elf.inspect(data))]
         except elf.BpfElfError:
             return []
+    if archive.is_archive(data):
+        return [(m.name, m.offset, data[m.offset : m.offset + m.size], obj) for m, obj in archive.bpf_members(data)]
     if elf.elf_machine(data) is None:
         return []
-    return [(e.offset, data[e.offset : e.offset + e.object.size], e.object) for e in elf.find_embedded(data)]
+    return [(None, e.offset, data[e.offset : e.offset + e.object.size], e.object) for e in elf.find_embedded(data)]
 
 
 def _describe(obj: elf.BpfObject, span: bytes) -> dict[str, Any]:
@@ -175,7 +182,7 @@ class _Lister:
             if why is None:
                 continue
             base = Listed(
-                pkg.ref, pkg.sourcerpm, provides, entry.path, None, entry.size, bpf_name, why, None, None,
+                pkg.ref, pkg.sourcerpm, provides, entry.path, None, None, entry.size, bpf_name, why, None, None,
                 f"{algo}:{entry.digest}", DISK_OK, None,
             )  # fmt: skip
             data, disk = self.read(pkg, entry, algo)
@@ -183,9 +190,10 @@ class _Lister:
                 if entry.class_says_bpf or bpf_name is not None:  # a BPF object that cannot be shown
                     self.result.objects.append(base._replace(disk=disk))
                 continue
-            for offset, span, obj in _objects(data):
+            for member, offset, span, obj in _objects(data):
                 self.result.objects.append(
                     base._replace(
+                        member=member,
                         offset=offset,
                         size=len(span),
                         bpf_name=bpf_name if offset is None else None,
@@ -261,7 +269,7 @@ def listing(
             result.errors.append(InputError(missing, "package is not installed"))
         result.distro = os_release(fs)
         lister = _Lister(fs, result)
-        for pkg in rpmdb.installed(db, names, result.errors, embedded=embedded):
+        for pkg in rpmdb.installed(db, names, result.errors, embedded=embedded, archives=True):
             lister.package(pkg)
         owners = which.loaders(db, root, programs, result.errors) if programs is not None else {}
     if programs is not None:

@@ -19,6 +19,7 @@ _LABELS = {
     "packages": "packages shipping them",
     "programs": "programs",
     "embedded": "embedded in ELF files",
+    "archive_members": "members of ar archives",
     "outside_bpfdir": "standalone outside the BPF directories",
     "changed": "not the packaged bytes (or not readable)",
     "loaded": "with a program loaded now",
@@ -30,13 +31,25 @@ def _programs(obj: Listed) -> list[dict[str, Any]]:
     return list((obj.description or {}).get("kernel", []))
 
 
+def kind(obj: Listed) -> str:
+    if obj.member is not None:
+        return "archive member"
+    return "standalone" if obj.offset is None else "embedded"
+
+
+def where(obj: Listed) -> str:
+    """The path; ``ARCHIVE(MEMBER)`` for an archive member, ``PATH@OFFSET`` for an embedded object."""
+    return sbom_item(obj).name
+
+
 def object_dict(obj: Listed) -> dict[str, Any]:
     d = obj.description or {}
     ref = obj.package
     return {
         "path": obj.path,
         "offset": obj.offset,
-        "kind": "standalone" if obj.offset is None else "embedded",
+        "member": obj.member,
+        "kind": kind(obj),
         "size": obj.size,
         "bpf_name": obj.bpf_name,
         "outside_bpfdir": obj.outside_bpfdir,
@@ -79,7 +92,8 @@ def counts(objects: list[Listed]) -> dict[str, int]:
         "objects": len(objects),
         "packages": len({o.package for o in objects}),
         "programs": sum(len(_programs(o)) for o in objects),
-        "embedded": sum(1 for o in objects if o.offset is not None),
+        "embedded": sum(1 for o in objects if o.offset is not None and o.member is None),
+        "archive_members": sum(1 for o in objects if o.member is not None),
         "outside_bpfdir": sum(1 for o in objects if o.outside_bpfdir),
         "changed": sum(1 for o in objects if o.disk != DISK_OK),
         "loaded": sum(1 for o in objects if o.loaded),
@@ -121,14 +135,15 @@ def render_text(result: ListResult) -> str:
     """One line per object (path, package, what it is), then one indented line per program."""
     lines = []
     for obj in result.objects:
-        where = e(obj.path) if obj.offset is None else f"{e(obj.path)} @{obj.offset}"
         name = f" bpf({e(obj.bpf_name)})" if obj.bpf_name and obj.bpf_name in obj.bpf_provides else ""
         outside = " (outside the BPF directories)" if obj.outside_bpfdir else ""
-        lines.append(f"{where}  {e(obj.package.nevra)}{name}{outside}: {_flags(obj)}")
+        lines.append(f"{e(where(obj))}  {e(obj.package.nevra)}{name}{outside}: {_flags(obj)}")
         lines += [f"    {e(p['type'])}  {e(p['name'])}  {e(p['section'])}  tag {p['tag']}" for p in _programs(obj)]
     c = counts(result.objects)
+    members = f", {c['archive_members']} in archives" if c["archive_members"] else ""
     lines.append(
-        f"{c['objects']} BPF objects ({c['embedded']} embedded) in {c['packages']} packages, {c['programs']} programs"
+        f"{c['objects']} BPF objects ({c['embedded']} embedded{members}) in {c['packages']} packages, "
+        f"{c['programs']} programs"
         + (f", {c['loaded']} objects with a program loaded" if result.loaded_checked else "")
         + (f"; {c['changed']} not the packaged bytes" if c["changed"] else "")
         + "."
@@ -139,10 +154,10 @@ def render_text(result: ListResult) -> str:
 def render_html(result: ListResult, root: str) -> str:
     from rpm_bpf.report import htmlpage
 
-    objects = [object_dict(o) for o in result.objects]
+    objects = [(where(listed), object_dict(listed)) for listed in result.objects]
     rows = [
         [
-            o["path"] if o["offset"] is None else f"{o['path']}@{o['offset']}",
+            name,
             o["package"]["nevra"],
             o["kind"],
             ", ".join(f"{p['name']} ({p['type']})" for p in o["programs"]),
@@ -151,19 +166,9 @@ def render_html(result: ListResult, root: str) -> str:
             o["disk"],
             "not checked" if o["loaded"] is None else ", ".join(str(i) for i in o["loaded"]),
         ]
-        for o in objects
+        for name, o in objects
     ]
-    programs = [
-        [
-            o["path"] if o["offset"] is None else f"{o['path']}@{o['offset']}",
-            p["name"],
-            p["section"],
-            p["type"],
-            p["tag"],
-        ]
-        for o in objects
-        for p in o["programs"]
-    ]
+    programs = [[name, p["name"], p["section"], p["type"], p["tag"]] for name, o in objects for p in o["programs"]]
     sections = [
         {
             "id": "objects",
@@ -189,17 +194,19 @@ def render_html(result: ListResult, root: str) -> str:
     )  # fmt: skip
 
 
+def sbom_item(o: Listed) -> sbom.Item:
+    return sbom.Item(
+        o.package,
+        o.path,
+        o.offset,
+        o.size,
+        o.sha256,
+        tuple(_programs(o)),
+        (o.description or {}).get("license"),
+        o.bpf_name,
+        o.member,
+    )
+
+
 def sbom_items(result: ListResult) -> list[sbom.Item]:
-    return [
-        sbom.Item(
-            o.package,
-            o.path,
-            o.offset,
-            o.size,
-            o.sha256,
-            tuple(_programs(o)),
-            (o.description or {}).get("license"),
-            o.bpf_name,
-        )
-        for o in result.objects
-    ]
+    return [sbom_item(o) for o in result.objects]

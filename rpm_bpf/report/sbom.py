@@ -38,8 +38,15 @@ class SbomUnavailable(RpmBpfError):
     """The library of a requested SBOM format is not installed."""
 
 
-class Item(namedtuple("Item", ("package", "path", "offset", "size", "sha256", "programs", "license", "bpf_name"))):
-    """One BPF object for an SBOM; ``programs``: dicts with name, section, type and (when predicted) tag, tag_sha1."""
+class Item(
+    namedtuple(
+        "Item",
+        ("package", "path", "offset", "size", "sha256", "programs", "license", "bpf_name", "member"),
+        defaults=(None,),
+    )
+):
+    """One BPF object for an SBOM; ``programs``: dicts with name, section, type and (when predicted) tag, tag_sha1;
+    ``member``: its name in the ar archive ``path``."""
 
     __slots__ = ()
     package: PackageRef
@@ -50,9 +57,13 @@ class Item(namedtuple("Item", ("package", "path", "offset", "size", "sha256", "p
     programs: tuple[dict[str, Any], ...]
     license: str | None
     bpf_name: str | None
+    member: str | None
 
     @property
     def name(self) -> str:
+        """The path; ``ARCHIVE(MEMBER)`` as binutils writes an archive member; ``PATH@OFFSET`` when embedded."""
+        if self.member is not None:
+            return f"{self.path}({self.member})"
         return self.path if self.offset is None else f"{self.path}@{self.offset}"
 
 
@@ -96,8 +107,9 @@ def _program_text(p: dict[str, Any]) -> str:
     return text + ")"
 
 
-def cyclonedx(items: Iterable[Item], subject: str, distro: Distro | None = None) -> str:
-    """A CycloneDX 1.6 JSON document of ``items``; ``subject`` names what was inventoried (a root, repositories)."""
+def cyclonedx(items: Iterable[Item], subject: str, distro: Distro | None = None, system: bool = True) -> str:
+    """A CycloneDX 1.6 JSON document of ``items``; ``subject`` names what was inventoried: an installed system
+    (``system``), or repositories. It is the BOM's own component (metadata.component)."""
     try:
         from cyclonedx.model import HashAlgorithm, HashType, Property
         from cyclonedx.model.bom import Bom
@@ -107,7 +119,9 @@ def cyclonedx(items: Iterable[Item], subject: str, distro: Distro | None = None)
     except ImportError as exc:
         raise SbomUnavailable(f"CycloneDX output needs cyclonedx-python-lib (not installed: {exc.name})") from None
     bom = Bom()
-    bom.metadata.properties.add(Property(name=f"{_PROP}:subject", value=subject))
+    bom.metadata.component = Component(
+        name=subject, type=ComponentType.OPERATING_SYSTEM if system else ComponentType.DATA, bom_ref="subject"
+    )
     bom.metadata.properties.add(Property(name=f"{_PROP}:version", value=__version__))
     for ref, objects in _grouped(items).items():
         package_purl = purl(ref, distro)
@@ -123,6 +137,8 @@ def cyclonedx(items: Iterable[Item], subject: str, distro: Distro | None = None)
             props = [Property(name=f"{_PROP}:path", value=item.path)]
             if item.offset is not None:
                 props.append(Property(name=f"{_PROP}:offset", value=str(item.offset)))
+            if item.member is not None:
+                props.append(Property(name=f"{_PROP}:archive-member", value=item.member))
             if item.bpf_name is not None:
                 props.append(Property(name=f"{_PROP}:bpf-name", value=item.bpf_name))
             props += [Property(name=f"{_PROP}:program", value=_program_text(p)) for p in item.programs]
@@ -146,8 +162,9 @@ def _spdx_id(kind: str, index: int, text: str) -> str:
     return f"SPDXRef-{kind}-{index}-{_SAFE_ID.sub('-', text)[:60]}"
 
 
-def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None) -> str:
-    """An SPDX 2.3 JSON document of ``items`` (validated by spdx-tools as it is written)."""
+def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None, system: bool = True) -> str:
+    """An SPDX 2.3 JSON document of ``items`` (validated by spdx-tools as it is written). The document DESCRIBES
+    ``subject`` (an installed system, or repositories), which CONTAINS each RPM."""
     try:
         from spdx_tools.spdx.model import (
             Actor,
@@ -176,8 +193,16 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None) -> s
         creators=[Actor(ActorType.TOOL, f"rpm-bpf-{__version__}")],
         created=dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None),
     )
-    packages = []
-    relationships = []
+    packages = [
+        Package(
+            spdx_id="SPDXRef-Subject",
+            name=subject,
+            download_location=SpdxNoAssertion(),
+            files_analyzed=False,
+            primary_package_purpose=PackagePurpose.OPERATING_SYSTEM if system else PackagePurpose.OTHER,
+        )
+    ]
+    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, "SPDXRef-Subject")]
     for p_index, (ref, objects) in enumerate(_grouped(items).items()):
         rpm_id = _spdx_id("RPM", p_index, ref.nevra)
         packages.append(
@@ -195,7 +220,7 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None) -> s
                 ],
             )
         )
-        relationships.append(Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, rpm_id))
+        relationships.append(Relationship("SPDXRef-Subject", RelationshipType.CONTAINS, rpm_id))
         for o_index, item in enumerate(objects):
             obj_id = _spdx_id("BPF", p_index * 100000 + o_index, item.name)
             where = "" if item.offset is None else f" embedded at offset {item.offset} ({item.size} bytes)"
@@ -226,5 +251,5 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None) -> s
     return stream.getvalue() + "\n"
 
 
-def render(fmt: str, items: Iterable[Item], subject: str, distro: Distro | None = None) -> str:
-    return (cyclonedx if fmt == "cyclonedx" else spdx)(items, subject, distro)
+def render(fmt: str, items: Iterable[Item], subject: str, distro: Distro | None = None, system: bool = True) -> str:
+    return (cyclonedx if fmt == "cyclonedx" else spdx)(items, subject, distro, system)

@@ -248,6 +248,7 @@ def _read(
     full: bool = False,
     keep_header: bool = False,
     embedded: str = "signals",
+    archives: bool = False,
 ) -> Iterator[Package]:
     """The packages the match iterators of ``lookups`` give, each once.
 
@@ -255,7 +256,8 @@ def _read(
     input error naming its record (when ``errors`` is given) and the others
     are still read. ``full``: the lookups read the whole database.
     ``keep_header``: each package keeps its header (``Package.header``) for the signature checks.
-    ``embedded``: which ELF files are kept to be searched for embedded objects (``package_from_header``).
+    ``embedded``, ``archives``: which ELF files and archives are kept to be searched for objects
+    (``package_from_header``).
     """
     ts = _transaction_set(root)
     seen: set[int] = set()
@@ -271,7 +273,9 @@ def _read(
                     continue
                 seen.add(matches.instance())
                 try:
-                    pkg = package_from_header(hdr, bpfdirs.for_arch, origin="rpmdb", embedded=embedded)
+                    pkg = package_from_header(
+                        hdr, bpfdirs.for_arch, origin="rpmdb", embedded=embedded, archives=archives
+                    )
                 except HeaderError as exc:
                     if errors is None:
                         raise RpmdbError(f"{root}: rpm database entry #{matches.instance()}: {exc}") from None
@@ -295,6 +299,7 @@ def installed(
     errors: list[InputError] | None = None,
     keep_header: bool = False,
     embedded: str = "signals",
+    archives: bool = False,
 ) -> Iterator[Package]:
     """Installed packages (all, or those named), with their BPF-relevant files only.
 
@@ -309,6 +314,7 @@ def installed(
         full=not names,
         keep_header=keep_header,
         embedded=embedded,
+        archives=archives,
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import rpm
 
 from rpm_bpf.errors import RpmBpfError
-from rpm_bpf.model import APP_PARENTS, GO_CLASS, FileEntry, Package, PackageRef, app_provide_claims
+from rpm_bpf.model import APP_PARENTS, ARCHIVE_CLASS, GO_CLASS, FileEntry, Package, PackageRef, app_provide_claims
 from rpm_bpf.sources.bpfdirs import BpfDirs, under
 
 # Header signals that a package's ELF files may carry BPF objects, as
@@ -50,7 +50,12 @@ def embedded_signal(dependencies: str) -> str | None:
 
 
 def package_from_header(
-    hdr: rpm.hdr, dirs_for: Callable[[str], BpfDirs], origin: str, deep: bool = False, embedded: str = "signals"
+    hdr: rpm.hdr,
+    dirs_for: Callable[[str], BpfDirs],
+    origin: str,
+    deep: bool = False,
+    embedded: str = "signals",
+    archives: bool = False,
 ) -> Package:
     """The Package model of a header, with only its BPF-relevant files.
 
@@ -59,6 +64,8 @@ def package_from_header(
     ``embedded``: "signals" searches ELF files for embedded objects where a
     header signal says they may be (``embedded_signal``, Go binaries);
     "all" searches every ELF file (signal "payload" where none says so).
+    ``archives`` keeps ar archives (static libraries, ``.rlib``) of packages that ship BPF objects, or of
+    every package with ``embedded="all"``: their members may be BPF objects (``rpm-bpf list``).
     """
     arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
     # As rpm decides (headerIsSource): a package without SOURCERPM is a source package.
@@ -112,11 +119,24 @@ def package_from_header(
     static: set[int] = set()
     if has_elf:
         dependencies = "\n".join(requires + provides)
-        pkg.embedded_signal = embedded_signal(dependencies) or ("payload" if embedded == "all" else None)
-        if not pkg.embedded_signal and all(needle in dependencies for needle in STATIC_LIBBPF_NEEDS):
+        signal = embedded_signal(dependencies)
+        if not signal and all(needle in dependencies for needle in STATIC_LIBBPF_NEEDS):
             static = _files_requiring(hdr, requires, STATIC_LIBBPF_NEEDS)
+        # "payload" (search everything) last: a file that a header signal explains keeps that signal's name.
+        pkg.embedded_signal = signal or ("payload" if embedded == "all" else None)
     go_files = has_elf and not pkg.embedded_signal and any(GO_CLASS in c for c in classes)
-    if not (deep or has_bpf_class or in_bpfdir or in_appdir or no_classes or pkg.embedded_signal or go_files or static):
+    search_archives = archives and (has_bpf_class or embedded == "all") and any(ARCHIVE_CLASS in c for c in classes)
+    if not (
+        deep
+        or has_bpf_class
+        or in_bpfdir
+        or in_appdir
+        or no_classes
+        or pkg.embedded_signal
+        or go_files
+        or static
+        or search_archives
+    ):
         return pkg
     searched = bool(pkg.embedded_signal)
 
@@ -133,6 +153,7 @@ def package_from_header(
             or "arch 0xf7" in fclass
             or (no_classes and path.endswith(".o"))
             or (fclass.startswith("ELF") and (searched or (go_files and GO_CLASS in fclass)))
+            or (search_archives and ARCHIVE_CLASS in fclass)
         )
 
     pkg.files = _file_entries(hdr, wanted)

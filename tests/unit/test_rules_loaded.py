@@ -7,7 +7,8 @@ packaged programs are predicted from objects written by tests/support/bpfelf.py.
 from __future__ import annotations
 
 from rpm_bpf.bpf.progtag import predict
-from rpm_bpf.flows.which import Source, _match, unpackaged_findings
+from rpm_bpf.flows.which import Source, unpackaged_findings
+from rpm_bpf.flows.which import match as match_programs
 from rpm_bpf.model import Package, PackageRef
 from rpm_bpf.rules import loaded
 from rpm_bpf.rules.loaded import unpackaged_finding
@@ -55,7 +56,7 @@ def test_finding_of_a_nameless_program_held_by_nothing():
 
 def test_program_nothing_packaged_matches_is_unpackaged():
     stray = prog(9, "hand_made", tag="00000000000000aa")
-    (match,) = _match([stray], [SOURCE], {})
+    (match,) = match_programs([stray], [SOURCE], {})
     assert match.confidence == "unknown" and match.sources == ()
     (finding,) = unpackaged_findings([match])
     assert finding.path == "bpf-prog:9" and "hand_made" in finding.detail
@@ -63,14 +64,14 @@ def test_program_nothing_packaged_matches_is_unpackaged():
 
 def test_program_matched_by_tag_is_packaged():
     for tag in (PREDICTED.tag, PREDICTED.tag_sha1):  # the kernel's SHA-256 tag, or an older kernel's SHA-1 one
-        (match,) = _match([prog(tag=tag)], [SOURCE], {})
+        (match,) = match_programs([prog(tag=tag)], [SOURCE], {})
         assert match.confidence == "tag" and match.sources == (SOURCE,)
         assert unpackaged_findings([match]) == []
 
 
 def test_tag_and_loader_from_one_package_are_certain():
     owner = Package(TOOL, "tool-1.0-1.src.rpm", ())
-    (match,) = _match([prog(holders=[(5, "/usr/bin/tool")])], [SOURCE], {"/usr/bin/tool": owner})
+    (match,) = match_programs([prog(holders=[(5, "/usr/bin/tool")])], [SOURCE], {"/usr/bin/tool": owner})
     assert match.confidence == "certain"
     assert match.loaders == ((5, "/usr/bin/tool", "tool-1.0-1.x86_64"),)
     assert unpackaged_findings([match]) == []
@@ -78,9 +79,9 @@ def test_tag_and_loader_from_one_package_are_certain():
 
 def test_name_and_type_alone_are_weak_but_not_unpackaged():
     """A CO-RE program on another kernel (other code, same name): not an unpackaged program."""
-    (match,) = _match([prog(tag="1111111111111111")], [SOURCE], {})
+    (match,) = match_programs([prog(tag="1111111111111111")], [SOURCE], {})
     assert match.confidence == "weak" and match.sources == (SOURCE,)
     assert unpackaged_findings([match]) == []
-    (other_type,) = _match([prog(tag="1111111111111111", type_="sched_cls")], [SOURCE], {})
+    (other_type,) = match_programs([prog(tag="1111111111111111", type_="sched_cls")], [SOURCE], {})
     assert other_type.confidence == "unknown"
     assert len(unpackaged_findings([other_type])) == 1
