@@ -17,6 +17,7 @@ from rpm_bpf.bpf import elf
 MAGIC = b"!<arch>\n"
 _HEADER = 60
 MAX_MEMBERS = 65536
+_INDEXES = frozenset({"__.SYMDEF", "__.SYMDEF SORTED", "__.SYMDEF_64", "__.SYMDEF_64 SORTED"})  # BSD symbol indexes
 
 
 class Member(namedtuple("Member", ("name", "offset", "size"))):
@@ -52,7 +53,7 @@ def members(data: bytes) -> Iterator[Member]:
         if raw == b"//":
             long_names = data[start : start + size]
             name = ""
-        elif raw in (b"/", b"/SYM64/", b"__.SYMDEF", b"__.SYMDEF SORTED"):
+        elif raw in (b"/", b"/SYM64/"):
             name = ""  # the symbol index
         elif raw.startswith(b"#1/") and raw[3:].isdigit():  # BSD: the name precedes the member's bytes
             name_len = min(int(raw[3:]), size)
@@ -63,7 +64,7 @@ def members(data: bytes) -> Iterator[Member]:
             name = long_names[index : end if end >= 0 else len(long_names)].decode("utf-8", "surrogateescape")
         else:
             name = raw.removesuffix(b"/").decode("utf-8", "surrogateescape")
-        if name:
+        if name and name not in _INDEXES:
             yield Member(name, start + name_len, size - name_len)
         at = start + size + (size & 1)  # members are aligned on two bytes
 

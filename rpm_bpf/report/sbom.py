@@ -75,6 +75,22 @@ class Distro(namedtuple("Distro", ("id", "version_id"))):
     version_id: str
 
 
+def _text(value: str) -> str:
+    """A name as UTF-8 can carry it: a byte that was not UTF-8 (kept by surrogateescape) written as ``\\xNN``."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _clean(item: Item) -> Item:
+    return item._replace(
+        package=PackageRef(*(_text(v) if isinstance(v, str) else v for v in item.package)),
+        path=_text(item.path),
+        programs=tuple({k: _text(v) if isinstance(v, str) else v for k, v in p.items()} for p in item.programs),
+        license=None if item.license is None else _text(item.license),
+        bpf_name=None if item.bpf_name is None else _text(item.bpf_name),
+        member=None if item.member is None else _text(item.member),
+    )
+
+
 def purl(ref: PackageRef, distro: Distro | None = None) -> Any:
     """The purl of an RPM, as the purl specification writes rpm ones (version-release, arch and epoch qualifiers)."""
     from packageurl import PackageURL
@@ -95,7 +111,7 @@ def purl(ref: PackageRef, distro: Distro | None = None) -> Any:
 
 def _grouped(items: Iterable[Item]) -> dict[PackageRef, list[Item]]:
     groups: dict[PackageRef, list[Item]] = {}
-    for item in items:
+    for item in map(_clean, items):
         groups.setdefault(item.package, []).append(item)
     return dict(sorted(groups.items(), key=lambda kv: kv[0].nevra))
 
@@ -120,9 +136,10 @@ def cyclonedx(items: Iterable[Item], subject: str, distro: Distro | None = None,
         raise SbomUnavailable(f"CycloneDX output needs cyclonedx-python-lib (not installed: {exc.name})") from None
     bom = Bom()
     bom.metadata.component = Component(
-        name=subject, type=ComponentType.OPERATING_SYSTEM if system else ComponentType.DATA, bom_ref="subject"
+        name=_text(subject), type=ComponentType.OPERATING_SYSTEM if system else ComponentType.DATA, bom_ref="subject"
     )
     bom.metadata.properties.add(Property(name=f"{_PROP}:version", value=__version__))
+    packages: list[Component] = []
     for ref, objects in _grouped(items).items():
         package_purl = purl(ref, distro)
         parent = Component(
@@ -155,6 +172,8 @@ def cyclonedx(items: Iterable[Item], subject: str, distro: Distro | None = None,
                 )
             )
         bom.components.add(parent)
+        packages.append(parent)
+    bom.register_dependency(bom.metadata.component, packages)  # what the system (or repositories) holds
     return str(JsonV1Dot6(bom).output_as_string(indent=2)) + "\n"
 
 
@@ -187,7 +206,7 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None, syst
     info = CreationInfo(
         spdx_version="SPDX-2.3",
         spdx_id="SPDXRef-DOCUMENT",
-        name=f"BPF objects of {subject}",
+        name=f"BPF objects of {_text(subject)}",
         # A URI unique to this document, as SPDX asks; ".invalid" is reserved: it names no host.
         document_namespace=f"https://rpm-bpf.invalid/spdxdocs/{uuid.uuid4()}",
         creators=[Actor(ActorType.TOOL, f"rpm-bpf-{__version__}")],
@@ -196,7 +215,7 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None, syst
     packages = [
         Package(
             spdx_id="SPDXRef-Subject",
-            name=subject,
+            name=_text(subject),
             download_location=SpdxNoAssertion(),
             files_analyzed=False,
             primary_package_purpose=PackagePurpose.OPERATING_SYSTEM if system else PackagePurpose.OTHER,

@@ -18,6 +18,9 @@ naming the signal instead of taking pytest down with it:
     ``policy.Policy.load`` on generated TOML documents, raw text, valid
     policies with one wrongly typed value, and very deep nesting; then
     ``Policy.apply`` on real findings.
+``archive``
+    ``archive.members`` and ``archive.bpf_members`` on ar archives written by
+    binutils' ar and llvm-ar (BSD format), overwritten and cut.
 ``rootfs``
     ``rootfs.RootFS`` on generated trees of directories, files, FIFOs and
     symbolic links (some pointing out of the root) next to a sentinel file.
@@ -59,6 +62,7 @@ import shutil
 import signal
 import stat
 import struct
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -1610,6 +1614,56 @@ def fuzz_hdrsig(work: Path, settings: hypothesis.settings, seed: int | None) -> 
 
 
 # ---------------------------------------------------------------------------
+# archive: ar archives (static libraries, .rlib) whose members may be BPF objects
+# ---------------------------------------------------------------------------
+
+
+def fuzz_archive(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """archive.members never raises and names only byte ranges inside the archive; bpf_members never raises;
+    on the archives binutils' ar wrote (GNU long names) and llvm-ar wrote in BSD format, every member ar t
+    lists is found, and the BPF ones parse."""
+    from rpm_bpf.bpf import archive
+    from rpm_bpf.samples import build as samples
+
+    obj = samples.compile_bpf(samples.XDP_COUNTER_C, work / "counter.bpf.o")
+    long_name = work / "a_member_name_longer_than_sixteen_bytes.bpf.o"
+    shutil.copy(obj, long_name)
+    odd = work / "odd.txt"
+    odd.write_bytes(b"x" * 7)  # an odd size: the next member starts after a padding byte
+    bases = []
+    for tool, fmt in (("ar", []), ("llvm-ar", ["--format=bsd"])):
+        if shutil.which(tool) is None:
+            continue
+        out = work / f"{tool}.a"
+        subprocess.run([tool, "rc", *fmt, str(out), str(obj), str(odd), str(long_name)], check=True)
+        listed = subprocess.run([tool, "t", str(out)], capture_output=True, text=True, check=True).stdout.split()
+        bases.append((out.read_bytes(), listed))
+    assert bases, "neither ar nor llvm-ar is installed"
+    for data, listed in bases:  # the archives as written: every member, by name, and the BPF ones parse
+        assert [m.name for m in archive.members(data)] == listed, listed
+        assert [m.name for m, _ in archive.bpf_members(data)] == [listed[0], listed[2]]
+    cases = Cases()
+
+    @given(
+        st.sampled_from(bases),
+        st.lists(st.tuples(st.integers(0, 1 << 20), patch_bytes()), max_size=4),
+        st.none() | st.integers(0, 1 << 20),
+    )
+    def archive_reader_holds(base: tuple[bytes, list[str]], patches: list[tuple[int, bytes]], cut: int | None) -> None:
+        data = overwrite(base[0], tuple(patches))
+        if cut is not None:
+            data = data[: cut % (len(data) + 1)]
+        cases()
+        found = list(archive.members(data))
+        assert all(m.offset > 0 and m.size >= 0 and m.offset + m.size <= len(data) for m in found)
+        bpf = archive.bpf_members(data)
+        cases.outcome(f"{len(found)} members, {len(bpf)} BPF")
+
+    run_hypothesis(archive_reader_holds, settings, seed)
+    return cases
+
+
+# ---------------------------------------------------------------------------
 
 TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "rpm": fuzz_rpm,
@@ -1620,6 +1674,7 @@ TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "prefilter": fuzz_prefilter,
     "rpmdb": fuzz_rpmdb,
     "hdrsig": fuzz_hdrsig,
+    "archive": fuzz_archive,
 }
 
 

@@ -33,6 +33,7 @@ CI_EXAMPLES = {
     "prefilter": 1500,
     "rpmdb": 300,
     "hdrsig": 1000,
+    "archive": 2000,
 }
 TIMEOUT = 600
 

@@ -51,8 +51,9 @@ def _verify(root: Path, *args: str, timeout: int = 60, **kwargs):
     return proc
 
 
-def _traced(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
-    """`rpm-bpf verify` under strace -f -y: every file syscall, with the paths its descriptors resolve to."""
+def _traced(tmp_path: Path, *args: str, command: str = "verify") -> tuple[subprocess.CompletedProcess, str]:
+    """`rpm-bpf verify` (or ``command``) under strace -f -y: every file syscall, with the paths its descriptors
+    resolve to."""
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed (./setup.sh installs it)")
     log = tmp_path / "strace.log"
@@ -69,7 +70,7 @@ def _traced(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, st
             sys.executable,
             "-m",
             "rpm_bpf",
-            "verify",
+            command,
             "--no-system-policy",
             *args,
         ],
@@ -123,6 +124,56 @@ def test_bpf_directory_linked_to_the_host_is_not_followed(root, tmp_path):
         f"{root.root}{GOOD_OBJ}: cannot verify: {BPFDIR} is a symbolic link; not followed below the root" in proc.stderr
     )
     assert f"rpm-bpf: E: bpf-object-unowned {BPFDIR} a symbolic link where the BPF directory belongs" in proc.stdout
+
+
+def _list(root: Path, *args: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rpm_bpf", "list", "--no-system-policy", "--offline", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_list_does_not_follow_a_bpf_directory_linked_to_the_host(root, tmp_path):
+    host = tmp_path / "host-bpf"
+    shutil.copytree(root.root / BPFDIR.lstrip("/"), host, symlinks=True)
+    shutil.rmtree(root.root / BPFDIR.lstrip("/"))
+    (root.root / BPFDIR.lstrip("/")).symlink_to(host)
+    before = _tree(root.root)
+    proc, trace = _traced(tmp_path, "--offline", "--root", str(root.root), "-f", "json", command="list")
+    assert trace.count("openat(") > 10
+    assert not _opened(trace, str(host)), "a file below the host directory was opened"
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{root.root}{GOOD_OBJ}: cannot read: {BPFDIR} is a symbolic link; not followed below the root" in (
+        proc.stderr
+    )
+    (listed,) = json.loads(proc.stdout)["objects"]  # still listed, as what could not be read
+    assert listed["path"] == GOOD_OBJ and listed["disk"] == "unreadable" and listed["programs"] == []
+    assert _tree(root.root) == before  # nothing in the root changed
+
+
+def test_list_of_a_fifo_in_place_of_an_object_does_not_hang(root):
+    obj = root.root / GOOD_OBJ.lstrip("/")
+    obj.unlink()
+    os.mkfifo(obj)
+    proc = _list(root.root, "-f", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [o["disk"] for o in doc["objects"]] == ["modified"]
+    ((rule, detail),) = [(f["rule"], f["detail"]) for f in doc["findings"]]
+    assert rule == "bpf-object-modified" and detail == "a regular file was replaced by a FIFO"
+
+
+def test_list_with_a_damaged_header_fails_closed(root):
+    record = _damage_header(root.root, _db_at_dbpath(root.root), "xdp-good")
+    proc = _list(root.root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"rpm database record #{record}: header cannot be read (damaged)" in proc.stderr
+    assert "internal error" not in proc.stderr
 
 
 def test_passwd_linked_to_shadow_is_not_opened(root, tmp_path):
