@@ -26,7 +26,7 @@ from rpm_bpf import __version__, data_text
 from rpm_bpf.cli.main import COMMANDS, DESCRIPTION, build_parser
 from rpm_bpf.rules import registry as rules
 
-DATE = "2026-11-25"
+DATE = "2026-12-03"
 REPO = Path(__file__).resolve().parent.parent
 PAGES = (
     "rpm-bpf.1",
@@ -262,6 +262,9 @@ def page_dnf(command: str) -> str:
         "--installroot) and exits with its status. Compares the installed BPF objects, and everything in "
         "the BPF directories, with what the rpm database recorded: digest, size, mode, owner, type; "
         "files in the BPF directories that no package owns are reported when no PACKAGE is named.\n\n"
+        "To see which BPF objects and programs the installed packages ship (standalone, embedded in "
+        "executables and libraries, in archives), with their predicted kernel tags, whether one is loaded "
+        "now, or as an SBOM (CycloneDX, SPDX): **rpm-bpf list** (see rpm-bpf(1)).\n\n"
     )
     text += _section("OPTIONS") + _options(parser)
     text += _section("EXIT STATUS") + (
@@ -269,7 +272,7 @@ def page_dnf(command: str) -> str:
         "**2**\n    input errors (a package not installed, a file that cannot "
         "be read)\n\n"
     )
-    text += _section("SEE ALSO") + f"rpm-bpf(1), {command}(8), rpm-bpf-rules(7)\n"
+    text += _section("SEE ALSO") + f"rpm-bpf(1) (rpm-bpf list, rpm-bpf which), {command}(8), rpm-bpf-rules(7)\n"
     return text
 
 

@@ -210,14 +210,17 @@ def _predict(elf: Any) -> list[Prediction]:
     if symtab is None:
         raise PredictionError("no symbol table")
     sections = dict(enumerate(elf.iter_sections()))
+    # Every symbol parsed once: pyelftools parses one again on each get_symbol, and relocations name the
+    # same few symbols (maps, sub-programs) thousands of times.
+    symbols = list(symtab.iter_symbols())
     relocs: dict[int, dict[int, Any]] = {}  # section index -> offset -> symbol
     for sec in sections.values():
         if sec["sh_type"] == "SHT_REL":
             target = relocs.setdefault(sec["sh_info"], {})
             for rel in sec.iter_relocations():
-                target[rel["r_offset"]] = symtab.get_symbol(rel["r_info_sym"])
+                target[rel["r_offset"]] = symbols[rel["r_info_sym"]]
     funcs: dict[int, list[tuple[int, int, str, bool]]] = {}  # section -> (start, size, name, global)
-    for sym in symtab.iter_symbols():
+    for sym in symbols:
         if sym["st_info"]["type"] == "STT_FUNC" and isinstance(sym["st_shndx"], int):
             funcs.setdefault(sym["st_shndx"], []).append(
                 (sym["st_value"], sym["st_size"], sym.name, sym["st_info"]["bind"] != "STB_LOCAL")

@@ -14,6 +14,7 @@ MSG_SEE_ALSO = "see also: rpm-bpf verify (is the disk the packaged bytes?), rpm-
 def cmd_list(args: argparse.Namespace) -> int:
     from rpm_bpf.errors import RpmBpfError
     from rpm_bpf.flows.listing import listing
+    from rpm_bpf.flows.which import cache_dir
     from rpm_bpf.report import listing as report
     from rpm_bpf.report import sbom
     from rpm_bpf.report.formats import finding_line
@@ -29,6 +30,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             embedded=args.embedded,
             only_loaded=args.loaded,
             only_outside=args.outside_bpfdir,
+            cache_directory=None if args.no_cache else cache_dir(),
         )
         if args.format in sbom.FORMATS:
             distro = sbom.Distro(*result.distro)
@@ -87,6 +89,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="signals",
         help="which ELF files are searched for embedded objects: 'signals' (default) those a header signal "
         "names (libbpf, Go, Rust), 'all' every ELF file of every package (slower)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="describe every object again (no cache read or written; the disk is always compared)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no notes on stderr (what was not checked)")
     options.add_format(parser, FORMATS, "report format; cyclonedx and spdx are SBOMs (JSON)")

@@ -25,6 +25,7 @@ import re
 import stat
 from collections import namedtuple
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from rpm_bpf.bpf import archive, elf
@@ -36,6 +37,9 @@ from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs, rpmdb
 from rpm_bpf.sources.rootfs import RootFS
 from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
+
+# The list's entries in the prediction cache: keyed by content, versioned with what a description holds.
+CACHE_KEY = "list-v1:sha256"
 
 # Whether the disk still holds the packaged bytes.
 DISK_OK = "ok"
@@ -167,9 +171,10 @@ def _describe(obj: elf.BpfObject, span: bytes) -> dict[str, Any]:
 
 
 class _Lister:
-    def __init__(self, fs: RootFS, result: ListResult) -> None:
+    def __init__(self, fs: RootFS, result: ListResult, cache: Any) -> None:
         self.fs = fs
         self.result = result
+        self.cache = cache  # flows/which.py's cache of predictions
         self.raw: list[Finding] = []
 
     def package(self, pkg: Package) -> None:
@@ -190,18 +195,38 @@ class _Lister:
                 if entry.class_says_bpf or bpf_name is not None:  # a BPF object that cannot be shown
                     self.result.objects.append(base._replace(disk=disk))
                 continue
-            for member, offset, span, obj in _objects(data):
+            for found in self.described(data):
                 self.result.objects.append(
                     base._replace(
-                        member=member,
-                        offset=offset,
-                        size=len(span),
-                        bpf_name=bpf_name if offset is None else None,
-                        description=_describe(obj, span),
-                        sha256=hashlib.sha256(span).hexdigest(),
+                        member=found["member"],
+                        offset=found["offset"],
+                        size=found["size"],
+                        bpf_name=bpf_name if found["offset"] is None else None,
+                        description=found["description"],
+                        sha256=found["sha256"],
                         disk=disk,
                     )
                 )
+
+    def described(self, data: bytes) -> list[dict[str, Any]]:
+        """What ``_objects`` finds in ``data``, described; cached by the SHA-256 of the bytes themselves, so an
+        entry can only ever describe those bytes (the disk check above never comes from the cache)."""
+        key = f"{CACHE_KEY}:{hashlib.sha256(data).hexdigest()}"
+        cached = self.cache.get(key, [])
+        if cached is not None:
+            return cached
+        found = [
+            {
+                "member": member,
+                "offset": offset,
+                "size": len(span),
+                "description": _describe(obj, span),
+                "sha256": hashlib.sha256(span).hexdigest(),
+            }
+            for member, offset, span, obj in _objects(data)
+        ]
+        self.cache.put(key, [], found)
+        return found
 
     def read(self, pkg: Package, entry: FileEntry, algo: str) -> tuple[bytes | None, str]:
         """The file's bytes (None when it cannot be read) and how the disk compares with the package."""
@@ -248,6 +273,7 @@ def listing(
     embedded: str = "signals",
     only_loaded: bool = False,
     only_outside: bool = False,
+    cache_directory: Path | None = None,
 ) -> ListResult:
     """The BPF objects the packages of ``root`` ship (all packages, or those named).
 
@@ -255,7 +281,8 @@ def listing(
     error when it cannot be asked), None asks when allowed (a note when not),
     False never (``only_loaded`` implies True). ``embedded``: "signals" or "all", as ``scan --embedded``.
     ``only_loaded``, ``only_outside``: keep only the objects with a program loaded now, or the standalone
-    ones outside the BPF directories (the findings stay those of every object).
+    ones outside the BPF directories (the findings stay those of every object). ``cache_directory``: where
+    descriptions are cached (``which.cache_dir()``; None: no cache).
     Raises ``RpmdbError`` when the database cannot be read.
     """
     from rpm_bpf.flows import which
@@ -268,7 +295,7 @@ def listing(
         for missing in rpmdb.missing_names(db, names):
             result.errors.append(InputError(missing, "package is not installed"))
         result.distro = os_release(fs)
-        lister = _Lister(fs, result)
+        lister = _Lister(fs, result, which.Cache(cache_directory))
         for pkg in rpmdb.installed(db, names, result.errors, embedded=embedded, archives=True):
             lister.package(pkg)
         owners = which.loaders(db, root, programs, result.errors) if programs is not None else {}

@@ -92,7 +92,7 @@ def cache_dir() -> Path:
     return Path(base) / "rpm-bpf" / "progtags"
 
 
-class _Cache:
+class Cache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self.hits = self.misses = 0
@@ -171,7 +171,7 @@ def source(ref: PackageRef, sourcerpm: str, path: str, p: dict[str, Any]) -> Sou
     )
 
 
-def trace(root: str, programs: list[Loaded], errors: list[InputError], cache: _Cache) -> list[Match]:
+def trace(root: str, programs: list[Loaded], errors: list[InputError], cache: Cache) -> list[Match]:
     """Each loaded program matched against what the rpm database of ``root`` ships (one private copy of it)."""
     with rpmdb.snapshot(root) as db, RootFS(root) as fs:
         sources = _packaged_programs(db, fs, errors, cache)
@@ -179,7 +179,7 @@ def trace(root: str, programs: list[Loaded], errors: list[InputError], cache: _C
     return match(programs, sources, owners)
 
 
-def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: _Cache) -> list[Source]:
+def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: Cache) -> list[Source]:
     """Every program of every BPF object the rpm database ``db`` knows, with its predicted tags."""
     sources = []
     for pkg in rpmdb.installed(db, (), errors):
@@ -259,7 +259,7 @@ def unpackaged_findings(matches: Iterable[Match]) -> list[Finding]:
 class WhichResult:
     """``rpm-bpf which``: every loaded program matched, the findings as the policy has them, what could not be read."""
 
-    def __init__(self, matches: list[Match], findings: list[Finding], errors: list[InputError], cache: _Cache) -> None:
+    def __init__(self, matches: list[Match], findings: list[Finding], errors: list[InputError], cache: Cache) -> None:
         self.matches = matches
         self.findings = findings
         self.errors = errors
@@ -290,7 +290,7 @@ def which(
             InputError(f"program {i}", "no loaded BPF program with this id")
             for i in sorted(wanted - {p.id for p in programs})
         ]
-    cache = _Cache(cache_directory)
+    cache = Cache(cache_directory)
     matches = trace(root, programs, errors, cache)
     findings = strict.apply(unpackaged_findings(matches)) if strict is not None else []
     return WhichResult(matches, findings, errors, cache)
@@ -309,4 +309,4 @@ def loaded_findings(root: str, errors: list[InputError], cache_directory: Path |
     except (PrivilegeError, KernelError) as exc:
         errors.append(InputError("loaded BPF programs", str(exc)))
         return []
-    return unpackaged_findings(trace(root, programs, errors, _Cache(cache_directory)))
+    return unpackaged_findings(trace(root, programs, errors, Cache(cache_directory)))

@@ -300,3 +300,34 @@ def test_loaded_without_privilege_is_exit_2(root):
     )  # fmt: skip
     assert proc.returncode == 0 and proc.stderr.count("loaded programs were not looked up") == 1, proc.stderr
     assert json.loads(proc.stdout)["objects"][0]["loaded"] is None
+
+
+def test_cache_saves_work_never_the_disk_check(root, bpfdir, tmp_path):
+    env = dict(ENV, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "rpm_bpf", "list", "--no-system-policy", "--offline", "--root", str(root)]
+    runs = [
+        subprocess.run([*command, "-f", "json", *extra], capture_output=True, text=True, env=env, timeout=600)
+        for extra in ((), (), ("--no-cache",))
+    ]
+    docs = [json.loads(run.stdout) for run in runs]
+    assert docs[0]["objects"] == docs[1]["objects"] == docs[2]["objects"]
+    entries = list((tmp_path / "cache" / "rpm-bpf" / "progtags").iterdir())
+    # one entry per content read (files searched and found empty have one too)
+    import hashlib
+
+    read = {o["path"] for o in docs[0]["objects"] if o["disk"] != "missing"}
+    contents = {hashlib.sha256((root / p.lstrip("/")).read_bytes()).digest() for p in read}
+    assert len(entries) >= len(contents) > 100
+    # The object changes after the cache was filled: the bytes are read and compared every time.
+    target = root / bpfdir.lstrip("/") / "list-good/full.bpf.o"
+    original = target.read_bytes()
+    try:
+        changed = bytearray(original)
+        at = changed.index(b"GPL")
+        changed[at : at + 3] = b"MIT"
+        target.write_bytes(bytes(changed))
+        proc = subprocess.run([*command, "-f", "json"], capture_output=True, text=True, env=env, timeout=600)
+        (good,) = [o for o in json.loads(proc.stdout)["objects"] if o["path"] == f"{bpfdir}/list-good/full.bpf.o"]
+        assert good["disk"] == "modified" and good["license"] == "MIT"
+    finally:
+        target.write_bytes(original)
