@@ -93,6 +93,62 @@ class BpfObject:
         }
 
 
+STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
+STB_LOCAL, STB_GLOBAL = 0, 1
+_SHN_LORESERVE = 0xFF00
+
+
+class Symbol(namedtuple("Symbol", ("name", "value", "size", "type", "bind", "shndx"))):
+    """A symbol table entry: ``type``/``bind`` as numbers (STT_*, STB_*), ``shndx`` the section it is defined
+    in, None when it is in none (undefined, absolute, common)."""
+
+    __slots__ = ()
+    name: str
+    value: int
+    size: int
+    type: int
+    bind: int
+    shndx: int | None
+
+
+def symbols(elf: Any, symtab: Any) -> list[Symbol]:
+    """Every entry of the symbol table section ``symtab``, read in one pass over its bytes.
+
+    pyelftools parses entries one at a time (and again on every ``get_symbol``): with thousands of
+    relocations that was most of a prediction's time. The entry layouts are the ELF specification's;
+    names are decoded as UTF-8, undecodable bytes kept (surrogateescape). Raises ``ValueError`` on a
+    name outside the string table.
+    """
+    order = "<" if elf.little_endian else ">"
+    data = symtab.data()
+    strings = elf.get_section(symtab["sh_link"]).data()
+    wide = elf.elfclass == 64
+    entry = struct.Struct(order + ("IBBHQQ" if wide else "IIIBBH"))
+    found = []
+    for fields in entry.iter_unpack(data[: len(data) - len(data) % entry.size]):
+        if wide:
+            name_at, info, _, shndx, value, size = fields
+        else:
+            name_at, value, size, info, _, shndx = fields
+        if name_at >= len(strings) and name_at:
+            raise ValueError(f"symbol name at {name_at}, outside the string table")
+        end = strings.find(b"\0", name_at)
+        name = strings[name_at : end if end >= 0 else len(strings)].decode("utf-8", "surrogateescape")
+        section = shndx if 0 < shndx < _SHN_LORESERVE else None
+        found.append(Symbol(name, value, size, info & 0xF, info >> 4, section))
+    return found
+
+
+def relocations(elf: Any, section: Any) -> list[tuple[int, int]]:
+    """(offset, symbol index) of each entry of a SHT_REL section, read in one pass over its bytes."""
+    order = "<" if elf.little_endian else ">"
+    data = section.data()
+    wide = elf.elfclass == 64
+    entry = struct.Struct(order + ("QQ" if wide else "II"))
+    shift = 32 if wide else 8
+    return [(offset, info >> shift) for offset, info in entry.iter_unpack(data[: len(data) - len(data) % entry.size])]
+
+
 class EmbeddedObject(namedtuple("EmbeddedObject", ("offset", "object"))):
     __slots__ = ()
     offset: int
@@ -192,15 +248,13 @@ def _describe(elf: Any, size: int, name: str) -> BpfObject:
             exec_sections[index] = sname
     obj.program_sections = len(exec_sections)
     if symtab is not None:
-        for sym in symtab.iter_symbols():
-            shndx = sym["st_shndx"]
-            if not isinstance(shndx, int):
+        for sym in symbols(elf, symtab):
+            if sym.shndx is None:
                 continue
-            kind = sym["st_info"]["type"]
-            if kind == "STT_FUNC" and shndx in exec_sections and sym["st_info"]["bind"] == "STB_GLOBAL":
-                obj.programs.append(Program(exec_sections[shndx], _text(sym.name)))
-            elif kind == "STT_OBJECT" and shndx in map_sections:
-                obj.maps.append(_text(sym.name))
+            if sym.type == STT_FUNC and sym.shndx in exec_sections and sym.bind == STB_GLOBAL:
+                obj.programs.append(Program(exec_sections[sym.shndx], sym.name))
+            elif sym.type == STT_OBJECT and sym.shndx in map_sections:
+                obj.maps.append(sym.name)
     return obj
 
 

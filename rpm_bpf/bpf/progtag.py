@@ -29,6 +29,8 @@ import struct
 from collections import namedtuple
 from typing import Any
 
+from rpm_bpf.bpf.elf import STB_LOCAL, STT_FUNC, STT_SECTION, Symbol, relocations
+from rpm_bpf.bpf.elf import symbols as elf_symbols
 from rpm_bpf.errors import RpmBpfError
 
 _LD_IMM64, _CALL = 0x18, 0x85
@@ -210,21 +212,18 @@ def _predict(elf: Any) -> list[Prediction]:
     if symtab is None:
         raise PredictionError("no symbol table")
     sections = dict(enumerate(elf.iter_sections()))
-    # Every symbol parsed once: pyelftools parses one again on each get_symbol, and relocations name the
-    # same few symbols (maps, sub-programs) thousands of times.
-    symbols = list(symtab.iter_symbols())
-    relocs: dict[int, dict[int, Any]] = {}  # section index -> offset -> symbol
+    # Every symbol read once (elf.symbols): relocations name the same few (maps, sub-programs) thousands of times.
+    symbols = elf_symbols(elf, symtab)
+    relocs: dict[int, dict[int, Symbol]] = {}  # section index -> offset -> symbol
     for sec in sections.values():
         if sec["sh_type"] == "SHT_REL":
             target = relocs.setdefault(sec["sh_info"], {})
-            for rel in sec.iter_relocations():
-                target[rel["r_offset"]] = symbols[rel["r_info_sym"]]
+            for offset, index in relocations(elf, sec):
+                target[offset] = symbols[index]
     funcs: dict[int, list[tuple[int, int, str, bool]]] = {}  # section -> (start, size, name, global)
     for sym in symbols:
-        if sym["st_info"]["type"] == "STT_FUNC" and isinstance(sym["st_shndx"], int):
-            funcs.setdefault(sym["st_shndx"], []).append(
-                (sym["st_value"], sym["st_size"], sym.name, sym["st_info"]["bind"] != "STB_LOCAL")
-            )
+        if sym.type == STT_FUNC and sym.shndx is not None:
+            funcs.setdefault(sym.shndx, []).append((sym.value, sym.size, sym.name, sym.bind != STB_LOCAL))
     for listed in funcs.values():
         listed.sort()
     core = _core_sections(elf)
@@ -257,7 +256,7 @@ def _function_at(funcs: dict[int, list[tuple[int, int, str, bool]]], section: in
 def _program(
     elf: Any,
     sections: dict[int, Any],
-    relocs: dict[int, dict[int, Any]],
+    relocs: dict[int, dict[int, Symbol]],
     funcs: dict[int, list[tuple[int, int, str, bool]]],
     core: set[str],
     order: str,
@@ -292,14 +291,14 @@ def _program(
             frame[0] = i + 2
             if sym is None:
                 continue
-            shndx = sym["st_shndx"]
-            if not isinstance(shndx, int) or shndx == 0:
+            shndx = sym.shndx
+            if shndx is None:
                 caveats.append(f"ksym or extern {sym.name}: resolved against the running kernel")
                 continue
             target = sections[shndx]
             if target["sh_flags"] & 0x4:  # a function pointer (a callback): its function is a sub-program
                 imm = struct.unpack_from(order + "i", code.insns, at + 4)[0]
-                dest = sym["st_value"] + imm if sym["st_info"]["type"] == "STT_SECTION" else sym["st_value"]
+                dest = sym.value + imm if sym.type == STT_SECTION else sym.value
                 placed = _place(code, sections, funcs, shndx, dest, stack)
                 code.insns[at + 1] = (regs & 0x0F) | (_PSEUDO_FUNC << 4)
                 struct.pack_into(order + "i", code.insns, at + 4, placed - (i + 1))
@@ -309,12 +308,12 @@ def _program(
             continue
         if opcode == _CALL and (src == _PSEUDO_CALL or sym is not None):
             imm = struct.unpack_from(order + "i", code.insns, at + 4)[0]
-            if sym is not None and (not isinstance(sym["st_shndx"], int) or sym["st_shndx"] == 0):
+            if sym is not None and sym.shndx is None:
                 caveats.append(f"kfunc {sym.name}: its BTF id is the running kernel's")
                 code.insns[at + 1] = (regs & 0x0F) | (2 << 4)  # BPF_PSEUDO_KFUNC_CALL; the imm stays unknown
                 continue
-            if sym is not None:  # libbpf: the symbol's offset plus the call's own displacement
-                shndx, dest = sym["st_shndx"], sym["st_value"] + (imm + 1) * 8
+            if sym is not None and sym.shndx is not None:  # libbpf: the symbol's offset plus the displacement
+                shndx, dest = sym.shndx, sym.value + (imm + 1) * 8
             else:  # a static function of the same section: no relocation, the displacement alone
                 shndx, dest = section, offset + (imm + 1) * 8
             placed = _place(code, sections, funcs, shndx, dest, stack)

@@ -26,7 +26,7 @@ import stat
 from collections import namedtuple
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rpm_bpf.bpf import archive, elf
 from rpm_bpf.bpf.progtag import PredictionError, predict
@@ -37,6 +37,9 @@ from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs, rpmdb
 from rpm_bpf.sources.rootfs import RootFS
 from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
+
+if TYPE_CHECKING:
+    from rpm_bpf.flows import which
 
 # The list's entries in the prediction cache: keyed by content, versioned with what a description holds.
 CACHE_KEY = "list-v1:sha256"
@@ -171,7 +174,7 @@ def _describe(obj: elf.BpfObject, span: bytes) -> dict[str, Any]:
 
 
 class _Lister:
-    def __init__(self, fs: RootFS, result: ListResult, cache: Any) -> None:
+    def __init__(self, fs: RootFS, result: ListResult, cache: which.Cache) -> None:
         self.fs = fs
         self.result = result
         self.cache = cache  # flows/which.py's cache of predictions
