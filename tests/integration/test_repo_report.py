@@ -163,3 +163,27 @@ def test_unreadable_repository_is_exit_2_and_the_others_reported(compose, tmp_pa
     assert report["counts"]["name_clashes"] == 1 and report["input_errors"][0]["input"] == str(
         tmp_path / "nothing-here"
     )
+
+
+def test_sboms_of_a_repository_validate(compose, doc, tmp_path):
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    in_bpfdir = sorted(o["path"] for o in doc["objects"])
+    proc = _report("-f", "cyclonedx", str(compose))
+    assert proc.returncode == 0, proc.stderr
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(proc.stdout) is None
+    bom = json.loads(proc.stdout)
+    assert bom["metadata"]["component"]["type"] == "data"
+    nested = [(p, c) for p in bom["components"] for c in p.get("components", [])]
+    assert sorted(c["name"] for _, c in nested) == in_bpfdir
+    assert all(c["purl"] == p["purl"] and p["purl"].startswith("pkg:rpm/") for p, c in nested)
+    assert all("hashes" not in c for _, c in nested)  # metadata has no file digests: none is made up
+    page = tmp_path / "repo.spdx.json"
+    proc = _report("-f", "spdx", "-o", str(page), str(compose))
+    assert proc.returncode == 0, proc.stderr
+    document = parse_file(str(page))
+    assert validate_full_spdx_document(document) == []
+    assert sorted(p.file_name for p in document.packages if p.spdx_id.startswith("SPDXRef-BPF-")) == in_bpfdir
