@@ -71,7 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = MSG_SEE_ALSO
     parser.add_argument("packages", nargs="*", metavar="PACKAGE", help="only these installed packages")
     parser.add_argument(
-        "--package", action="append", metavar="NAME", help="only this installed package (repeatable; as PACKAGE)"
+        "--package", action="append", metavar="PACKAGE", help="only this installed package (repeatable)"
     )
     parser.add_argument("--root", default="/", metavar="DIR", help="list the system installed in DIR")
     parser.add_argument(

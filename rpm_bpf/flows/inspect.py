@@ -12,6 +12,7 @@ import stat
 from typing import Any
 
 from rpm_bpf.bpf import elf
+from rpm_bpf.bpf import embedded as embedded_search
 from rpm_bpf.bpf.progtag import PredictionError, predict
 from rpm_bpf.model import MAX_CONTENT
 from rpm_bpf.sources.rootfs import describe_mode, read_user_file
@@ -50,14 +51,19 @@ def describe_file(path: str) -> tuple[dict[str, Any] | None, str | None]:
             return None, str(exc)
     if elf.elf_machine(data) is None:
         return None, f"{path}: not an ELF file"
-    embedded = elf.find_embedded(data)
+    embedded = embedded_search.find_all(data)
     if not embedded:
         return None, f"{path}: ELF file without BPF code (no embedded BPF object found)"
     return {
         "path": path,
         "kind": "embedded",
         "embedded": [
-            {"offset": e.offset, **e.object.to_dict(), "kernel": kernel_view(data[e.offset : e.offset + e.object.size])}
+            {
+                "offset": e.offset,
+                "light_skeleton": embedded_search.is_light_skeleton(e),
+                **e.object.to_dict(),
+                "kernel": kernel_view(data[e.offset : e.offset + e.object.size]),
+            }
             for e in embedded
         ],
     }, None

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rpm_bpf.bpf import archive, elf
+from rpm_bpf.bpf import archive, elf, embedded
 from rpm_bpf.bpf.progtag import PredictionError, predict
 from rpm_bpf.findings import Finding, InputError
 from rpm_bpf.model import ARCHIVE_CLASS, FileEntry, Package, PackageRef, bpf_provide_names, content_limit
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from rpm_bpf.flows import which
 
 # The list's entries in the prediction cache: keyed by content, versioned with what a description holds.
-CACHE_KEY = "list-v1:sha256"
+CACHE_KEY = "list-v2:sha256"
+
+LIGHT_CAVEAT = "light skeleton: the loader builds the instructions at load time; no tag predicted"
 
 # Whether the disk still holds the packaged bytes.
 DISK_OK = "ok"
@@ -162,10 +164,17 @@ def _objects(data: bytes) -> list[tuple[str | None, int | None, bytes, elf.BpfOb
         return [(m.name, m.offset, data[m.offset : m.offset + m.size], obj) for m, obj in archive.bpf_members(data)]
     if elf.elf_machine(data) is None:
         return []
-    return [(None, e.offset, data[e.offset : e.offset + e.object.size], e.object) for e in elf.find_embedded(data)]
+    return [(None, e.offset, data[e.offset : e.offset + e.object.size], e.object) for e in embedded.find_all(data)]
 
 
 def _describe(obj: elf.BpfObject, span: bytes) -> dict[str, Any]:
+    if obj.elf_type == embedded.LIGHT_SKELETON:  # names and types from the loader's attributes, no tags
+        kernel = [
+            {"section": "", "name": p.name, "kernel_name": p.name[:15], "type": p.section, "insns": 0, "tag": "",
+             "tag_sha1": "", "caveats": [LIGHT_CAVEAT]}
+            for p in obj.programs
+        ]  # fmt: skip
+        return obj.to_dict() | {"kernel": kernel}
     try:
         kernel = [p.to_dict() for p in predict(span)]
     except PredictionError:

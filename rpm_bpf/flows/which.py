@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rpm_bpf.bpf import elf
+from rpm_bpf.bpf import elf, embedded
 from rpm_bpf.bpf.progtag import PredictionError, predict
 from rpm_bpf.findings import Finding, InputError
 from rpm_bpf.model import FileEntry, Package, PackageRef, content_limit
@@ -137,7 +137,7 @@ def _describe(data: bytes) -> list[dict[str, Any]]:
         [(None, data)]
         if elf.is_bpf_elf(data)
         else [
-            (found.offset, data[found.offset : found.offset + found.object.size]) for found in elf.find_embedded(data)
+            (found.offset, data[found.offset : found.offset + found.object.size]) for found in embedded.find_all(data)
         ]
     )
     out = []

@@ -11,13 +11,20 @@ def render_text(info: dict[str, Any]) -> str:
     """The human description; every name from the object is escaped (see safetext)."""
 
     def describe(obj: dict[str, Any], indent: str) -> list[str]:
-        lines = [
-            f"{indent}ELF{obj['elf_class']} {obj['endianness']}-endian {obj['elf_type']}, {obj['size']} bytes",
-            f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
-            f"{indent}BTF: {'yes' if obj['btf'] else 'no'}, BTF.ext: {'yes' if obj['btf_ext'] else 'no'}, "
-            f"debug info: {'yes' if obj['debug_info'] else 'no'}",
-            f"{indent}programs ({len(obj['programs'])}):",
-        ]
+        if obj.get("light_skeleton"):
+            lines = [
+                f"{indent}light skeleton (bpftool gen skeleton -L): a {obj['size']}-byte loader program and its data",
+                f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
+                f"{indent}programs ({len(obj['programs'])}, by type):",
+            ]
+        else:
+            lines = [
+                f"{indent}ELF{obj['elf_class']} {obj['endianness']}-endian {obj['elf_type']}, {obj['size']} bytes",
+                f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
+                f"{indent}BTF: {'yes' if obj['btf'] else 'no'}, BTF.ext: {'yes' if obj['btf_ext'] else 'no'}, "
+                f"debug info: {'yes' if obj['debug_info'] else 'no'}",
+                f"{indent}programs ({len(obj['programs'])}):",
+            ]
         lines += [f"{indent}  {e(p['section'])}  {e(p['name'])}" for p in obj["programs"]]
         lines.append(f"{indent}maps ({len(obj['maps'])}): {', '.join(map(e, obj['maps'])) or '-'}")
         for p in obj.get("kernel", []):

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rpm_bpf import __version__
+from rpm_bpf.bpf.embedded import LIGHT_SKELETON
 from rpm_bpf.flows.listing import DISK_OK, Listed, ListResult
 from rpm_bpf.report import sbom
 from rpm_bpf.report.formats import finding_dict
@@ -20,6 +21,7 @@ _LABELS = {
     "programs": "programs",
     "embedded": "embedded in ELF files",
     "archive_members": "members of ar archives",
+    "light_skeletons": "light skeletons (loader programs, no ELF image)",
     "outside_bpfdir": "standalone outside the BPF directories",
     "changed": "not the packaged bytes (or not readable)",
     "loaded": "with a program loaded now",
@@ -34,6 +36,8 @@ def _programs(obj: Listed) -> list[dict[str, Any]]:
 def kind(obj: Listed) -> str:
     if obj.member is not None:
         return "archive member"
+    if (obj.description or {}).get("elf_type") == LIGHT_SKELETON:
+        return LIGHT_SKELETON
     return "standalone" if obj.offset is None else "embedded"
 
 
@@ -94,6 +98,7 @@ def counts(objects: list[Listed]) -> dict[str, int]:
         "programs": sum(len(_programs(o)) for o in objects),
         "embedded": sum(1 for o in objects if o.offset is not None and o.member is None),
         "archive_members": sum(1 for o in objects if o.member is not None),
+        "light_skeletons": sum(1 for o in objects if kind(o) == LIGHT_SKELETON),
         "outside_bpfdir": sum(1 for o in objects if o.outside_bpfdir),
         "changed": sum(1 for o in objects if o.disk != DISK_OK),
         "loaded": sum(1 for o in objects if o.loaded),

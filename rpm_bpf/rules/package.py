@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 
-from rpm_bpf.bpf import elf
+from rpm_bpf.bpf import elf, embedded
 from rpm_bpf.findings import Embedded, Finding
 from rpm_bpf.model import MAX_OBJECT, ContentError, ContentReader, FileEntry, Package
 from rpm_bpf.rules import appdirs, attributes, ownership, signature
@@ -234,7 +234,7 @@ class _PackageChecker:
             self.add("bpf-object-no-btf", path)
 
     def check_embedded(self, entry: FileEntry, data: bytes, signal: str) -> None:
-        for found in elf.find_embedded(data):
+        for found in embedded.find_all(data):
             obj = found.object
             programs = ", ".join(f"{p.section}/{p.name}" for p in obj.programs) or "no programs"
             about = Embedded(
@@ -245,6 +245,7 @@ class _PackageChecker:
                     "bpf-object-embedded",
                     self.pkg.ref,
                     entry.path,
+                    f"{'light skeleton loader ' if embedded.is_light_skeleton(found) else ''}"
                     f"at offset {found.offset}: {obj.size} bytes, {programs}, license {obj.license or 'none'}; "
                     f"found by {signal}",
                     embedded=about,

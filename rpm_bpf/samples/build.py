@@ -78,6 +78,33 @@ int main(void)
 """
 
 
+# A light-skeleton loader (bpftool gen skeleton -L): libc only, no libbpf. With "load" as its argument it
+# loads its programs for real (they go when it exits: nothing is pinned), prints 0 and waits for stdin to close.
+LIGHT_LOADER_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "prog.lskel.h"
+
+int main(int argc, char **argv)
+{
+    struct prog *skel = prog__open();
+    if (!skel)
+        return 1;
+    if (argc > 1 && strcmp(argv[1], "load") == 0) {
+        int err = prog__load(skel);
+        printf("%d\n", err);
+        fflush(stdout);
+        if (!err)
+            while (getchar() != EOF)
+                ;
+    }
+    prog__destroy(skel);
+    return 0;
+}
+"""
+
+
 class SampleBuildError(RpmBpfError, RuntimeError):
     """clang or rpmbuild failed; the message carries their output."""
 
@@ -121,6 +148,20 @@ def build_skeleton_loader(bpf_object: Path, out: Path, static_libbpf: bool = Fal
     (work / "loader.c").write_text(SKELETON_LOADER_C)
     libs = ["-Wl,-Bstatic", "-lbpf", "-Wl,-Bdynamic", "-lelf", "-lz"] if static_libbpf else ["-lbpf"]
     _run(["gcc", "-O2", "-o", str(out), str(work / "loader.c"), *libs], cwd=work)
+    return out
+
+
+def build_light_skeleton_loader(bpf_object: Path, out: Path) -> Path:
+    """Build an executable carrying ``bpf_object`` as a light skeleton (``bpftool gen skeleton -L``): a
+    loader program and a data blob, no ELF image; it links libc only."""
+    out = out.resolve()
+    work = out.parent
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(bpf_object, work / "prog.bpf.o")
+    header = _run(["bpftool", "gen", "skeleton", "-L", str(work / "prog.bpf.o"), "name", "prog"])
+    (work / "prog.lskel.h").write_text(header)
+    (work / "light.c").write_text(LIGHT_LOADER_C)
+    _run(["gcc", "-O2", "-o", str(out), str(work / "light.c")], cwd=work)
     return out
 
 

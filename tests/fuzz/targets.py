@@ -21,6 +21,9 @@ naming the signal instead of taking pytest down with it:
 ``archive``
     ``archive.members`` and ``archive.bpf_members`` on ar archives written by
     binutils' ar and llvm-ar (BSD format), overwritten and cut.
+``lightskel``
+    ``lightskel.find`` on a light-skeleton tool built by bpftool and gcc,
+    overwritten (in its loader and data blob above all) and cut.
 ``rootfs``
     ``rootfs.RootFS`` on generated trees of directories, files, FIFOs and
     symbolic links (some pointing out of the root) next to a sentinel file.
@@ -1614,6 +1617,44 @@ def fuzz_hdrsig(work: Path, settings: hypothesis.settings, seed: int | None) -> 
 
 
 # ---------------------------------------------------------------------------
+# lightskel: light skeletons (bpftool gen skeleton -L) in executables
+# ---------------------------------------------------------------------------
+
+
+def fuzz_lightskel(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """lightskel.find never raises and names only byte ranges inside the file, on a real light-skeleton tool
+    overwritten (in its loader and its data blob above all), cut and spliced; the intact tool is found."""
+    from rpm_bpf.bpf import lightskel
+    from rpm_bpf.samples import build as samples
+
+    obj = samples.compile_bpf(samples.XDP_COUNTER_C, work / "counter.bpf.o")
+    tool = samples.build_light_skeleton_loader(obj, work / "light" / "tool").read_bytes()
+    (intact,) = lightskel.find(tool)
+    assert {p.name for p in intact.object.programs} == {"xdp_count", "tc_pass"}
+    hot = (intact.data_offset, intact.offset + intact.size)  # where mutations matter
+    cases = Cases()
+
+    @given(
+        st.lists(st.tuples(st.integers(0, 1 << 20), patch_bytes()), max_size=6),
+        st.booleans(),
+        st.none() | st.integers(0, 1 << 20),
+    )
+    def finder_holds(patches: list[tuple[int, bytes]], in_hot: bool, cut: int | None) -> None:
+        data = overwrite(tool, tuple(patches), *(hot if in_hot else (0, None)))
+        if cut is not None:
+            data = data[: cut % (len(data) + 1)]
+        cases()
+        found = lightskel.find(data)
+        for skel in found:
+            assert 0 <= skel.offset < skel.offset + skel.size <= len(data) and 0 <= skel.data_offset < len(data)
+            assert all(p.section in lightskel.PROG_TYPES for p in skel.object.programs)
+        cases.outcome(f"{len(found)} found, {sum(len(s.object.programs) for s in found)} programs")
+
+    run_hypothesis(finder_holds, settings, seed)
+    return cases
+
+
+# ---------------------------------------------------------------------------
 # archive: ar archives (static libraries, .rlib) whose members may be BPF objects
 # ---------------------------------------------------------------------------
 
@@ -1675,6 +1716,7 @@ TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "rpmdb": fuzz_rpmdb,
     "hdrsig": fuzz_hdrsig,
     "archive": fuzz_archive,
+    "lightskel": fuzz_lightskel,
 }
 
 

@@ -34,6 +34,7 @@ CI_EXAMPLES = {
     "rpmdb": 300,
     "hdrsig": 1000,
     "archive": 2000,
+    "lightskel": 1500,
 }
 TIMEOUT = 600
 
