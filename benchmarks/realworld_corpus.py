@@ -167,7 +167,14 @@ EXPECTED: dict[str, dict] = {
         "info": [("bpf-object-exempt-location", "/usr/share/gocode/src/*", 34)],
         "standalone": 34,
     },
-    "gcc-bpf": {"info": [("bpf-object-exempt-location", "/usr/lib/gcc/bpf/*", 2)], "standalone": 2},
+    # crt*.o, and libgcc.a's 74 members (each a BPF ELF object: the byte search finds their headers)
+    "gcc-bpf": {
+        "info": [
+            ("bpf-object-exempt-location", "/usr/lib/gcc/bpf/*", 2),
+            ("bpf-archive-member", "/usr/lib/gcc/bpf/12/libgcc.a", 74),
+        ],
+        "standalone": 2,
+    },
     "bpftool": {},
     "libbpf1": {},
 }

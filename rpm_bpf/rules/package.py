@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import errno
 
-from rpm_bpf.bpf import elf, embedded
+from rpm_bpf.bpf import archive, elf, embedded
 from rpm_bpf.findings import Embedded, Finding
-from rpm_bpf.model import MAX_OBJECT, ContentError, ContentReader, FileEntry, Package
+from rpm_bpf.model import ARCHIVE_CLASS, MAX_OBJECT, ContentError, ContentReader, FileEntry, Package
 from rpm_bpf.rules import appdirs, attributes, ownership, signature
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.spec import check_spec_text
 from rpm_bpf.sources.bpfdirs import BpfDirs, is_big_endian, relative_name, under
+
+ARCHIVE_MEMBER = "bpf-archive-member"
 
 
 # Plain classes, not dataclasses: importing and applying dataclasses costs
@@ -123,6 +125,8 @@ def _needs_content(pkg: Package, entry: FileEntry, roots: tuple[str, ...]) -> bo
         return True  # sniff: magic may be older than eBPF support
     if not entry.fileclass and entry.path.endswith(".o"):
         return True
+    if ARCHIVE_CLASS in entry.fileclass:
+        return True  # kept by the triage only where its members may be BPF objects
     return pkg.search_signal(entry) is not None
 
 
@@ -173,6 +177,9 @@ class _PackageChecker:
         else:
             self.found(appdirs.shipped_file(self.pkg, entry))
         if is_bpf or data is None:
+            return
+        if archive.is_archive(data):
+            self.check_archive(entry, data)
             return
         signal = self.pkg.search_signal(entry)
         if signal is not None and (entry.class_says_elf or data[:4] == elf.ELF_MAGIC):
@@ -250,6 +257,17 @@ class _PackageChecker:
                     f"found by {signal}",
                     embedded=about,
                 )
+            )
+
+    def check_archive(self, entry: FileEntry, data: bytes) -> None:
+        """BPF members of a static library: listed for the inventory, never judged as deployed programs."""
+        for member, obj in archive.bpf_members(data):
+            programs = ", ".join(f"{p.section}/{p.name}" for p in obj.programs) or "no programs"
+            self.add(
+                ARCHIVE_MEMBER,
+                entry.path,
+                f"member {member.name} at offset {member.offset}: {member.size} bytes, {programs}, "
+                f"license {obj.license or 'none'}",
             )
 
     def check_noarch_endianness(self) -> None:

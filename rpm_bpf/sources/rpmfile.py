@@ -328,7 +328,7 @@ def open_rpm(path: str, dirs_for: Callable[[str], BpfDirs], deep: bool = False, 
     if not is_arch_name(arch):
         raise RpmFileError(path, f"architecture {arch!r} is not an architecture name")
     try:
-        package = package_from_header(hdr, dirs_for, origin=path, deep=deep, embedded=embedded)
+        package = package_from_header(hdr, dirs_for, origin=path, deep=deep, embedded=embedded, archives=True)
     except HeaderError as exc:
         raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
     package.signed = any(sig[tag] for tag in _SIGTAGS_OPENPGP)

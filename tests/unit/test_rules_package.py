@@ -19,6 +19,7 @@ from rpm_bpf.findings import Embedded
 from rpm_bpf.rules import registry
 from rpm_bpf.rules.package import PackageResult
 from rpm_bpf.rules.registry import Severity
+from tests.support.archives import ARCHIVE_CLASS, gnu_archive
 from tests.support.bpfelf import GO_CLASS, bpf_object, host_elf
 from tests.support.fakepkg import I686, FakeFile, FakePkg, bpf, directory, file, ghost, symlink, text
 
@@ -54,6 +55,10 @@ def by_rule(result: PackageResult, rule: str):
 # rule -> (a check that triggers it, a near miss that does not)
 Check = Callable[[], PackageResult]
 CASES: dict[str, tuple[Check, Check]] = {
+    "bpf-archive-member": (
+        lambda: good(file("/usr/lib64/libtool.a", gnu_archive([("m.o", OBJ)]), fileclass=ARCHIVE_CLASS)).check(),
+        lambda: good(file("/usr/lib64/libtool.a", gnu_archive([("m.txt", b"x")]), fileclass=ARCHIVE_CLASS)).check(),
+    ),
     "bpf-object-outside-bpfdir": (
         lambda: good(bpf("/usr/share/tool/prog.o", OBJ)).check(),
         lambda: good(bpf(f"{LIB}/tool-data/prog.o", OBJ), directory(f"{LIB}/tool-data")).check(),
