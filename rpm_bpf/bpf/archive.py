@@ -17,6 +17,7 @@ from rpm_bpf.bpf import elf
 MAGIC = b"!<arch>\n"
 _HEADER = 60
 MAX_MEMBERS = 65536
+MAX_PARSED_MEMBERS = 1024  # BPF members parsed per archive (gcc-bpf's libgcc.a has 74)
 _INDEXES = frozenset({"__.SYMDEF", "__.SYMDEF SORTED", "__.SYMDEF_64", "__.SYMDEF_64 SORTED"})  # BSD symbol indexes
 
 
@@ -70,12 +71,23 @@ def members(data: bytes) -> Iterator[Member]:
 
 
 def bpf_members(data: bytes) -> list[tuple[Member, elf.BpfObject]]:
-    """The members that are BPF objects, with their facts; members that do not parse are left out."""
+    """The members that are BPF objects, with their facts; members that do not parse are left out.
+
+    Parsing is bounded as the embedded search bounds it: at most ``MAX_PARSED_MEMBERS`` members declaring
+    ``elf.MAX_PARSED_SECTIONS`` sections in all, per archive."""
     found = []
+    parsed, sections = 0, elf.MAX_PARSED_SECTIONS
     for member in members(data):
         body = data[member.offset : member.offset + member.size]
         if not elf.is_bpf_elf(body):
             continue
+        declared = elf.declared_sections(body)
+        if declared is None:
+            continue
+        if parsed >= MAX_PARSED_MEMBERS or declared > sections:
+            break
+        parsed += 1
+        sections -= declared
         try:
             found.append((member, elf.inspect(body, member.name)))
         except elf.BpfElfError:

@@ -96,6 +96,7 @@ class BpfObject:
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
 STB_LOCAL, STB_GLOBAL = 0, 1
 _SHN_LORESERVE = 0xFF00
+_SHN_XINDEX = 0xFFFF
 
 
 class Symbol(namedtuple("Symbol", ("name", "value", "size", "type", "bind", "shndx"))):
@@ -117,7 +118,8 @@ def symbols(elf: Any, symtab: Any) -> list[Symbol]:
     pyelftools parses entries one at a time (and again on every ``get_symbol``): with thousands of
     relocations that was most of a prediction's time. The entry layouts are the ELF specification's;
     names are decoded as UTF-8, undecodable bytes kept (surrogateescape). Raises ``ValueError`` on a
-    name outside the string table.
+    name outside the string table, and on a section index kept in SHT_SYMTAB_SHNDX (SHN_XINDEX: no BPF
+    object needs one; taking it for "no section" would give a wrong tag).
     """
     order = "<" if elf.little_endian else ">"
     data = symtab.data()
@@ -134,6 +136,8 @@ def symbols(elf: Any, symtab: Any) -> list[Symbol]:
             raise ValueError(f"symbol name at {name_at}, outside the string table")
         end = strings.find(b"\0", name_at)
         name = strings[name_at : end if end >= 0 else len(strings)].decode("utf-8", "surrogateescape")
+        if shndx == _SHN_XINDEX:
+            raise ValueError("a symbol whose section index is in SHT_SYMTAB_SHNDX (not read)")
         section = shndx if 0 < shndx < _SHN_LORESERVE else None
         found.append(Symbol(name, value, size, info & 0xF, info >> 4, section))
     return found
@@ -212,7 +216,12 @@ def _check_section_table(elf: Any, size: int, name: str) -> None:
 def _text(latin1: str) -> str:
     """pyelftools decodes ELF strings as latin-1: give them back as UTF-8, undecodable bytes kept
     (surrogateescape, as every other name rpm-bpf reads)."""
-    return latin1 if latin1.isascii() else latin1.encode("latin-1").decode("utf-8", "surrogateescape")
+    if latin1.isascii():
+        return latin1
+    try:
+        return latin1.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # pyelftools already decoded it (as UTF-8, U+FFFD for what is not)
+        return latin1
 
 
 def _describe(elf: Any, size: int, name: str) -> BpfObject:
@@ -256,6 +265,12 @@ def _describe(elf: Any, size: int, name: str) -> BpfObject:
             elif sym.type == STT_OBJECT and sym.shndx in map_sections:
                 obj.maps.append(sym.name)
     return obj
+
+
+def declared_sections(data: bytes) -> int | None:
+    """e_shnum of the relocatable ELF header at the start of ``data`` whose section table lies inside it;
+    None when there is no such header. What a parse of ``data`` may cost, told before parsing."""
+    return _section_count(data) if _embedded_bytes(data, 0) is not None else None
 
 
 MAX_PARSED_CANDIDATES = 256  # candidates handed to pyelftools per file, found or not

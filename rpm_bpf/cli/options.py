@@ -110,7 +110,8 @@ def emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         return
     try:
-        with open(output, "w", encoding="utf-8") as stream:
+        # A name that is not UTF-8 (kept as surrogates) is written as \udcNN, as on stdout: never a crash.
+        with open(output, "w", encoding="utf-8", errors="backslashreplace") as stream:
             stream.write(text)
     except OSError as exc:
         raise OutputError(f"{output}: cannot write report: {exc.strerror}") from None

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rpm_bpf import __version__
 from rpm_bpf.bpf import archive, elf, embedded
 from rpm_bpf.bpf.progtag import PredictionError, predict
 from rpm_bpf.findings import Finding, InputError
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from rpm_bpf.flows import which
 
 # The list's entries in the prediction cache: keyed by content, versioned with what a description holds.
-CACHE_KEY = "list-v2:sha256"
+CACHE_KEY = f"list-v2:{__version__}:sha256"
 
 LIGHT_CAVEAT = "light skeleton: the loader builds the instructions at load time; no tag predicted"
 
@@ -182,6 +183,25 @@ def _describe(obj: elf.BpfObject, span: bytes) -> dict[str, Any]:
     return obj.to_dict() | {"kernel": kernel}
 
 
+def _cached_shape(item: Any) -> bool:
+    """Whether a cache entry has the shape ``described`` writes."""
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("member"), str | None)
+        and isinstance(item.get("offset"), int | None)
+        and isinstance(item.get("size"), int)
+        and isinstance(item.get("sha256"), str)
+        and isinstance(item.get("description"), dict)
+        and isinstance(item["description"].get("kernel"), list)
+        and all(
+            isinstance(p, dict)
+            and all(isinstance(p.get(k), str) for k in ("section", "name", "kernel_name", "type", "tag", "tag_sha1"))
+            and isinstance(p.get("caveats"), list)
+            for p in item["description"]["kernel"]
+        )
+    )
+
+
 class _Lister:
     def __init__(self, fs: RootFS, result: ListResult, cache: which.Cache) -> None:
         self.fs = fs
@@ -207,7 +227,12 @@ class _Lister:
                 if entry.class_says_bpf or bpf_name is not None:  # a BPF object that cannot be shown
                     self.result.objects.append(base._replace(disk=disk))
                 continue
-            for found in self.described(data):
+            described = self.described(data)
+            if not described and (entry.class_says_bpf or (bpf_name is not None and elf.is_bpf_elf(data))):
+                # a BPF ELF file that does not parse: listed (without a description) and said so, never dropped
+                self.result.objects.append(base._replace(sha256=hashlib.sha256(data).hexdigest(), disk=disk))
+                self.result.notes.append(f"{entry.path}: a BPF ELF file that cannot be parsed; listed undescribed")
+            for found in described:
                 self.result.objects.append(
                     base._replace(
                         member=found["member"],
@@ -225,8 +250,8 @@ class _Lister:
         entry can only ever describe those bytes (the disk check above never comes from the cache)."""
         key = f"{CACHE_KEY}:{hashlib.sha256(data).hexdigest()}"
         cached = self.cache.get(key, [])
-        if cached is not None:
-            return cached
+        if cached is not None and all(_cached_shape(item) for item in cached):
+            return cached  # an entry of another shape (hand-edited, damaged) is a miss: described again
         found = [
             {
                 "member": member,
@@ -256,6 +281,11 @@ class _Lister:
             if finding is not None:
                 self.raw.append(finding)
             return None, DISK_MODIFIED
+        if st.st_size > content_limit(entry):  # grown past what it may be: changed, and not read
+            finding = installed.size_changed(pkg.ref, entry, st.st_size)
+            if finding is not None:
+                self.raw.append(finding)
+                return None, DISK_MODIFIED
         try:
             data = self.fs.read(entry.path, content_limit(entry))
         except OSError as exc:  # too large for what it is packaged as, or replaced while opened

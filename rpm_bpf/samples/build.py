@@ -110,7 +110,8 @@ class SampleBuildError(RpmBpfError, RuntimeError):
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    # errors="replace": the tools echo file names, which need not be UTF-8
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         raise SampleBuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout

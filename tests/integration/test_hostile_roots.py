@@ -168,6 +168,21 @@ def test_list_of_a_fifo_in_place_of_an_object_does_not_hang(root):
     assert rule == "bpf-object-modified" and detail == "a regular file was replaced by a FIFO"
 
 
+def test_list_of_a_huge_sparse_replacement_is_a_finding_not_a_read(root):
+    obj = root.root / GOOD_OBJ.lstrip("/")
+    obj.unlink()
+    with open(obj, "wb") as stream:
+        stream.truncate(5 << 30)  # 5 GB of nothing, made in no time
+    started = time.monotonic()
+    proc = _list(root.root, "-f", "json")
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [(o["path"], o["disk"]) for o in doc["objects"]] == [(GOOD_OBJ, "modified")]
+    ((rule, detail),) = [(f["rule"], f["detail"]) for f in doc["findings"]]
+    assert rule == "bpf-object-modified" and detail.startswith(f"size {5 << 30} (packaged ")
+
+
 def test_list_with_a_damaged_header_fails_closed(root):
     record = _damage_header(root.root, _db_at_dbpath(root.root), "xdp-good")
     proc = _list(root.root)

@@ -11,6 +11,7 @@ programs really loaded with bpftool (pins removed in a finalizer).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -28,18 +29,27 @@ import pytest
 from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.integration.test_repo_report import _browser_dom, _rows
 from tests.support import realworld
+from tests.support.archives import gnu_archive
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 SCHEMA = json.loads((REPO / "rpm_bpf/data/list.schema.json").read_text())
 OUTSIDE = "/usr/share/list-outside/probe.o"
+EVIL_MEMBER = "m\udcff<b>.o"
 NO_SIGNAL = {"/usr/bin/dlv"}  # delve: Go with cgo, no header signal (the default search skips it; --embedded=all)
 
 
 @pytest.fixture(scope="module")
 def root(rpms, objects, bpfdir, tmp_path_factory) -> Path:
     corpus = realworld.rpms()
+    work = tmp_path_factory.mktemp("list-inputs")
+    static = work / "liblist.a"  # a member name that is not UTF-8: data to every output, never a crash
+    static.write_bytes(
+        gnu_archive([("helpers.o", objects.full.read_bytes()), (EVIL_MEMBER, objects.no_btf.read_bytes())])
+    )
+    broken = work / "broken.bpf.o"
+    broken.write_bytes(objects.full.read_bytes()[:200])  # eBPF by its header, but no section table
     planted = [
         PkgSpec(
             "bpf-filesystem",
@@ -51,6 +61,8 @@ def root(rpms, objects, bpfdir, tmp_path_factory) -> Path:
             files=[
                 PkgFile(f"{bpfdir}/list-good", directory=True, mode=0o755),
                 PkgFile(f"{bpfdir}/list-good/full.bpf.o", objects.full),
+                PkgFile(f"{bpfdir}/list-good/broken.bpf.o", broken),
+                PkgFile("/usr/lib64/liblist.a", static),
             ],
         ),
         PkgSpec("list-outside", files=[PkgFile(OUTSIDE, objects.no_btf)]),
@@ -147,7 +159,7 @@ def test_each_kind_of_object_is_described(listed, bpfdir):
     by_path = {(o["path"], o["offset"]): o for o in listed["objects"]}
     good = by_path[(f"{bpfdir}/list-good/full.bpf.o", None)]
     assert good["package"]["nevra"] == "list-good-1.0-1.x86_64" and good["kind"] == "standalone"
-    assert good["bpf_name"] == "list-good/full.bpf.o" and good["bpf_provides"] == ["list-good/full.bpf.o"]
+    assert good["bpf_name"] == "list-good/full.bpf.o" and "list-good/full.bpf.o" in good["bpf_provides"]
     assert not good["outside_bpfdir"] and good["disk"] == "ok" and good["license"] == "GPL" and good["btf"]
     assert {(p["name"], p["type"]) for p in good["programs"]} == {("xdp_count", "xdp"), ("tc_pass", "sched_cls")}
     assert all(len(p["tag"]) == 16 and len(p["tag_sha1"]) == 16 for p in good["programs"])
@@ -199,7 +211,7 @@ def test_text_in_rpm_style(root, bpfdir):
     )
     assert any(line.startswith("    xdp  xdp_count  xdp  tag ") for line in lines)
     assert any("modified.bpf.o" in line and "MODIFIED" in line for line in lines)
-    assert lines[-1].startswith("3 BPF objects (0 embedded) in 2 packages")
+    assert lines[-1].startswith("6 BPF objects (0 embedded, 2 in archives) in 2 packages")
     assert f"E: bpf-object-missing {bpfdir}/list-changed/removed.bpf.o" in proc.stderr
     assert f"E: bpf-object-modified {bpfdir}/list-changed/modified.bpf.o sha256 digest differs" in proc.stderr
 
@@ -217,7 +229,7 @@ def test_sboms_validate_and_name_every_object(root, listed):
     nested = [c for parent in bom["components"] for c in parent.get("components", [])]
     assert len(nested) == len(listed["objects"])
     by_name = {c["name"]: (parent, c) for parent in bom["components"] for c in parent.get("components", [])}
-    good = next(o for o in listed["objects"] if o["package"]["name"] == "list-good")
+    good = next(o for o in listed["objects"] if o["path"].endswith("list-good/full.bpf.o"))
     parent, component = by_name[good["path"]]
     assert parent["purl"] == component["purl"] == "pkg:rpm/list-good@1.0-1?arch=x86_64"
     assert component["hashes"] == [{"alg": "SHA-256", "content": good["sha256"]}]
@@ -313,14 +325,29 @@ def test_cache_saves_work_never_the_disk_check(root, bpfdir, tmp_path):
     assert docs[0]["objects"] == docs[1]["objects"] == docs[2]["objects"]
     entries = list((tmp_path / "cache" / "rpm-bpf" / "progtags").iterdir())
     # one entry per content read (files searched and found empty have one too)
-    import hashlib
-
     read = {o["path"] for o in docs[0]["objects"] if o["disk"] != "missing"}
     contents = {hashlib.sha256((root / p.lstrip("/")).read_bytes()).digest() for p in read}
     assert len(entries) >= len(contents) > 100
-    # The object changes after the cache was filled: the bytes are read and compared every time.
+    # The cache is read: an entry edited by hand shows (it can only ever describe the bytes of its key)...
+    from rpm_bpf.flows.listing import CACHE_KEY
+
     target = root / bpfdir.lstrip("/") / "list-good/full.bpf.o"
     original = target.read_bytes()
+    key = f"{CACHE_KEY}:{hashlib.sha256(original).hexdigest()}"
+    entry = tmp_path / "cache" / "rpm-bpf" / "progtags" / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+    cached = json.loads(entry.read_text())
+    cached["programs"][0]["description"]["license"] = "EDITED"
+    entry.write_text(json.dumps(cached))
+    shown = json.loads(subprocess.run([*command, "-f", "json"], capture_output=True, text=True, env=env).stdout)
+    (good,) = [o for o in shown["objects"] if o["path"] == f"{bpfdir}/list-good/full.bpf.o"]
+    assert good["license"] == "EDITED" and good["disk"] == "ok"
+    # ...and one of another shape is a miss, described again (it used to be an internal error)
+    cached["programs"][0] = {"member": None}
+    entry.write_text(json.dumps(cached))
+    proc = subprocess.run([*command, "-f", "json"], capture_output=True, text=True, env=env)
+    (good,) = [o for o in json.loads(proc.stdout)["objects"] if o["path"] == f"{bpfdir}/list-good/full.bpf.o"]
+    assert good["license"] == "GPL" and "internal error" not in proc.stderr
+    # The object changes after the cache was filled: the bytes are read and compared every time.
     try:
         changed = bytearray(original)
         at = changed.index(b"GPL")
@@ -331,3 +358,22 @@ def test_cache_saves_work_never_the_disk_check(root, bpfdir, tmp_path):
         assert good["disk"] == "modified" and good["license"] == "MIT"
     finally:
         target.write_bytes(original)
+
+
+def test_unparseable_objects_and_names_that_are_not_utf8(root, bpfdir, tmp_path):
+    """A BPF ELF file that does not parse is listed undescribed (and said so), never dropped; a member name that
+    is not UTF-8 reaches every format, written to a file too, without a crash."""
+    for fmt in ("json", "html", "text", "cyclonedx", "spdx"):
+        out = tmp_path / f"list.{fmt}"
+        proc, _ = _list(root, "--offline", "--package", "list-good", "-o", str(out), "-f", fmt, fmt="text")
+        assert proc.returncode == 0, (fmt, proc.stderr)
+        assert f"{bpfdir}/list-good/broken.bpf.o: a BPF ELF file that cannot be parsed" in proc.stderr
+        text = out.read_text(encoding="utf-8")  # valid UTF-8 whatever the names
+        assert ("m" in text and "<b>.o" not in text.replace("&lt;b&gt;", "")) or fmt != "html"
+    doc = json.loads((tmp_path / "list.json").read_text())
+    by_where = {(o["path"], o["member"]): o for o in doc["objects"]}
+    broken = by_where[(f"{bpfdir}/list-good/broken.bpf.o", None)]
+    assert broken["programs"] == [] and broken["license"] is None and broken["disk"] == "ok" and broken["sha256"]
+    evil = by_where[("/usr/lib64/liblist.a", EVIL_MEMBER)]  # JSON's \udcff escape gives the byte back
+    assert evil["kind"] == "archive member" and by_where[("/usr/lib64/liblist.a", "helpers.o")]["programs"]
+    assert "m\\xff<b>.o" in (tmp_path / "list.text").read_text()  # text escapes it as ls -b does

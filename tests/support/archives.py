@@ -21,7 +21,7 @@ def header(name: bytes, size: int) -> bytes:
 
 def gnu_archive(members: list[tuple[str, bytes]]) -> bytes:
     """As GNU ar writes it: a // table for names longer than 15 bytes, members padded to two bytes."""
-    table = b"".join(name.encode() + b"/\n" for name, _ in members if len(name) > 15)
+    table = b"".join(name.encode("utf-8", "surrogateescape") + b"/\n" for name, _ in members if len(name) > 15)
     out = archive.MAGIC
     if table:
         out += header(b"//", len(table)) + table + (b"\n" if len(table) % 2 else b"")
@@ -31,7 +31,7 @@ def gnu_archive(members: list[tuple[str, bytes]]) -> bytes:
             label = f"/{offset}".encode()
             offset += len(name) + 2
         else:
-            label = name.encode() + b"/"
+            label = name.encode("utf-8", "surrogateescape") + b"/"
         out += header(label, len(data)) + data + (b"\n" if len(data) % 2 else b"")
     return out
 
@@ -40,6 +40,7 @@ def bsd_archive(members: list[tuple[str, bytes]]) -> bytes:
     """As BSD ar (and llvm-ar --format=bsd) writes it: #1/N, the name first in the member's bytes."""
     out = archive.MAGIC
     for name, data in members:
-        body = name.encode() + data
-        out += header(f"#1/{len(name)}".encode(), len(body)) + body + (b"\n" if len(body) % 2 else b"")
+        raw = name.encode("utf-8", "surrogateescape")
+        body = raw + data
+        out += header(f"#1/{len(raw)}".encode(), len(body)) + body + (b"\n" if len(body) % 2 else b"")
     return out
