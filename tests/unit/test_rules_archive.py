@@ -42,3 +42,31 @@ def test_archive_without_bpf_members_and_crafted_archives_say_nothing():
     ):
         pkg = FakePkg([bpf("/usr/lib64/bpf/tool/p.o", OBJ), file("/usr/lib64/libx.a", data, fileclass=ARCHIVE_CLASS)])
         assert "bpf-archive-member" not in pkg.rules(pkg.check())
+
+
+def test_members_are_parsed_within_a_budget(monkeypatch):
+    monkeypatch.setattr(archive, "MAX_PARSED_MEMBERS", 3)
+    data = gnu_archive([(f"m{i}.o", OBJ) for i in range(10)])
+    assert len(list(archive.members(data))) == 10
+    assert [m.name for m, _ in archive.bpf_members(data)] == ["m0.o", "m1.o", "m2.o"]
+
+
+def test_symbol_with_an_extended_section_index_is_refused():
+    """SHN_XINDEX (0xffff) means "look in SHT_SYMTAB_SHNDX", which no BPF object needs: reading it as
+    "no section" would make a defined function look like a kfunc and give a wrong tag."""
+    import io
+    import struct
+
+    import pytest
+    from elftools.elf.elffile import ELFFile
+
+    from rpm_bpf.bpf import elf
+    from rpm_bpf.bpf.progtag import PredictionError, predict
+
+    symtab = ELFFile(io.BytesIO(OBJ)).get_section_by_name(".symtab")
+    patched = bytearray(OBJ)
+    struct.pack_into("<H", patched, symtab["sh_offset"] + 24 + 6, 0xFFFF)  # the second symbol's st_shndx
+    with pytest.raises(elf.BpfElfError, match="SHT_SYMTAB_SHNDX"):
+        elf.inspect(bytes(patched))
+    with pytest.raises(PredictionError):
+        predict(bytes(patched))
