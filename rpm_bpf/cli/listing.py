@@ -48,7 +48,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"rpm-bpf: {escape(note)}", file=sys.stderr)
     for problem in result.errors:
         options.error(f"{problem.input}: {problem.message}")
-    if args.format == "text":  # the other formats carry the findings themselves (JSON) or are inventories
+    if args.format != "json":  # JSON carries them; the other formats are inventories: the reason for exit 1
         for finding in result.findings:
             if not finding.waived:
                 print(finding_line(finding), file=sys.stderr)
