@@ -17,8 +17,8 @@ and a NUL-padded name (``prog_name``) where ``union bpf_attr`` puts them.
 From there: each program's name and type, each map's name, and the license
 (which the loader stores into the attribute from the blob: gen_loader.c's
 ``emit_rel_store``). Everything is bounded: at most ``MAX_LOADERS`` loaders
-per file, ``MAX_INSNS`` instructions each, the blob searched for within
-``WINDOW`` bytes of its loader.
+per file, ``MAX_INSNS`` instructions walked and ``2 * WINDOW`` bytes searched
+for names in all, the blob looked for within ``WINDOW`` bytes of its loader.
 """
 
 from __future__ import annotations
@@ -74,14 +74,16 @@ class _Loader(namedtuple("_Loader", ("offset", "size", "progs", "maps", "stores"
     stores: dict[int, int]  # data offset -> data offset stored there (emit_rel_store)
 
 
-def _loader(data: bytes, start: int) -> _Loader | None:
-    """The loader program starting at ``start`` (its prologue), or None when it issues no BPF_PROG_LOAD."""
+def _loader(data: bytes, start: int, budget: list[int]) -> _Loader | None:
+    """The loader program starting at ``start`` (its prologue), or None when it issues no BPF_PROG_LOAD.
+
+    ``budget``: [instructions left to walk in this file]; each one walked is taken from it."""
     regs: dict[int, tuple[str, int]] = {}
     progs: list[int] = []
     maps: list[int] = []
     stores: dict[int, int] = {}
     end = at = start
-    limit = min(len(data), start + MAX_INSNS * 8)
+    limit = min(len(data), start + budget[0] * 8)
     while at + 8 <= limit:
         op, reg_byte, _, imm = struct.unpack_from("<BBhi", data, at)
         dst, src = reg_byte & 0x0F, reg_byte >> 4
@@ -114,6 +116,7 @@ def _loader(data: bytes, start: int) -> _Loader | None:
         if op != _LD_IMM64 and op != _MOV64_IMM and op != _CALL and dst in regs and (op & 0x07) in (1, 4, 7):
             regs.pop(dst, None)  # a load or ALU into a tracked register: no longer what was set
         at += 8
+    budget[0] -= (at - start) // 8
     if not progs or end <= start:
         return None
     return _Loader(start, end - start, progs, maps, stores)
@@ -128,10 +131,14 @@ def _name(data: bytes, at: int) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
-def _blob(data: bytes, loader: _Loader) -> int | None:
-    """Where the data blob starts: the one offset at which every BPF_PROG_LOAD attribute reads as one."""
+def _blob(data: bytes, loader: _Loader, budget: list[int]) -> int | None:
+    """Where the data blob starts: the one offset at which every BPF_PROG_LOAD attribute reads as one.
+
+    ``budget``: [bytes left to search for names in this file]; the window searched is taken from it."""
     first = loader.progs[0]
     low, high = max(0, loader.offset - WINDOW), min(len(data), loader.offset + WINDOW)
+    high = min(high, low + budget[0])
+    budget[0] -= high - low
     found = set()
     for match in _NAME.finditer(data, low, high):
         base = match.start() - first - _PROG_NAME
@@ -164,16 +171,17 @@ def find(data: bytes) -> list[LightSkeleton]:
     """Every light skeleton in ``data`` (an executable or library), in file order."""
     found: list[LightSkeleton] = []
     start = 0
+    insns, window = [MAX_INSNS], [2 * WINDOW]  # per file, whatever it holds: a crafted file costs a bounded time
     for _ in range(MAX_LOADERS):
         at = data.find(PROLOGUE, start)
-        if at < 0:
+        if at < 0 or insns[0] <= 0 or window[0] <= 0:
             break
         start = at + 8
-        loader = _loader(data, at)
+        loader = _loader(data, at, insns)
         if loader is None:
             continue
         start = at + loader.size
-        base = _blob(data, loader)
+        base = _blob(data, loader, window)
         if base is None:
             continue
         obj = BpfObject("little", 64, "light skeleton", loader.size)  # embedded.LIGHT_SKELETON

@@ -74,7 +74,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--package", action="append", metavar="PACKAGE", help="only this installed package (repeatable)"
     )
     parser.add_argument("--root", default="/", metavar="DIR", help="list the system installed in DIR")
-    parser.add_argument(
+    kernel = parser.add_mutually_exclusive_group()
+    kernel.add_argument(
         "--loaded",
         action="store_true",
         help="only objects with a program loaded now (asks the kernel; exit 2 without the privilege)",
@@ -82,7 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--outside-bpfdir", action="store_true", help="only standalone objects outside the BPF directories"
     )
-    parser.add_argument("--offline", action="store_true", help="do not ask the kernel which programs are loaded")
+    kernel.add_argument("--offline", action="store_true", help="do not ask the kernel which programs are loaded")
     parser.add_argument(
         "--embedded",
         choices=("signals", "all"),

@@ -132,7 +132,7 @@ def _scan_chunk(args: tuple[list[str | InputError], _Options]) -> _Chunk:
 
 def _scan_one(item: str, options: _Options, chunk: _Chunk) -> None:
     try:
-        rpmfile = open_rpm(item, bpfdirs.for_arch, deep=options.deep, embedded=options.embedded)
+        rpmfile = open_rpm(item, bpfdirs.for_arch, deep=options.deep, embedded=options.embedded, archives=True)
     except RpmFileError as exc:
         chunk.errors.append(InputError(item, exc.reason))
         return

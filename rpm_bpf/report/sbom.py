@@ -224,6 +224,8 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None, syst
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, "SPDXRef-Subject")]
     for p_index, (ref, objects) in enumerate(_grouped(items).items()):
         rpm_id = _spdx_id("RPM", p_index, ref.nevra)
+        # the RPM's purl, on its element and on each of its objects'
+        rpm_purl = ExternalPackageRef(ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", purl(ref, distro).to_string())
         packages.append(
             Package(
                 spdx_id=rpm_id,
@@ -232,11 +234,7 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None, syst
                 version=ref.evr,
                 files_analyzed=False,
                 primary_package_purpose=PackagePurpose.INSTALL,
-                external_references=[
-                    ExternalPackageRef(
-                        ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", purl(ref, distro).to_string()
-                    )
-                ],
+                external_references=[rpm_purl],
             )
         )
         relationships.append(Relationship("SPDXRef-Subject", RelationshipType.CONTAINS, rpm_id))
@@ -254,11 +252,7 @@ def spdx(items: Iterable[Item], subject: str, distro: Distro | None = None, syst
                     files_analyzed=False,
                     primary_package_purpose=PackagePurpose.FILE if item.offset is None else PackagePurpose.OTHER,
                     checksums=[Checksum(ChecksumAlgorithm.SHA256, item.sha256)] if item.sha256 else [],
-                    external_references=[
-                        ExternalPackageRef(
-                            ExternalPackageRefCategory.PACKAGE_MANAGER, "purl", purl(ref, distro).to_string()
-                        )
-                    ],
+                    external_references=[rpm_purl],
                     license_comment=f"the object's license string: {item.license}" if item.license else None,
                     comment=comment,
                 )

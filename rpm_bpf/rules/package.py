@@ -145,6 +145,10 @@ def _read_needed(
         return {}
 
 
+def _programs_text(obj: elf.BpfObject) -> str:
+    return ", ".join(f"{p.section}/{p.name}" for p in obj.programs) or "no programs"
+
+
 class _PackageChecker:
     def __init__(self, pkg: Package, dirs: BpfDirs, result: PackageResult, exempt: tuple[str, ...] = ()):
         self.pkg = pkg
@@ -243,7 +247,7 @@ class _PackageChecker:
     def check_embedded(self, entry: FileEntry, data: bytes, signal: str) -> None:
         for found in embedded.find_all(data):
             obj = found.object
-            programs = ", ".join(f"{p.section}/{p.name}" for p in obj.programs) or "no programs"
+            programs = _programs_text(obj)
             about = Embedded(
                 found.offset, obj.size, tuple((p.section, p.name) for p in obj.programs), obj.license, signal
             )
@@ -262,7 +266,7 @@ class _PackageChecker:
     def check_archive(self, entry: FileEntry, data: bytes) -> None:
         """BPF members of a static library: listed for the inventory, never judged as deployed programs."""
         for member, obj in archive.bpf_members(data):
-            programs = ", ".join(f"{p.section}/{p.name}" for p in obj.programs) or "no programs"
+            programs = _programs_text(obj)
             self.add(
                 ARCHIVE_MEMBER,
                 entry.path,

@@ -288,8 +288,17 @@ def _check_header_digest(path: str, sig: rpm.hdr, on_disk: bytes) -> None:
     raise RpmFileError(path, "the RPM has no header digest (SHA-256 or SHA-1) to check its header against")
 
 
-def open_rpm(path: str, dirs_for: Callable[[str], BpfDirs], deep: bool = False, embedded: str = "signals") -> RpmFile:
+def open_rpm(
+    path: str,
+    dirs_for: Callable[[str], BpfDirs],
+    deep: bool = False,
+    embedded: str = "signals",
+    archives: bool = False,
+) -> RpmFile:
     """Read, check and triage one RPM file; ``dirs_for(arch)`` gives its BpfDirs.
+
+    ``deep``, ``embedded``, ``archives``: as ``package_from_header`` (scan asks for archives; the DNF
+    check after download does not, so it reads no more of a payload than before).
 
     The lead, signature and header are located with one read, the header
     digest is checked, and the header goes to rpm's own parser; the payload
@@ -328,7 +337,7 @@ def open_rpm(path: str, dirs_for: Callable[[str], BpfDirs], deep: bool = False, 
     if not is_arch_name(arch):
         raise RpmFileError(path, f"architecture {arch!r} is not an architecture name")
     try:
-        package = package_from_header(hdr, dirs_for, origin=path, deep=deep, embedded=embedded, archives=True)
+        package = package_from_header(hdr, dirs_for, origin=path, deep=deep, embedded=embedded, archives=archives)
     except HeaderError as exc:
         raise RpmFileError(path, f"corrupt RPM header ({exc})") from None
     package.signed = any(sig[tag] for tag in _SIGTAGS_OPENPGP)

@@ -65,7 +65,8 @@ def package_from_header(
     header signal says they may be (``embedded_signal``, Go binaries);
     "all" searches every ELF file (signal "payload" where none says so).
     ``archives`` keeps ar archives (static libraries, ``.rlib``) of packages that ship BPF objects, or of
-    every package with ``embedded="all"``: their members may be BPF objects (``rpm-bpf list``).
+    every package with ``embedded="all"``: their members may be BPF objects (scan's RPM files and list's
+    rpm database; not the DNF checks).
     """
     arch = hdr[rpm.RPMTAG_ARCH] or "noarch"
     # As rpm decides (headerIsSource): a package without SOURCERPM is a source package.

@@ -21,41 +21,12 @@ from rpm_bpf.bpf import lightskel
 from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.support.paths import REPO
+from tests.support.programs import LIGHT_SKELETON_C
 from tests.support.toolchain import require
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
-MULTI_C = r"""
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 4);
-    __type(key, __u32);
-    __type(value, __u64);
-} hits SEC(".maps");
-
-__u64 seen = 0;                 /* .bss */
-const volatile __u32 limit = 7; /* .rodata */
-
-SEC("xdp") int count_xdp(struct xdp_md *ctx)
-{
-    __u32 key = 0;
-    __u64 *value = bpf_map_lookup_elem(&hits, &key);
-    if (value)
-        __sync_fetch_and_add(value, 1);
-    seen++;
-    return seen > limit ? XDP_DROP : XDP_PASS;
-}
-
-SEC("tc") int pass_tc(struct __sk_buff *skb) { return 0; }
-
-SEC("socket") int filter_sock(struct __sk_buff *skb) { return skb->len; }
-
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
-"""
 
 TYPES = {"count_xdp": "xdp", "pass_tc": "sched_cls", "filter_sock": "socket_filter"}
 
@@ -64,7 +35,7 @@ TYPES = {"count_xdp": "xdp", "pass_tc": "sched_cls", "filter_sock": "socket_filt
 def tool(tmp_path_factory) -> Path:
     require("clang", "bpftool", "gcc")
     work = tmp_path_factory.mktemp("lightskel")
-    obj = samples.compile_bpf(MULTI_C, work / "multi.bpf.o")
+    obj = samples.compile_bpf(LIGHT_SKELETON_C, work / "multi.bpf.o")
     return samples.build_light_skeleton_loader(obj, work / "build" / "light-tool")
 
 

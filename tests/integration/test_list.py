@@ -199,6 +199,8 @@ def test_filters_and_packages(root, listed, bpfdir):
     assert {o["package"]["name"] for o in one["objects"]} == {"list-good", "deb-libxdp1"}
     proc, _ = _list(root, "--offline", "no-such-package")
     assert proc.returncode == 2 and "no-such-package: package is not installed" in proc.stderr
+    proc, _ = _list(root, "--offline", "--loaded", fmt="text")  # contradictory: refused by name
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
 
 
 def test_text_in_rpm_style(root, bpfdir):

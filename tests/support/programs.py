@@ -1,4 +1,4 @@
-"""BPF C sources compiled by the kernel tests (test_progtag, test_which) with clang at test time."""
+"""BPF C sources compiled by the kernel tests (test_progtag, test_which, test_lightskel) with clang at test time."""
 
 # Maps, global data (.rodata, .data, .bss), static and global sub-programs, a bpf_loop callback.
 SUBPROGRAMS_C = r"""
@@ -60,4 +60,36 @@ SEC("kprobe/do_nanosleep") int core_reader(void *ctx)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+"""
+
+# Three program types, a map, global and read-only data: what a light skeleton lays out (test_lightskel).
+LIGHT_SKELETON_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4);
+    __type(key, __u32);
+    __type(value, __u64);
+} hits SEC(".maps");
+
+__u64 seen = 0;                 /* .bss */
+const volatile __u32 limit = 7; /* .rodata */
+
+SEC("xdp") int count_xdp(struct xdp_md *ctx)
+{
+    __u32 key = 0;
+    __u64 *value = bpf_map_lookup_elem(&hits, &key);
+    if (value)
+        __sync_fetch_and_add(value, 1);
+    seen++;
+    return seen > limit ? XDP_DROP : XDP_PASS;
+}
+
+SEC("tc") int pass_tc(struct __sk_buff *skb) { return 0; }
+
+SEC("socket") int filter_sock(struct __sk_buff *skb) { return skb->len; }
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 """
