@@ -23,12 +23,15 @@ change nothing.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import io
 import struct
 from collections import namedtuple
 from typing import Any
 
+from rpm_bpf.bpf import btf, core
+from rpm_bpf.bpf.btf import Btf, BtfError
 from rpm_bpf.bpf.elf import STB_LOCAL, STT_FUNC, STT_SECTION, Symbol, relocations
 from rpm_bpf.bpf.elf import symbols as elf_symbols
 from rpm_bpf.errors import RpmBpfError
@@ -137,41 +140,106 @@ def kernel_tags(code: bytes) -> tuple[str, str]:
     return hashlib.sha256(out).hexdigest()[:16], hashlib.sha1(out).hexdigest()[:16]
 
 
-def _core_sections(elf: Any) -> set[str]:
-    """Sections with CO-RE relocations, from the .BTF.ext header (libbpf resolves them at load time)."""
-    ext, btf = elf.get_section_by_name(".BTF.ext"), elf.get_section_by_name(".BTF")
-    if ext is None or btf is None:
-        return set()
-    data, strings = ext.data(), btf.data()
-    order = "<" if elf.little_endian else ">"
-    try:
-        magic, _, _, hdr_len = struct.unpack_from(order + "HBBI", data, 0)
-        if magic != 0xEB9F or hdr_len < 32:
-            return set()
-        core_off, core_len = struct.unpack_from(order + "II", data, 24)
-        _, _, _, btf_hdr_len, _, _, str_off, _ = struct.unpack_from(order + "HBBIIIII", strings, 0)
-    except struct.error:
-        return set()
-    names, pos, end = set(), hdr_len + core_off, hdr_len + core_off + core_len
-    if core_len < 4:
-        return set()
-    rec_size = struct.unpack_from(order + "I", data, pos)[0]
-    pos += 4
-    while pos + 8 <= end and rec_size:
-        name_off, count = struct.unpack_from(order + "II", data, pos)
-        start = btf_hdr_len + str_off + name_off
-        names.add(strings[start : strings.find(b"\0", start)].decode("utf-8", "replace"))
-        pos += 8 + count * rec_size
+class _Core:
+    """An object's CO-RE relocations: the instructions they patch, the patched section bytes, and why a
+    relocation is not known (per instruction, as (section index, byte offset))."""
+
+    def __init__(self) -> None:
+        self.sites: set[tuple[int, int]] = set()
+        self.patched: dict[int, bytes] = {}
+        self.failed: dict[tuple[int, int], str] = {}
+        self.not_applied: str | None = None  # all relocations left as compiled, and why
+        self.kconfig: set[str] = set()  # __kconfig externs: libbpf's .kconfig map, a map value like .data
+
+    def caveats(self, origins: list[tuple[int, int]]) -> list[str]:
+        sites = [o for o in origins if o in self.sites]
+        if not sites:
+            return []
+        if self.not_applied is not None:
+            return [self.not_applied]
+        return [
+            f"CO-RE relocation at instruction {k} not computed: {self.failed[o]}"
+            for k, o in enumerate(origins)
+            if o in self.failed
+        ]
+
+
+def _kconfig_externs(local: Btf) -> set[str]:
+    names: set[str] = set()
+    for tid in range(1, local.count):
+        if local.kind(tid) == btf.DATASEC and local.name(tid) == ".kconfig":
+            names.update(local.name(var) for var in local.datasec_vars(tid))
     return names
 
 
-def predict(data: bytes) -> list[Prediction]:
-    """A prediction for every program of a relocatable BPF object (``PredictionError`` if it cannot be read)."""
+NO_TARGET = "CO-RE relocations: resolved against the running kernel's BTF"
+
+
+def _core(elf: Any, sections: dict[int, Any], funcs: dict[int, list[tuple[int, int, str, bool]]], target: Any) -> _Core:
+    """The CO-RE relocations of ``elf`` applied against ``target`` (a ``core.Target``; None: not applied)."""
+    out = _Core()
+    ext, local_sec = elf.get_section_by_name(".BTF.ext"), elf.get_section_by_name(".BTF")
+    if local_sec is not None and ext is None:
+        with contextlib.suppress(BtfError):  # then an extern stays a caveat
+            out.kconfig = _kconfig_externs(Btf(local_sec.data()))
+    if ext is None or local_sec is None:
+        return out
+    order = "<" if elf.little_endian else ">"
+    local: Btf | None = None
+    problem: str | None = None
+    try:
+        local = Btf(local_sec.data())
+        out.kconfig = _kconfig_externs(local)
+        recs = core.records(ext.data(), local, order)
+    except BtfError as exc:
+        recs, local = [], None
+        problem = f"CO-RE relocations not applied: the object's BTF is unreadable ({exc})"
+    by_name = {sec.name: index for index, sec in sections.items()}
+    todo = []
+    for rec in recs:
+        index = by_name.get(rec.section)
+        if index is None or rec.insn_off % 8:
+            continue
+        try:
+            _function_at(funcs, index, rec.insn_off)
+        except PredictionError:
+            continue  # in no function (an eliminated weak sub-program): libbpf skips it too
+        out.sites.add((index, rec.insn_off))
+        todo.append((index, rec))
+    if not out.sites and problem is None:
+        return out
+    if problem is None and target is None:
+        problem = NO_TARGET
+    kernel = target.types() if target is not None and problem is None else None
+    if problem is None and kernel is None:
+        problem = f"CO-RE relocations not applied: {target.problem}"
+    if problem is None and order != "<":
+        problem = "CO-RE relocations not applied: a big-endian object"
+    if problem is not None or local is None or kernel is None:
+        out.not_applied = problem or NO_TARGET
+        return out
+    relocator = core.Relocator(local, kernel, target.modules)
+    patched: dict[int, bytearray] = {}
+    for index, rec in todo:
+        code = patched.setdefault(index, bytearray(sections[index].data()))
+        try:
+            core.patch(code, rec.insn_off, relocator.resolve(rec))
+        except core.Unresolved as exc:
+            out.failed[(index, rec.insn_off)] = f"{core.KIND_NAMES[rec.kind] if rec.kind < 13 else rec.kind}: {exc}"
+    out.patched = {index: bytes(code) for index, code in patched.items()}
+    return out
+
+
+def predict(data: bytes, target: Any = None) -> list[Prediction]:
+    """A prediction for every program of a relocatable BPF object (``PredictionError`` if it cannot be read).
+
+    ``target``: the BTF CO-RE relocations are resolved against (``sources.kernelbtf.KernelBtf``: its
+    ``types()``, ``problem`` and ``modules``); None leaves them as compiled, with a caveat."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
     try:
-        return _predict(ELFFile(io.BytesIO(data)))
+        return _predict(ELFFile(io.BytesIO(data)), target)
     except PredictionError:
         raise
     except (ELFError, struct.error, ValueError, IndexError, KeyError) as exc:
@@ -183,11 +251,12 @@ def predict(data: bytes) -> list[Prediction]:
 class _Code:
     """One program's instructions as libbpf builds them: its own, then the sub-programs it reaches."""
 
-    def __init__(self) -> None:
+    def __init__(self, patched: dict[int, bytes]) -> None:
         self.insns = bytearray()
         self.origin: list[tuple[int, int]] = []  # per instruction: (section index, offset in the section)
         self.placed: dict[tuple[int, int], int] = {}  # (section, function start) -> instruction index here
-        self.bytes: dict[int, bytes] = {}  # sections read so far (pyelftools reads them again on every call)
+        self.bytes: dict[int, bytes] = dict(patched)  # sections read so far (pyelftools reads them again each
+        # time), those with CO-RE relocations as libbpf patched them
 
     def section_bytes(self, sections: dict[int, Any], index: int) -> bytes:
         if index not in self.bytes:
@@ -204,7 +273,7 @@ class _Code:
         return at
 
 
-def _predict(elf: Any) -> list[Prediction]:
+def _predict(elf: Any, kernel_btf: Any = None) -> list[Prediction]:
     if elf["e_machine"] != "EM_BPF" or elf["e_type"] != "ET_REL":
         raise PredictionError("not a relocatable BPF object")
     order = "<" if elf.little_endian else ">"
@@ -226,16 +295,16 @@ def _predict(elf: Any) -> list[Prediction]:
             funcs.setdefault(sym.shndx, []).append((sym.value, sym.size, sym.name, sym.bind != STB_LOCAL))
     for listed in funcs.values():
         listed.sort()
-    core = _core_sections(elf)
+    relocated = _core(elf, sections, funcs, kernel_btf)
     results = []
     for index, sec in sections.items():
         if not (sec["sh_flags"] & 0x4) or sec["sh_size"] == 0 or sec.name == ".text":
             continue
-        body = sec.data()
+        body = relocated.patched.get(index) or sec.data()
         for start, size, name, is_global in sorted(funcs.get(index, [])):
             if not is_global or size == 0:
                 continue  # static functions in a program section are sub-programs
-            results.append(_program(elf, sections, relocs, funcs, core, order, index, start, size, name, body))
+            results.append(_program(elf, sections, relocs, funcs, relocated, order, index, start, size, name, body))
             work = sum(p.insns for p in results)
             if work > MAX_OBJECT_INSNS:
                 raise PredictionError(f"programs longer than {MAX_OBJECT_INSNS} instructions in all")
@@ -258,7 +327,7 @@ def _program(
     sections: dict[int, Any],
     relocs: dict[int, dict[int, Symbol]],
     funcs: dict[int, list[tuple[int, int, str, bool]]],
-    core: set[str],
+    relocated: _Core,
     order: str,
     index: int,
     start: int,
@@ -266,12 +335,10 @@ def _program(
     name: str,
     body: bytes,
 ) -> Prediction:
-    code = _Code()
+    code = _Code(relocated.patched)
     code.append(index, start, body[start : start + size])
     caveats: list[str] = []
     sec_name = sections[index].name
-    if sec_name in core:
-        caveats.append("CO-RE relocations: resolved against the running kernel's BTF")
     # libbpf walks each function's own instructions; a sub-program met for the first time is appended and
     # walked at once (depth first), before the rest of its caller: an explicit stack, not recursion.
     stack = [[0, size // 8]]
@@ -292,6 +359,9 @@ def _program(
             if sym is None:
                 continue
             shndx = sym.shndx
+            if shndx is None and sym.name in relocated.kconfig:
+                code.insns[at + 1] = (regs & 0x0F) | (_PSEUDO_MAP_VALUE << 4)  # libbpf's .kconfig map
+                continue
             if shndx is None:
                 caveats.append(f"ksym or extern {sym.name}: resolved against the running kernel")
                 continue
@@ -318,6 +388,7 @@ def _program(
                 shndx, dest = section, offset + (imm + 1) * 8
             placed = _place(code, sections, funcs, shndx, dest, stack)
             struct.pack_into(order + "i", code.insns, at + 4, placed - (i + 1))
+    caveats = relocated.caveats(code.origin) + caveats
     tag, tag_sha1 = kernel_tags(bytes(code.insns))
     return Prediction(
         sec_name,

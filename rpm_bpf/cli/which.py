@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import rpm_bpf.cli.options as options
+from rpm_bpf.sources.kernelbtf import KERNEL_BTF
 
 
 def cmd_which(args: argparse.Namespace) -> int:
@@ -15,7 +16,7 @@ def cmd_which(args: argparse.Namespace) -> int:
 
     strict = options.load_policy(args) if args.strict else None
     try:
-        result = which(args.root, args.ids, strict, None if args.no_cache else cache_dir())
+        result = which(args.root, args.ids, strict, None if args.no_cache else cache_dir(), args.kernel_btf)
     except RpmBpfError as exc:  # no privilege, no bpftool, no readable rpm database
         options.error(str(exc))
         return options.EXIT_USAGE
@@ -54,6 +55,13 @@ def configure(which: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a loaded program no package ships is a finding (bpf-program-unpackaged), judged by the policy "
         "like every finding; exit 1 when one is left standing (not turned off, not waived)",
+    )
+    which.add_argument(
+        "--kernel-btf",
+        default=KERNEL_BTF,
+        metavar="FILE",
+        help="the BTF that CO-RE relocations are resolved against (default: the running kernel's, "
+        f"{KERNEL_BTF}, whatever --root says: the programs were loaded into this kernel)",
     )
     which.add_argument("--no-cache", action="store_true", help="predict every object again (no cache read or written)")
     which.set_defaults(func=cmd_which)

@@ -36,11 +36,12 @@ from rpm_bpf.model import FileEntry, Package, PackageRef, content_limit
 from rpm_bpf.rules.loaded import unpackaged_finding
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import rpmdb
+from rpm_bpf.sources.kernelbtf import KERNEL_BTF, KernelBtf
 from rpm_bpf.sources.loaded import Loaded
 from rpm_bpf.sources.rootfs import RootFS
 from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: CO-RE relocations resolved, keyed by the kernel's BTF too
 
 
 class Source(
@@ -77,14 +78,16 @@ class Source(
     caveats: tuple[str, ...]
 
 
-class Match(namedtuple("Match", ("program", "sources", "loaders", "confidence"))):
-    """A loaded program and what it was matched with; ``loaders``: (pid, executable, package NEVRA or None)."""
+class Match(namedtuple("Match", ("program", "sources", "loaders", "confidence", "reason"))):
+    """A loaded program and what it was matched with; ``loaders``: (pid, executable, package NEVRA or None);
+    ``reason``: why the confidence is what it is, when the tag alone does not say it (None when it does)."""
 
     __slots__ = ()
     program: Loaded
     sources: tuple[Source, ...]
     loaders: tuple[tuple[int, str, str | None], ...]
     confidence: str
+    reason: str | None
 
 
 def cache_dir() -> Path:
@@ -131,7 +134,7 @@ class Cache:
             pass  # an accelerator only
 
 
-def _describe(data: bytes) -> list[dict[str, Any]]:
+def _describe(data: bytes, kernel: KernelBtf | None = None) -> list[dict[str, Any]]:
     """The programs of a BPF object, or of the objects embedded in an ELF file, as cacheable dicts."""
     spans = (
         [(None, data)]
@@ -143,7 +146,7 @@ def _describe(data: bytes) -> list[dict[str, Any]]:
     out = []
     for offset, span in spans:
         try:
-            predictions = predict(span)
+            predictions = predict(span, kernel)
         except PredictionError:
             continue
         out += [{"offset": offset, **p.to_dict()} for p in predictions]
@@ -171,16 +174,24 @@ def source(ref: PackageRef, sourcerpm: str, path: str, p: dict[str, Any]) -> Sou
     )
 
 
-def trace(root: str, programs: list[Loaded], errors: list[InputError], cache: Cache) -> list[Match]:
-    """Each loaded program matched against what the rpm database of ``root`` ships (one private copy of it)."""
+def trace(
+    root: str, programs: list[Loaded], errors: list[InputError], cache: Cache, kernel: KernelBtf | None = None
+) -> list[Match]:
+    """Each loaded program matched against what the rpm database of ``root`` ships (one private copy of it).
+
+    ``kernel``: the running kernel's BTF, which CO-RE relocations are resolved against (always the running
+    kernel's, whatever ``root``: the programs were loaded into it)."""
+    kernel = kernel if kernel is not None else KernelBtf()
     with rpmdb.snapshot(root) as db, RootFS(root) as fs:
-        sources = _packaged_programs(db, fs, errors, cache)
+        sources = _packaged_programs(db, fs, errors, cache, kernel)
         owners = loaders(db, root, programs, errors)
-    return match(programs, sources, owners)
+    return match(programs, sources, owners, root)
 
 
-def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: Cache) -> list[Source]:
-    """Every program of every BPF object the rpm database ``db`` knows, with its predicted tags."""
+def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: Cache, kernel: KernelBtf) -> list[Source]:
+    """Every program of every BPF object the rpm database ``db`` knows, with its predicted tags (CO-RE
+    relocations resolved against ``kernel``: cached per packaged digest and kernel BTF digest)."""
+    btf_key = kernel.digest or "none"
     sources = []
     for pkg in rpmdb.installed(db, (), errors):
         algo = DIGEST_ALGOS.get(pkg.digest_algo, "sha256")
@@ -193,7 +204,7 @@ def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: Cac
                 continue  # not there: rpm-bpf verify reports missing files
             # ctime too: an mtime set back after a change in place does not make a file unchanged
             stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-            key = f"{algo}:{entry.digest}"
+            key = f"{algo}:{entry.digest}:btf:{btf_key}"
             programs = cache.get(key, stamp) if entry.digest else None
             if programs is None:
                 try:
@@ -201,7 +212,7 @@ def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: Cac
                 except OSError as exc:
                     errors.append(InputError(fs.host_path(entry.path), f"cannot read: {exc.strerror}"))
                     continue
-                programs = _describe(data)
+                programs = _describe(data, kernel)
                 if entry.digest and hashlib.new(algo, data).hexdigest() == entry.digest:
                     cache.put(key, stamp, programs)  # only what is still the packaged file
             sources += [source(pkg.ref, pkg.sourcerpm, entry.path, p) for p in programs]
@@ -211,9 +222,7 @@ def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: Cac
 def loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
     """The installed package owning each loader executable (as ``rpm -qf``: rpm's file index)."""
     exes = sorted({exe for prog in programs for _, exe in prog.holders if exe})
-    prefix = os.path.realpath(root).rstrip("/") + "/"
-    # A loader running from inside the root: its path there is what the root's database knows.
-    inside = {exe: "/" + exe[len(prefix) :] if prefix != "/" and exe.startswith(prefix) else exe for exe in exes}
+    inside = {exe: inside_root(root, exe) for exe in exes}
     found: dict[str, Package] = {}
     for exe, path in inside.items():  # one index look-up each, in the snapshot already made
         for pkg in rpmdb.owners(db, [path], errors):
@@ -221,7 +230,31 @@ def loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError]
     return found
 
 
-def match(programs: list[Loaded], sources: list[Source], owners: dict[str, Package]) -> list[Match]:
+def inside_root(root: str, exe: str) -> str:
+    """A loader running from inside the root: its path there is what the root's database knows."""
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    return "/" + exe[len(prefix) :] if prefix != "/" and exe.startswith(prefix) else exe
+
+
+def _by_loader(found: list[Source], exes: set[str], loader_pkgs: list[Package]) -> tuple[list[Source], str]:
+    """The packaged programs the loader evidence points at among ``found``: those in the loader's own
+    executable (an embedded skeleton), else those of the loader's package or source package; and how."""
+    own = [s for s in found if s.path in exes]
+    if own:
+        return own, "the loader's executable"
+    agree = [
+        s
+        for s in found
+        if any(s.package.name == p.ref.name or (s.sourcerpm and s.sourcerpm == p.sourcerpm) for p in loader_pkgs)
+    ]
+    return agree, "the loader's package"
+
+
+def _files(sources: list[Source]) -> int:
+    return len({(s.package.nevra, s.path, s.offset) for s in sources})
+
+
+def match(programs: list[Loaded], sources: list[Source], owners: dict[str, Package], root: str = "/") -> list[Match]:
     by_tag: dict[str, list[Source]] = {}
     by_name: dict[tuple[str, str], list[Source]] = {}
     for src in sources:
@@ -234,20 +267,37 @@ def match(programs: list[Loaded], sources: list[Source], owners: dict[str, Packa
     matches = []
     for prog in programs:
         loaders = tuple((pid, exe, owners[exe].ref.nevra if exe in owners else None) for pid, exe in prog.holders)
-        found = by_tag.get(prog.tag, [])
+        exes = {inside_root(root, exe) for _, exe in prog.holders if exe}
+        loader_pkgs = [owners[exe] for _, exe in prog.holders if exe in owners]
+        found = list(dict.fromkeys(by_tag.get(prog.tag, [])))
         if found:
-            # Objects shipping one program twice (multilib, copies): the ones with the loaded name first.
-            found = sorted(found, key=lambda s: (s.kernel_name != prog.name, s.package.nevra, s.path))
-            loader_pkgs = [owners[exe] for _, exe in prog.holders if exe in owners]
-            agree = any(
-                s.package.name == p.ref.name or (s.sourcerpm and s.sourcerpm == p.sourcerpm)
-                for s in found
-                for p in loader_pkgs
-            )
-            matches.append(Match(prog, tuple(dict.fromkeys(found)), loaders, "certain" if agree else "tag"))
+            chosen, how = _by_loader(found, exes, loader_pkgs)
+            reason = None
+            if chosen and _files(chosen) < _files(found):
+                reason = f"{_files(found)} packaged objects predict this tag; {how} decided"
+            pool = chosen or found
+            # One object holding the same code twice (tp_btf and raw_tp variants): the loaded name decides.
+            named = [s for s in pool if prog.name in (s.kernel_name, s.name)]
+            pool = sorted(named or pool, key=lambda s: (s.package.nevra, s.path))
+            if chosen:
+                matches.append(Match(prog, tuple(pool), loaders, "certain", reason))
+            else:
+                why = "no loader of this package holds it" if prog.holders else "no process holds it"
+                matches.append(Match(prog, tuple(pool), loaders, "tag", f"the tag matches; {why}"))
             continue
-        weak = by_name.get((prog.name, prog.type), [])
-        matches.append(Match(prog, tuple(weak), loaders, "weak" if weak else "unknown"))
+        weak = list(dict.fromkeys(by_name.get((prog.name, prog.type), [])))
+        if not weak:
+            why = "no packaged program has this tag, or this name and type"
+            matches.append(Match(prog, (), loaders, "unknown", why))
+            continue
+        chosen, how = _by_loader(weak, exes, loader_pkgs)
+        caveats = list(dict.fromkeys(c for s in (chosen or weak) for c in s.caveats))
+        reason = "no packaged program has this tag; one of this name and type does" + (
+            f" ({'; '.join(caveats)})" if caveats else " (changed code, or another build of it)"
+        )
+        if chosen and _files(chosen) < _files(weak):
+            reason += f"; {how} decided among {_files(weak)} objects"
+        matches.append(Match(prog, tuple(chosen or weak), loaders, "weak", reason))
     return matches
 
 
@@ -259,7 +309,15 @@ def unpackaged_findings(matches: Iterable[Match]) -> list[Finding]:
 class WhichResult:
     """``rpm-bpf which``: every loaded program matched, the findings as the policy has them, what could not be read."""
 
-    def __init__(self, matches: list[Match], findings: list[Finding], errors: list[InputError], cache: Cache) -> None:
+    def __init__(
+        self,
+        matches: list[Match],
+        findings: list[Finding],
+        errors: list[InputError],
+        cache: Cache,
+        kernel: KernelBtf | None = None,
+    ) -> None:
+        self.kernel = kernel
         self.matches = matches
         self.findings = findings
         self.errors = errors
@@ -271,6 +329,7 @@ def which(
     ids: Iterable[int] = (),
     strict: Policy | None = None,
     cache_directory: Path | None = None,
+    kernel_btf: str = KERNEL_BTF,
 ) -> WhichResult:
     """The loaded programs (those of ``ids``, or all) traced to the packages of ``root``.
 
@@ -291,9 +350,10 @@ def which(
             for i in sorted(wanted - {p.id for p in programs})
         ]
     cache = Cache(cache_directory)
-    matches = trace(root, programs, errors, cache)
+    kernel = KernelBtf(kernel_btf)
+    matches = trace(root, programs, errors, cache, kernel)
     findings = strict.apply(unpackaged_findings(matches)) if strict is not None else []
-    return WhichResult(matches, findings, errors, cache)
+    return WhichResult(matches, findings, errors, cache, kernel)
 
 
 def loaded_findings(root: str, errors: list[InputError], cache_directory: Path | None = None) -> list[Finding]:

@@ -21,6 +21,7 @@ def match_dict(m: Match) -> dict[str, Any]:
         "tag": prog.tag,
         "pinned": list(prog.pinned),
         "confidence": m.confidence,
+        "reason": m.reason,
         "sources": [
             {
                 "package": s.package.nevra,
@@ -45,6 +46,12 @@ def render_json(result: WhichResult) -> str:
         # objects whose predictions came from the cache, and objects read and predicted
         "cache": {"hits": result.cache.hits, "misses": result.cache.misses},
     }
+    if result.kernel is not None:  # what CO-RE relocations were resolved against
+        doc["kernel_btf"] = {
+            "path": result.kernel.path,
+            "sha256": result.kernel.digest,
+            "problem": result.kernel.problem,
+        }
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -58,6 +65,11 @@ def render_text(result: WhichResult, show_waived: bool = False) -> str:
             for s in m.sources[:3]
         )
         loaders = ", ".join(f"{e(exe) or '?'} ({e(pkg) if pkg else 'no package'})" for _, exe, pkg in m.loaders)
-        lines.append(head + (f" {where}" if where else "") + (f"; loaded by {loaders}" if loaders else ""))
+        lines.append(
+            head
+            + (f" {where}" if where else "")
+            + (f"; loaded by {loaders}" if loaders else "")
+            + (f"; {e(m.reason)}" if m.reason else "")
+        )
     lines += [finding_line(f) for f in result.findings if show_waived or not f.waived]
     return "".join(line + "\n" for line in lines)

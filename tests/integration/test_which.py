@@ -245,17 +245,28 @@ def test_without_privilege_exit_2(as_nobody):
     assert "Traceback" not in result.stderr
 
 
-def test_core_program_is_weak_not_a_wrong_package(system, bpffs, bpfdir):
-    """Its tag depends on this kernel's BTF: matched by name and type, with the caveat, never by a wrong tag."""
+def test_core_program_tag_is_predicted_for_this_kernel(system, bpffs, bpfdir, tmp_path):
+    """Its CO-RE relocations resolved against this kernel's BTF, its tag is exact; without kernel BTF it is
+    matched by name and type only (weak), with the reason, never by a wrong tag."""
     pin, ids = _load(bpffs, system / bpfdir.lstrip("/") / "which-obj" / "core.bpf.o")
     try:
         status, doc = _which(system, str(ids["core_reader"]))
         assert status == 0
         (prog,) = doc["programs"]
-        assert prog["confidence"] == "weak"
+        assert prog["confidence"] == "tag", prog  # bpftool, the loader, is no package of this root
         (source,) = prog["sources"]
         assert source["package"] == "which-obj-1.0-1.x86_64" and source["path"].endswith("/core.bpf.o")
-        assert any("CO-RE" in caveat for caveat in source["caveats"])
+        assert source["caveats"] == []
+        assert doc["kernel_btf"]["path"] == "/sys/kernel/btf/vmlinux" and doc["kernel_btf"]["problem"] is None
+        empty = tmp_path / "empty.btf"
+        empty.write_bytes(b"")
+        status, doc = _which(system, str(ids["core_reader"]), "--kernel-btf", str(empty))
+        (prog,) = doc["programs"]
+        assert status == 0 and prog["confidence"] == "weak", prog
+        (source,) = prog["sources"]
+        assert source["path"].endswith("/core.bpf.o")
+        assert "kernel BTF unreadable" in prog["reason"] and str(empty) in prog["reason"], prog
+        assert doc["kernel_btf"]["problem"].startswith("kernel BTF unreadable")
     finally:
         shutil.rmtree(pin, ignore_errors=True)
 
