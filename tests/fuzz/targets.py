@@ -24,6 +24,11 @@ naming the signal instead of taking pytest down with it:
 ``lightskel``
     ``lightskel.find`` on a light-skeleton tool built by bpftool and gcc,
     overwritten (in its loader and data blob above all) and cut.
+``core``
+    ``progtag.predict`` with CO-RE relocations resolved against a target
+    BTF, on a clang-built object using every relocation kind, overwritten
+    (in its ``.BTF`` and ``.BTF.ext`` above all) and cut, against the
+    kernel-like target BTF (clang-built) intact or overwritten.
 ``rootfs``
     ``rootfs.RootFS`` on generated trees of directories, files, FIFOs and
     symbolic links (some pointing out of the root) next to a sentinel file.
@@ -1655,6 +1660,106 @@ def fuzz_lightskel(work: Path, settings: hypothesis.settings, seed: int | None) 
 
 
 # ---------------------------------------------------------------------------
+# core: CO-RE relocations (.BTF.ext) against a target BTF
+# ---------------------------------------------------------------------------
+
+# The kernel's types as a target BTF: laid out unlike the object's, so that every relocation changes.
+CORE_TARGET_C = r"""
+struct task_struct { int pad[5]; int pid; int tgid; unsigned int sched_remote_wakeup: 3;
+                     unsigned int sched_reset_on_fork: 1; char comm[16]; };
+enum pid_type { PIDTYPE_PID, PIDTYPE_TGID = 42, PIDTYPE_SID = 3 };
+struct task_struct *keep_task;
+enum pid_type keep_pid;
+"""
+
+
+class CoreTarget:
+    """A target BTF for ``predict`` (what ``sources.kernelbtf.KernelBtf`` offers)."""
+
+    modules = False
+
+    def __init__(self, data: bytes) -> None:
+        from rpm_bpf.bpf.btf import Btf, BtfError
+
+        self.problem: str | None = None
+        self.btf = None
+        try:
+            self.btf = Btf(data)
+        except BtfError as exc:
+            self.problem = str(exc)
+
+    def types(self) -> object:
+        return self.btf
+
+
+def btf_section(obj: bytes) -> tuple[int, int]:
+    """(offset, size) of an object's .BTF section in the file."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    sec = ELFFile(io.BytesIO(obj)).get_section_by_name(".BTF")
+    return sec["sh_offset"], sec["sh_size"]
+
+
+def fuzz_core(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """predict with a target BTF raises nothing but PredictionError, on the CO-RE object and the target BTF
+    overwritten and cut; a relocation it cannot compute is a caveat, never an exception; the intact pair
+    relocates without one."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    from rpm_bpf.bpf.btf import Btf, BtfError
+    from rpm_bpf.bpf.progtag import PredictionError, predict
+    from rpm_bpf.samples import build as samples
+    from tests.support.programs import CORE_RICH_C
+
+    obj = samples.compile_bpf(CORE_RICH_C, work / "rich.bpf.o").read_bytes()
+    target_obj = samples.compile_bpf(CORE_TARGET_C, work / "target.bpf.o").read_bytes()
+    at, size = btf_section(target_obj)
+    target = target_obj[at : at + size]
+    intact = predict(obj, CoreTarget(target))
+    assert len(intact) == 2 and not any(p.caveats for p in intact), intact
+    ext = ELFFile(io.BytesIO(obj)).get_section_by_name(".BTF.ext")
+    btf_at, btf_size = btf_section(obj)
+    hot = (min(btf_at, ext["sh_offset"]), max(btf_at + btf_size, ext["sh_offset"] + ext["sh_size"]))
+    cases = Cases()
+
+    @given(
+        st.lists(st.tuples(st.integers(0, 1 << 16), patch_bytes()), max_size=4),
+        st.booleans(),
+        st.lists(st.tuples(st.integers(0, 1 << 16), patch_bytes()), max_size=4),
+        st.none() | st.integers(0, 1 << 16),
+    )
+    def relocation_holds(
+        patches: list[tuple[int, bytes]], in_hot: bool, target_patches: list[tuple[int, bytes]], cut: int | None
+    ) -> None:
+        data = overwrite(obj, tuple(patches), *(hot if in_hot else (0, None)))
+        blob = overwrite(target, tuple(target_patches)) if target_patches else target
+        if cut is not None:
+            blob = blob[: cut % (len(blob) + 1)]
+        cases()
+        with suppress(BtfError):
+            parsed = Btf(blob)
+            for tid in range(1, min(parsed.count, 64)):
+                with suppress(BtfError):
+                    parsed.resolve_size(tid)
+            parsed.by_essential_name("task_struct")
+        with must_not_block("core", 20):
+            try:
+                found = predict(data, CoreTarget(blob))
+            except PredictionError as exc:
+                cases.outcome(f"refused: {kind_of(str(exc))}")
+                return
+        caveats = [c for p in found for c in p.caveats]
+        cases.outcome(f"{len(found)} programs, {'caveats' if caveats else 'exact'}")
+
+    run_hypothesis(relocation_holds, settings, seed)
+    return cases
+
+
+# ---------------------------------------------------------------------------
 # archive: ar archives (static libraries, .rlib) whose members may be BPF objects
 # ---------------------------------------------------------------------------
 
@@ -1717,6 +1822,7 @@ TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "hdrsig": fuzz_hdrsig,
     "archive": fuzz_archive,
     "lightskel": fuzz_lightskel,
+    "core": fuzz_core,
 }
 
 

@@ -22,28 +22,12 @@ import pytest
 from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.support import realworld
+from tests.support.builders import holding_loader
 from tests.support.paths import REPO
 from tests.support.programs import CORE_C, SUBPROGRAMS_C
 
 pytestmark = pytest.mark.integration
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
-
-HOLDING_LOADER_C = r"""
-#include <stdio.h>
-#include <unistd.h>
-#include "prog.skel.h"
-
-int main(void)
-{
-    struct prog *skel = prog__open_and_load();
-    if (!skel)
-        return 1;
-    printf("loaded\n");
-    fflush(stdout);
-    pause();  /* keep the programs loaded until killed */
-    return 0;
-}
-"""
 
 LONG_NAME_C = r"""
 #include <linux/bpf.h>
@@ -53,29 +37,13 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-def _holding_loader(obj: Path, out: Path) -> Path:
-    work = out.parent
-    work.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(obj, work / "prog.bpf.o")
-    skel = subprocess.run(
-        ["bpftool", "gen", "skeleton", str(work / "prog.bpf.o"), "name", "prog"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (work / "prog.skel.h").write_text(skel)
-    (work / "loader.c").write_text(HOLDING_LOADER_C)
-    subprocess.run(["gcc", "-O2", "-o", str(out), str(work / "loader.c"), "-lbpf"], cwd=work, check=True)
-    return out
-
-
 @pytest.fixture(scope="module")
 def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:
     work = tmp_path_factory.mktemp("which")
     sub = samples.compile_bpf(SUBPROGRAMS_C, work / "sub.bpf.o")
     long = samples.compile_bpf(LONG_NAME_C, work / "long.bpf.o")
     core = samples.compile_bpf(CORE_C, work / "core.bpf.o")
-    loader = _holding_loader(objects.full, work / "skel" / "which-loader")
+    loader = holding_loader(objects.full, work / "skel" / "which-loader")
     specs = [
         PkgSpec(
             "bpf-filesystem",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,4 +87,39 @@ def binary_with_truncated_bpf_header(tmp_path: Path) -> Path:
     assert len(tail) == 24
     out = tmp_path / "tool"
     out.write_bytes(data + tail)
+    return out
+
+
+HOLDING_LOADER_C = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include "prog.skel.h"
+
+int main(void)
+{
+    struct prog *skel = prog__open_and_load();
+    if (!skel)
+        return 1;
+    printf("loaded\n");
+    fflush(stdout);
+    pause();  /* keep the programs loaded until killed */
+    return 0;
+}
+"""
+
+
+def holding_loader(obj: Path, out: Path) -> Path:
+    """A skeleton loader of ``obj`` that keeps its programs loaded until killed (prints "loaded" first)."""
+    work = out.parent
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(obj, work / "prog.bpf.o")
+    skel = subprocess.run(
+        ["bpftool", "gen", "skeleton", str(work / "prog.bpf.o"), "name", "prog"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (work / "prog.skel.h").write_text(skel)
+    (work / "loader.c").write_text(HOLDING_LOADER_C)
+    subprocess.run(["gcc", "-O2", "-o", str(out), str(work / "loader.c"), "-lbpf"], cwd=work, check=True)
     return out
