@@ -36,6 +36,7 @@ from rpm_bpf.model import ARCHIVE_CLASS, FileEntry, Package, PackageRef, bpf_pro
 from rpm_bpf.rules import installed
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs, rpmdb
+from rpm_bpf.sources.kernelbtf import KernelBtf
 from rpm_bpf.sources.rootfs import RootFS
 from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
 
@@ -168,19 +169,19 @@ def _objects(data: bytes) -> list[tuple[str | None, int | None, bytes, elf.BpfOb
     return [(None, e.offset, data[e.offset : e.offset + e.object.size], e.object) for e in embedded.find_all(data)]
 
 
-def _describe(obj: elf.BpfObject, span: bytes) -> dict[str, Any]:
+def _describe(obj: elf.BpfObject, span: bytes, kernel: KernelBtf | None) -> dict[str, Any]:
     if obj.elf_type == embedded.LIGHT_SKELETON:  # names and types from the loader's attributes, no tags
-        kernel = [
+        light = [
             {"section": "", "name": p.name, "kernel_name": p.name[:15], "type": p.section, "insns": 0, "tag": "",
              "tag_sha1": "", "caveats": [LIGHT_CAVEAT]}
             for p in obj.programs
         ]  # fmt: skip
-        return obj.to_dict() | {"kernel": kernel}
+        return obj.to_dict() | {"kernel": light}
     try:
-        kernel = [p.to_dict() for p in predict(span)]
+        predicted = [p.to_dict() for p in predict(span, kernel)]
     except PredictionError:
-        kernel = []
-    return obj.to_dict() | {"kernel": kernel}
+        predicted = []
+    return obj.to_dict() | {"kernel": predicted}
 
 
 def _cached_shape(item: Any) -> bool:
@@ -203,7 +204,8 @@ def _cached_shape(item: Any) -> bool:
 
 
 class _Lister:
-    def __init__(self, fs: RootFS, result: ListResult, cache: which.Cache) -> None:
+    def __init__(self, fs: RootFS, result: ListResult, cache: which.Cache, kernel: KernelBtf | None) -> None:
+        self.kernel = kernel  # CO-RE relocations resolved against it (when programs are joined), or as compiled
         self.fs = fs
         self.result = result
         self.cache = cache  # flows/which.py's cache of predictions
@@ -248,7 +250,8 @@ class _Lister:
     def described(self, data: bytes) -> list[dict[str, Any]]:
         """What ``_objects`` finds in ``data``, described; cached by the SHA-256 of the bytes themselves, so an
         entry can only ever describe those bytes (the disk check above never comes from the cache)."""
-        key = f"{CACHE_KEY}:{hashlib.sha256(data).hexdigest()}"
+        btf = f":btf:{self.kernel.digest}" if self.kernel is not None else ""
+        key = f"{CACHE_KEY}:{hashlib.sha256(data).hexdigest()}{btf}"
         cached = self.cache.get(key, [])
         if cached is not None and all(_cached_shape(item) for item in cached):
             return cached  # an entry of another shape (hand-edited, damaged) is a miss: described again
@@ -257,7 +260,7 @@ class _Lister:
                 "member": member,
                 "offset": offset,
                 "size": len(span),
-                "description": _describe(obj, span),
+                "description": _describe(obj, span, self.kernel),
                 "sha256": hashlib.sha256(span).hexdigest(),
             }
             for member, offset, span, obj in _objects(data)
@@ -337,7 +340,9 @@ def listing(
         for missing in rpmdb.missing_names(db, names):
             result.errors.append(InputError(missing, "package is not installed"))
         result.distro = os_release(fs)
-        lister = _Lister(fs, result, which.Cache(cache_directory))
+        # Tags compared with the loaded programs' are this kernel's: CO-RE relocations resolved against its BTF.
+        kernel = KernelBtf() if programs is not None else None
+        lister = _Lister(fs, result, which.Cache(cache_directory), kernel)
         for pkg in rpmdb.installed(db, names, result.errors, embedded=embedded, archives=True):
             lister.package(pkg)
         owners = which.loaders(db, root, programs, result.errors) if programs is not None else {}

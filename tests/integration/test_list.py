@@ -30,6 +30,7 @@ from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.integration.test_repo_report import _browser_dom, _rows
 from tests.support import realworld
 from tests.support.archives import gnu_archive
+from tests.support.kernel import wait_freed, wait_held
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
@@ -291,6 +292,24 @@ def test_loaded_programs_are_joined(root, bpffs, bpfdir):
         assert all(o["loaded"] for o in doc["objects"])
     finally:
         shutil.rmtree(pins, ignore_errors=True)
+
+
+def test_loaded_core_tool_is_joined_by_its_relocated_tags(root, bpffs):
+    """A real CO-RE tool (Debian's softirqs) run from the root: its programs' tags are this kernel's once the
+    CO-RE relocations are resolved, so the list joins them to the tool's object."""
+    tool = subprocess.Popen([str(root / "usr/sbin/softirqs"), "600", "1"], stdout=subprocess.DEVNULL)
+    held: dict[int, int] = {}
+    try:
+        held = wait_held([tool])
+        proc, doc = _list(root, "--loaded", "--package", "deb-libbpf-tools")
+        assert doc["loaded_checked"], proc.stderr
+        (obj,) = [o for o in doc["objects"] if o["path"] == "/usr/sbin/softirqs"]
+        assert set(obj["loaded"]) == set(held)
+        assert not any(c.startswith("CO-RE") for p in obj["programs"] for c in p["caveats"])
+    finally:
+        tool.kill()
+        tool.wait()
+    assert not wait_freed(set(held))
 
 
 def test_loaded_without_privilege_is_exit_2(root):

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.support import realworld
 from tests.support.builders import holding_loader
+from tests.support.kernel import wait_freed, wait_held
 from tests.support.paths import REPO
 from tests.support.programs import CORE_RICH_C
 
@@ -168,25 +168,6 @@ def _btf_section(obj: Path) -> bytes:
     return data[at : at + size]
 
 
-def _held_by(pids: set[int]) -> dict[int, int]:
-    """Program id -> the pid of ``pids`` holding a descriptor of it (as the kernel lists it in fdinfo)."""
-    held = {}
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fdinfo")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                if line.startswith("prog_id:"):
-                    held[int(line.split()[1])] = pid
-    return held
-
-
 def test_real_libbpf_tools_are_certain_and_traced_to_the_one_right_binary(tmp_path):
     """Debian's libbpf-tools, installed in a root, run from there: every program they load is certain and
     has one source, the tool's own executable (runqlat, runqslower and wakeuptime share programs)."""
@@ -205,14 +186,8 @@ def test_real_libbpf_tools_are_certain_and_traced_to_the_one_right_binary(tmp_pa
                 [str(root / "usr/sbin" / tool), "600", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
         pids = {p.pid: tool for tool, p in procs.items()}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and set(_held_by(set(pids)).values()) != set(pids):
-            dead = [tool for tool, p in procs.items() if p.poll() is not None]
-            assert not dead, {tool: procs[tool].stderr.read().decode(errors="replace") for tool in dead}
-            time.sleep(0.2)
-        time.sleep(0.5)  # a tool loads all its programs before it attaches them; a second look settles it
-        held = _held_by(set(pids))
-        assert len(held) >= 10 and set(held.values()) == set(pids), held
+        held = wait_held(list(procs.values()))
+        assert len(held) >= 10, held
         doc = _which(root, "--no-cache", *map(str, held))
         assert len(doc["programs"]) == len(held)
         for prog in doc["programs"]:
@@ -227,10 +202,4 @@ def test_real_libbpf_tools_are_certain_and_traced_to_the_one_right_binary(tmp_pa
         for p in procs.values():
             p.send_signal(signal.SIGKILL)
             p.wait()
-    # Nothing left loaded: the kernel frees a program shortly after its last descriptor closes (RCU).
-    deadline, left = time.monotonic() + 10, set(held)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        shown = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, check=True).stdout
-        left = {p["id"] for p in json.loads(shown)} & set(held)
-    assert not left
+    assert not wait_freed(set(held))  # nothing left loaded
