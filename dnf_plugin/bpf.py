@@ -35,6 +35,7 @@ MSG_INTERNAL_IGNORED = "rpm-bpf: the transaction goes on without the BPF policy 
 MSG_AFTER = "rpm-bpf: after the transaction: {line}"
 MSG_BAD_MODE = "rpm-bpf: bpf.conf: mode {mode!r} is not one of enforce, warn, off; using enforce"
 MSG_TIMING = "rpm-bpf: {hook} took {seconds:.4f} s"
+MSG_POKED = "rpm-bpf: asked rpm-bpf admission (pid {pid}) to rebuild its allowlist"
 CMD_SUMMARY = "verify installed BPF objects against the rpm database"
 CMD_FAILED = "rpm-bpf: {count} BPF object problem(s) found"
 # Test hook: makes the plugin fail on purpose, to check that a crash cannot break a transaction.
@@ -60,6 +61,8 @@ class _Settings:
         # Trust anchors for the signature checks (with the policy's [trust]; none: the host's repository keys).
         self.trusted_keys = [p for p in get("trusted_keys", "").split() if p]
         self.trusted_certs = [p for p in get("trusted_certs", "").split() if p]
+        # After a transaction, a running rpm-bpf admission rebuilds its allowlist (empty: never poked).
+        self.admission_pid_file = get("admission_pid_file", "/run/rpm-bpf/admission.pid")
 
 
 class BPF(dnf.Plugin):  # type: ignore[misc]  # dnf ships no type information
@@ -125,9 +128,21 @@ class BPF(dnf.Plugin):  # type: ignore[misc]  # dnf ships no type information
         self._guarded(self._check_incoming)
 
     def transaction(self) -> None:
-        if self.settings is None or self.settings.mode == "off" or not self.settings.verify_after:
+        if self.settings is None:
+            return
+        if self.settings.admission_pid_file:
+            self._guarded(self._poke_admission)  # whatever the mode: the allowlist follows the database
+        if self.settings.mode == "off" or not self.settings.verify_after:
             return
         self._guarded(self._verify_installed)
+
+    def _poke_admission(self) -> None:
+        from rpm_bpf.flows.admission import poke
+
+        assert self.settings is not None
+        pid = poke(self.settings.admission_pid_file)
+        if pid is not None:
+            logger.debug(MSG_POKED.format(pid=pid))
 
     def _check_provides(self) -> None:
         from rpm_bpf.model import BPF_CAPABILITY_PREFIXES

@@ -53,6 +53,11 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("repo-report", "inventory of the BPF objects of whole repositories (text, JSON, HTML)", "repo_report"),
     ("list", "every BPF object the installed packages ship (text, JSON, HTML, CycloneDX, SPDX)", "listing"),
     ("which", "which installed package each loaded BPF program came from", "which"),
+    (
+        "admission",
+        "only packaged, verified loaders may load BPF programs (a BPF LSM policy from the rpm database)",
+        "admission",
+    ),
     ("clean-cache", "remove BPF caches no package claims, and stale ones (/var/cache/bpf)", "clean_cache"),
     ("rules", "list the rules, their ids and severities", "rules:configure_rules"),
     ("explain", "explain rule ids (like rpmlint -e)", "rules:configure_explain"),

@@ -124,6 +124,9 @@ class Policy:
         # [trust]: files of trust anchors for verify (sources/trust.py reads them); later files add.
         self.trust_keys: tuple[str, ...] = ()
         self.trust_certs: tuple[str, ...] = ()
+        # [admission]: more loaders for rpm-bpf admission (packages whose executables, executables); later add.
+        self.admission_packages: tuple[str, ...] = ()
+        self.admission_executables: tuple[str, ...] = ()
         self.sources: list[str] = []
         # Where each value in force came from ("severity.RULE", "bpfdir.owner-provides",
         # "exempt.paths"): what `rpm-bpf policy show` prints beside it.
@@ -149,7 +152,7 @@ class Policy:
             raise PolicyError(f"{origin}: invalid TOML: {exc}") from None
         except RecursionError:
             raise PolicyError(f"{origin}: invalid TOML: arrays or tables nested too deeply") from None
-        unknown = set(data) - {"severity", "waiver", "bpfdir", "exempt", "trust"}
+        unknown = set(data) - {"severity", "waiver", "bpfdir", "exempt", "trust", "admission"}
         if unknown:
             raise PolicyError(f"{origin}: unknown section(s): {', '.join(sorted(unknown))}")
         severity = _expect(data.get("severity", {}), dict, origin, "[severity]", "a table of rule = level")
@@ -192,7 +195,30 @@ class Policy:
             self.exempt_paths = tuple(paths)  # a later file replaces the list: it can also empty it
             self.origins["exempt.paths"] = origin
         self._merge_trust(_expect(data.get("trust", {}), dict, origin, "[trust]", "a table"), origin)
+        self._merge_admission(_expect(data.get("admission", {}), dict, origin, "[admission]", "a table"), origin)
         self.sources.append(origin)
+
+    def _merge_admission(self, admission: dict[str, Any], origin: str) -> None:
+        unknown = set(admission) - {"packages", "executables"}
+        if unknown:
+            raise PolicyError(f"{origin}: [admission]: unknown key(s): {', '.join(sorted(unknown))}")
+        for key, attr, absolute in (
+            ("packages", "admission_packages", False),
+            ("executables", "admission_executables", True),
+        ):
+            items = admission.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list) or not all(
+                isinstance(i, str) and i and (i.startswith("/") or not absolute) for i in items
+            ):
+                what = "absolute file paths" if absolute else "package names"
+                raise PolicyError(
+                    f"{origin}: [admission] {key}: expected a list of {what}, "
+                    f"got {_type_name(items) if not isinstance(items, list) else 'other items'}"
+                )
+            setattr(self, attr, tuple(dict.fromkeys([*getattr(self, attr), *items])))
+            self.origins[f"admission.{key}"] = origin
 
     def _merge_trust(self, trust: dict[str, Any], origin: str) -> None:
         unknown = set(trust) - {"keys", "certificates"}
@@ -306,6 +332,11 @@ def render_effective(policy: Policy) -> str:
     lines += ["", "[trust]"]
     for key, files in (("keys", policy.trust_keys), ("certificates", policy.trust_certs)):
         lines.append(f"{key} = [{', '.join(map(_toml_string, files))}]  # {policy.origins.get(f'trust.{key}', 'none')}")
+    lines += ["", "[admission]"]
+    for key, items in (("packages", policy.admission_packages), ("executables", policy.admission_executables)):
+        lines.append(
+            f"{key} = [{', '.join(map(_toml_string, items))}]  # {policy.origins.get(f'admission.{key}', 'none')}"
+        )
     for waiver in policy.waivers:
         lines += [
             "",

@@ -249,6 +249,7 @@ def _read(
     keep_header: bool = False,
     embedded: str = "signals",
     archives: bool = False,
+    deep: bool = False,
 ) -> Iterator[Package]:
     """The packages the match iterators of ``lookups`` give, each once.
 
@@ -274,7 +275,7 @@ def _read(
                 seen.add(matches.instance())
                 try:
                     pkg = package_from_header(
-                        hdr, bpfdirs.for_arch, origin="rpmdb", embedded=embedded, archives=archives
+                        hdr, bpfdirs.for_arch, origin="rpmdb", deep=deep, embedded=embedded, archives=archives
                     )
                 except HeaderError as exc:
                     if errors is None:
@@ -300,8 +301,9 @@ def installed(
     keep_header: bool = False,
     embedded: str = "signals",
     archives: bool = False,
+    deep: bool = False,
 ) -> Iterator[Package]:
-    """Installed packages (all, or those named), with their BPF-relevant files only.
+    """Installed packages (all, or those named), with their BPF-relevant files only (every file: ``deep``).
 
     ``root`` is the root librpm opens: a ``snapshot`` for verification.
     ``keep_header``: each keeps its ``rpm.hdr`` (``Package.header``), for the signature checks.
@@ -315,6 +317,7 @@ def installed(
         keep_header=keep_header,
         embedded=embedded,
         archives=archives,
+        deep=deep,
     )
 
 

@@ -53,7 +53,18 @@ def test_subpackages_put_each_piece_where_its_host_looks(built):
         "rpm-bpf-macros",
         "python3-rpmlint-bpf",
         "python3-dnf-plugin-bpf",
+        "rpm-bpf-admission",
     }
+    # The admission policy's own BPF object, where the convention puts it, with its bpf() provide.
+    assert _list(built["rpm-bpf-admission"]) == {
+        "/usr/lib64/bpf/rpm-bpf",
+        "/usr/lib64/bpf/rpm-bpf/admission.bpf.o",
+        "/usr/lib/systemd/system/rpm-bpf-admission.service",
+    }
+    provided = subprocess.run(
+        ["rpm", "-qp", "--provides", str(built["rpm-bpf-admission"])], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert "bpf(rpm-bpf/admission.bpf.o)" in provided, provided
     assert {
         "/usr/bin/rpm-bpf",
         "/usr/lib/python3/dist-packages/rpm_bpf/cli/main.py",

@@ -12,7 +12,7 @@ import pytest
 from rpm_bpf.findings import Finding
 from rpm_bpf.model import PackageRef
 from rpm_bpf.rules import registry as rules
-from rpm_bpf.rules.policy import Policy, PolicyError
+from rpm_bpf.rules.policy import Policy, PolicyError, render_effective
 from rpm_bpf.rules.registry import Severity
 
 REQUIRED = {
@@ -201,3 +201,18 @@ def test_waiver_naming_a_package_does_not_waive_findings_of_no_package(tmp_path)
     assert [f.waived for f in out] == [False, False, True]
     anywhere = _policy(tmp_path, '[[waiver]]\nrule = "bpf-object-unowned"\nreason = "lab machine"\n')
     assert anywhere.apply([unowned])[0].waived
+
+
+def test_admission_section_adds_up_and_rejects_bad_values(tmp_path):
+    first, second, bad = tmp_path / "a.toml", tmp_path / "b.toml", tmp_path / "bad.toml"
+    first.write_text('[admission]\npackages = ["bpfman"]\nexecutables = ["/usr/local/sbin/agent"]\n')
+    second.write_text('[admission]\npackages = ["bpfman", "xdp-tools"]\n')
+    policy = Policy.load([first, second], system=None)
+    assert policy.admission_packages == ("bpfman", "xdp-tools")
+    assert policy.admission_executables == ("/usr/local/sbin/agent",)
+    assert "[admission]" in render_effective(policy) and "xdp-tools" in render_effective(policy)
+    for text in ('[admission]\nexecutables = ["relative/path"]\n', '[admission]\npackages = "one"\n',
+                 '[admission]\nusers = []\n'):  # fmt: skip
+        bad.write_text(text)
+        with pytest.raises(PolicyError, match=r"\[admission\]"):
+            Policy.load([bad], system=None)
