@@ -33,7 +33,8 @@ class Linted:
 def lint_header(header: Any, origin: str, extracted: str, policy: Policy) -> Linted:
     """A binary package given as its librpm header and the directory its payload was extracted to."""
     try:
-        package = package_from_header(header, bpfdirs.for_arch, origin=origin)
+        # ar archives too, as scan reads them (bpf-archive-member): rpmlint has extracted them already.
+        package = package_from_header(header, bpfdirs.for_arch, origin=origin, archives=True)
     except HeaderError as exc:  # crafted or corrupt: nothing about its BPF objects can be said
         return Linted(policy.apply([unreadable(None, f"corrupt RPM header ({exc})")]), [], 0)
     dirs = bpfdirs.for_arch(package.ref.arch)

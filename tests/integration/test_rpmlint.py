@@ -8,6 +8,7 @@ import pytest
 
 from rpm_bpf.rules import registry as rules
 from rpm_bpf.samples.build import PkgFile, PkgSpec
+from tests.support.archives import gnu_archive
 from tests.support.builders import good_package
 from tests.support.rpmlint import bpf_messages, rpmlint
 
@@ -49,6 +50,17 @@ def test_each_violation_gives_exactly_its_message(rpms, objects, bpfdir):
         ("lint-loader", "I", "bpf-object-embedded", "/usr/bin/lint-loader"),
     }, proc.stdout
     assert proc.returncode == 64  # rpmlint's "errors found"
+
+
+def test_bpf_members_of_a_static_library_are_listed(rpms, objects, bpfdir, tmp_path):
+    """As scan does: an ar archive's BPF members are bpf-archive-member (I), never errors."""
+    static = tmp_path / "libhelpers.a"
+    static.write_bytes(gnu_archive([("helpers.o", objects.full.read_bytes()), ("plain.txt", b"not an object\n")]))
+    spec = good_package(objects, bpfdir, name="lint-archive")
+    spec.files.append(PkgFile("/usr/lib64/libhelpers.a", static))
+    proc = rpmlint(rpms.build(spec))
+    assert bpf_messages(proc) == {("lint-archive", "I", "bpf-archive-member", "/usr/lib64/libhelpers.a")}, proc.stdout
+    assert "member helpers.o at offset" in proc.stdout
 
 
 def test_conflict_across_packages_of_one_run(rpms, objects, bpfdir):
