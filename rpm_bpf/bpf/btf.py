@@ -20,6 +20,7 @@ from rpm_bpf.errors import RpmBpfError
 BTF_MAGIC = 0xEB9F
 MAX_BTF_BYTES = 256 << 20  # the kernel's BTF is ~5 MB; a crafted file is refused well before memory runs out
 MAX_DEPTH = 32  # libbpf's bound on chains of modifiers, typedefs and arrays
+FULL_INDEX_AFTER = 64  # names searched one by one before every name is indexed at once
 
 (
     UNKN,
@@ -103,6 +104,7 @@ class Btf:
         self._names: dict[int, str] = {}
         self._by_name_off: dict[int, list[int]] | None = None
         self._candidates: dict[str, list[int]] = {}
+        self._full: dict[str, list[int]] | None = None
         self.offsets = array("L", [0])  # where btf_type of id starts (index 0: void)
         self.infos = array("L", [0])
         self.name_offs = array("L", [0])
@@ -259,6 +261,14 @@ class Btf:
         name decoded: a kernel has 126,000 types and a program asks for a dozen."""
         if name in self._candidates:
             return self._candidates[name]
+        if len(self._candidates) >= FULL_INDEX_AFTER:
+            if self._full is None:  # many names asked (a crafted object): one index of every name instead
+                full: dict[str, list[int]] = {}
+                for tid, off in enumerate(self.name_offs):
+                    if off:
+                        full.setdefault(essential(self.string(off)), []).append(tid)
+                self._full = full
+            return self._full.get(name, [])
         if self._by_name_off is None:
             by_off: dict[int, list[int]] = {}
             for tid, off in enumerate(self.name_offs):

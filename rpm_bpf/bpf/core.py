@@ -20,6 +20,7 @@ known, never guesses one.
 
 from __future__ import annotations
 
+import re
 import struct
 import sys
 from typing import NamedTuple
@@ -27,6 +28,7 @@ from typing import NamedTuple
 from rpm_bpf.bpf import btf as B
 from rpm_bpf.bpf.btf import Btf, BtfError
 from rpm_bpf.bpf.coretypes import (
+    Budget,
     Unresolved,
     fields_compatible,
     names_essential_equal,
@@ -73,6 +75,7 @@ _ENUMVAL = frozenset((ENUMVAL_EXISTS, ENUMVAL_VALUE))
 SPEC_MAX_LEN = 64  # BPF_CORE_SPEC_MAX_LEN
 POISON_IMM = 0xBAD2310  # libbpf's "bad relo" helper id
 U64 = (1 << 64) - 1
+U32 = 0xFFFFFFFF
 MAX_RECORDS = 1_000_000
 
 
@@ -161,11 +164,10 @@ def parse_spec(local: Btf, rec: Record) -> _Spec:
         if text != "0":
             raise Unresolved(f"bad access string {text!r} for a type relocation")
         return spec
-    try:
-        raw = [int(part) for part in text.split(":")]
-    except ValueError:
-        raise Unresolved(f"bad access string {text!r}") from None
-    if not raw or any(i < 0 for i in raw) or len(raw) > SPEC_MAX_LEN:
+    if not re.fullmatch(r"[0-9]+(:[0-9]+)*:?", text, re.ASCII):  # what libbpf's sscanf("%d") loop takes
+        raise Unresolved(f"bad access string {text!r}")
+    raw = [int(part) for part in text.rstrip(":").split(":")]
+    if any(i > 0x7FFFFFFF for i in raw) or len(raw) > SPEC_MAX_LEN:
         raise Unresolved(f"bad access string {text!r}")
     spec.raw = raw
     tid = local.skip_mods(rec.type_id)
@@ -178,7 +180,7 @@ def parse_spec(local: Btf, rec: Record) -> _Spec:
     if rec.kind not in _FIELD:
         raise Unresolved(f"unknown CO-RE relocation kind {rec.kind}")
     spec.acc.append(_Acc(tid, raw[0], None))
-    spec.bit_offset = raw[0] * local.resolve_size(tid) * 8
+    spec.bit_offset = raw[0] * local.resolve_size(tid) * 8 & U32  # libbpf's __u32
     for idx in raw[1:]:
         tid = local.skip_mods(tid)
         kind = local.kind(tid)
@@ -186,7 +188,7 @@ def parse_spec(local: Btf, rec: Record) -> _Spec:
             if idx >= local.vlen(tid):
                 raise Unresolved("an access index past a struct's members")
             member = local.member(tid, idx)
-            spec.bit_offset += member.bit_offset
+            spec.bit_offset = (spec.bit_offset + member.bit_offset) & U32
             if member.name:
                 spec.acc.append(_Acc(tid, idx, member.name))
             tid = member.type
@@ -196,13 +198,15 @@ def parse_spec(local: Btf, rec: Record) -> _Spec:
             if not _is_flex(local, spec.acc[-1], nelems) and idx >= nelems:
                 raise Unresolved("an array index past its end")
             spec.acc.append(_Acc(tid, idx, None))
-            spec.bit_offset += idx * local.resolve_size(tid) * 8
+            spec.bit_offset = (spec.bit_offset + idx * local.resolve_size(tid) * 8) & U32
         else:
             raise Unresolved(f"an access into BTF type {tid}, neither struct, union nor array")
     return spec
 
 
-def _match_member(local: Btf, lacc: _Acc, targ: Btf, tid: int, spec: _Spec, depth: int = 0) -> tuple[int, int]:
+def _match_member(
+    local: Btf, lacc: _Acc, targ: Btf, tid: int, spec: _Spec, budget: Budget, depth: int = 0
+) -> tuple[int, int]:
     """(1, next target type) when the named member ``lacc`` is found in ``tid`` (through anonymous members),
     (0, 0) when not."""
     if depth > B.MAX_DEPTH:
@@ -211,35 +215,38 @@ def _match_member(local: Btf, lacc: _Acc, targ: Btf, tid: int, spec: _Spec, dept
     if not B.is_composite(targ.kind(tid)):
         return 0, 0
     lmember = local.member(lacc.type_id, lacc.idx)
-    for i, m in enumerate(targ.members(tid)):
+    members = targ.members(tid)
+    budget.spend(len(members))
+    for i, m in enumerate(members):
         if len(spec.raw) == SPEC_MAX_LEN:
             raise Unresolved("struct nesting too deep")
-        spec.bit_offset += m.bit_offset
+        spec.bit_offset = (spec.bit_offset + m.bit_offset) & U32
         spec.raw.append(i)
         if not m.name:
-            found, nxt = _match_member(local, lacc, targ, m.type, spec, depth + 1)
+            found, nxt = _match_member(local, lacc, targ, m.type, spec, budget, depth + 1)
             if found:
                 return found, nxt
         elif m.name == lmember.name:
             spec.acc.append(_Acc(tid, i, m.name))
-            if fields_compatible(local, lmember.type, targ, m.type):
+            if fields_compatible(local, lmember.type, targ, m.type, budget):
                 return 1, m.type
             spec.acc.pop()
             return 0, 0
-        spec.bit_offset -= m.bit_offset
+        spec.bit_offset = (spec.bit_offset - m.bit_offset) & U32
         spec.raw.pop()
     return 0, 0
 
 
-def spec_match(lspec: _Spec, kind: int, targ: Btf, tid: int) -> _Spec | None:
+def spec_match(lspec: _Spec, kind: int, targ: Btf, tid: int, budget: Budget | None = None) -> _Spec | None:
     """The target spec of candidate ``tid``, or None when it does not match."""
     tspec = _Spec(targ, tid)
     local = lspec.btf
+    budget = budget if budget is not None else Budget()
     if kind in _TYPE:
         if kind == TYPE_MATCHES:
-            ok = types_match(local, lspec.root, targ, tid)
+            ok = types_match(local, lspec.root, targ, tid, budget=budget)
         else:
-            ok = types_compatible(local, lspec.root, targ, tid)
+            ok = types_compatible(local, lspec.root, targ, tid, budget=budget)
         return tspec if ok else None
     if kind in _ENUMVAL:
         tid = targ.skip_mods(tid)
@@ -255,7 +262,7 @@ def spec_match(lspec: _Spec, kind: int, targ: Btf, tid: int) -> _Spec | None:
     for i, lacc in enumerate(lspec.acc):
         tid = targ.skip_mods(tid)
         if lacc.name is not None:
-            found, tid = _match_member(local, lacc, targ, tid, tspec)
+            found, tid = _match_member(local, lacc, targ, tid, tspec, budget)
             if not found:
                 return None
             continue
@@ -270,7 +277,7 @@ def spec_match(lspec: _Spec, kind: int, targ: Btf, tid: int) -> _Spec | None:
             raise Unresolved("struct nesting too deep")
         tspec.acc.append(_Acc(tid, lacc.idx, None))
         tspec.raw.append(lacc.idx)
-        tspec.bit_offset += lacc.idx * targ.resolve_size(tid) * 8
+        tspec.bit_offset = (tspec.bit_offset + lacc.idx * targ.resolve_size(tid) * 8) & U32
     return tspec
 
 
@@ -296,9 +303,9 @@ def _field_value(kind: int, spec: _Spec | None) -> tuple[int, int, int, bool]:
     btf, acc = spec.btf, spec.acc[-1]
     if acc.name is None:
         if kind == FIELD_BYTE_OFFSET:
-            return spec.bit_offset // 8, _elem_size(btf, acc.type_id), acc.type_id, True
+            return (spec.bit_offset // 8) & U32, _elem_size(btf, acc.type_id), acc.type_id, True
         if kind == FIELD_BYTE_SIZE:
-            return btf.resolve_size(acc.type_id), 0, 0, True
+            return btf.resolve_size(acc.type_id) & U32, 0, 0, True
         raise Unresolved(f"relocation {KIND_NAMES[kind]} on an array element")
     member = btf.member(acc.type_id, acc.idx)
     ftid = btf.skip_mods(member.type)
@@ -341,7 +348,7 @@ def _field_value(kind: int, spec: _Spec | None) -> tuple[int, int, int, bool]:
     else:  # FIELD_RSHIFT_U64
         value = 64 - bit_sz
         validate = True
-    return value & U64, field_sz, type_id, validate
+    return value & U32, field_sz, type_id, validate  # libbpf computes them in __u32
 
 
 def _type_value(kind: int, spec: _Spec | None) -> tuple[int, bool]:
@@ -402,6 +409,7 @@ class Relocator:
         self.target = target
         self.modules = modules  # module BTFs exist: libbpf looks there when vmlinux has no candidate
         self._cands: dict[int, list[int]] = {}
+        self.budget = Budget()  # for the whole object, as crafted records may repeat
 
     def _candidates(self, local_id: int) -> list[int]:
         if local_id not in self._cands:
@@ -432,7 +440,7 @@ class Relocator:
             kept: list[int] = []
             chosen: Result | None = None
             for tid in cands:
-                tspec = spec_match(lspec, rec.kind, self.target, tid)
+                tspec = spec_match(lspec, rec.kind, self.target, tid, self.budget)
                 if tspec is None:
                     continue
                 res = calc(rec.kind, lspec, tspec)

@@ -12,13 +12,29 @@ class Unresolved(Exception):
     """This relocation's result is not known here (libbpf would fail, or needs what is not read)."""
 
 
+class Budget:
+    """The work one object's relocations may take: crafted types (struct members repeating names, nested
+    function types with many parameters) cannot make a match exponential. Matches are memoized."""
+
+    def __init__(self, steps: int = 2_000_000) -> None:
+        self.left = steps
+        self.matched: dict[tuple[int, int, bool], bool] = {}
+
+    def spend(self, steps: int = 1) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise Unresolved("the object's relocations take more work than any real program's (crafted types)")
+
+
 def names_essential_equal(a: str, b: str) -> bool:
     la, lb = B.essential_len(a), B.essential_len(b)
     return la == lb and a[:la] == b[:lb]
 
 
-def fields_compatible(local: Btf, lid: int, targ: Btf, tid: int) -> bool:
+def fields_compatible(local: Btf, lid: int, targ: Btf, tid: int, budget: Budget | None = None) -> bool:
     for _ in range(B.MAX_DEPTH):
+        if budget is not None:
+            budget.spend()
         lid, tid = local.skip_mods(lid), targ.skip_mods(tid)
         lk, tk = local.kind(lid), targ.kind(tid)
         if B.is_composite(lk) and B.is_composite(tk):
@@ -39,11 +55,13 @@ def fields_compatible(local: Btf, lid: int, targ: Btf, tid: int) -> bool:
     raise Unresolved("nested arrays too deep")
 
 
-def types_compatible(local: Btf, lid: int, targ: Btf, tid: int, level: int = 32) -> bool:
+def types_compatible(local: Btf, lid: int, targ: Btf, tid: int, level: int = 32, budget: Budget | None = None) -> bool:
     """libbpf's __bpf_core_types_are_compat (type-based relocations)."""
+    budget = budget if budget is not None else Budget()
     if not B.core_compatible_kinds(local.kind(lid), targ.kind(tid)):
         return False
     for _ in range(B.MAX_DEPTH):
+        budget.spend()
         lid, tid = local.skip_mods(lid), targ.skip_mods(tid)
         lk, tk = local.kind(lid), targ.kind(tid)
         if not B.core_compatible_kinds(lk, tk):
@@ -63,7 +81,7 @@ def types_compatible(local: Btf, lid: int, targ: Btf, tid: int, level: int = 32)
             for a, b in zip(lp, tp, strict=True):
                 if level <= 0:
                     raise Unresolved("function types nested too deep")
-                if not types_compatible(local, local.skip_mods(a), targ, targ.skip_mods(b), level - 1):
+                if not types_compatible(local, local.skip_mods(a), targ, targ.skip_mods(b), level - 1, budget):
                     return False
             lid, tid = local.size_or_type(lid), targ.size_or_type(tid)
         else:
@@ -77,11 +95,28 @@ def _names_match(local: Btf, ln: str, targ: Btf, tn: str) -> bool:
     return names_essential_equal(ln, tn)
 
 
-def types_match(local: Btf, lid: int, targ: Btf, tid: int, behind_ptr: bool = False, level: int = 32) -> bool:
-    """libbpf's __bpf_core_types_match (``bpf_core_type_matches``)."""
+def types_match(
+    local: Btf,
+    lid: int,
+    targ: Btf,
+    tid: int,
+    behind_ptr: bool = False,
+    level: int = 32,
+    budget: Budget | None = None,
+) -> bool:
+    """libbpf's __bpf_core_types_match (``bpf_core_type_matches``), memoized in ``budget``."""
+    budget = budget if budget is not None else Budget()
+    key = (lid, tid, behind_ptr)
+    if key not in budget.matched:
+        budget.matched[key] = _types_match(local, lid, targ, tid, behind_ptr, level, budget)
+    return budget.matched[key]
+
+
+def _types_match(local: Btf, lid: int, targ: Btf, tid: int, behind_ptr: bool, level: int, budget: Budget) -> bool:
     if level <= 0:
         raise Unresolved("types nested too deep")
     for _ in range(B.MAX_DEPTH):
+        budget.spend()
         lid, tid = local.skip_mods(lid), targ.skip_mods(tid)
         if not _names_match(local, local.name(lid), targ, targ.name(tid)):
             return False
@@ -113,9 +148,10 @@ def types_match(local: Btf, lid: int, targ: Btf, tid: int, behind_ptr: bool = Fa
             if len(lms) > len(tms):
                 return False
             for lm in lms:
+                budget.spend(len(tms))
                 if not any(
                     _names_match(local, lm.name, targ, tm.name)
-                    and types_match(local, lm.type, targ, tm.type, behind_ptr, level - 1)
+                    and types_match(local, lm.type, targ, tm.type, behind_ptr, level - 1, budget)
                     for tm in tms
                 ):
                     return False
@@ -143,7 +179,9 @@ def types_match(local: Btf, lid: int, targ: Btf, tid: int, behind_ptr: bool = Fa
             lp, tp = local.params(lid), targ.params(tid)
             if len(lp) != len(tp):
                 return False
-            if not all(types_match(local, a, targ, b, behind_ptr, level - 1) for a, b in zip(lp, tp, strict=True)):
+            if not all(
+                types_match(local, a, targ, b, behind_ptr, level - 1, budget) for a, b in zip(lp, tp, strict=True)
+            ):
                 return False
             lid, tid = local.size_or_type(lid), targ.size_or_type(tid)
         else:

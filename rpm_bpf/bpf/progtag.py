@@ -198,8 +198,8 @@ def _core(elf: Any, sections: dict[int, Any], funcs: dict[int, list[tuple[int, i
     todo = []
     for rec in recs:
         index = by_name.get(rec.section)
-        if index is None or rec.insn_off % 8:
-            continue
+        if index is None or rec.insn_off % 8 or rec.section.startswith("?"):
+            continue  # "?sec": not autoloaded, libbpf does not relocate it (nor narrow candidates with it)
         try:
             _function_at(funcs, index, rec.insn_off)
         except PredictionError:

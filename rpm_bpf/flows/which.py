@@ -221,13 +221,20 @@ def _packaged_programs(db: str, fs: RootFS, errors: list[InputError], cache: Cac
 
 def loaders(db: str, root: str, programs: list[Loaded], errors: list[InputError]) -> dict[str, Package]:
     """The installed package owning each loader executable (as ``rpm -qf``: rpm's file index)."""
-    exes = sorted({exe for prog in programs for _, exe in prog.holders if exe})
+    # Only executables in the root: a host process's file is not the root's file of the same name.
+    exes = sorted({exe for prog in programs for _, exe in prog.holders if exe and is_inside(root, exe)})
     inside = {exe: inside_root(root, exe) for exe in exes}
     found: dict[str, Package] = {}
     for exe, path in inside.items():  # one index look-up each, in the snapshot already made
         for pkg in rpmdb.owners(db, [path], errors):
             found.setdefault(exe, pkg)
     return found
+
+
+def is_inside(root: str, exe: str) -> bool:
+    """Whether the host path ``exe`` lies in ``root`` (always, for ``/``)."""
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    return prefix == "/" or exe.startswith(prefix)
 
 
 def inside_root(root: str, exe: str) -> str:
@@ -267,18 +274,23 @@ def match(programs: list[Loaded], sources: list[Source], owners: dict[str, Packa
     matches = []
     for prog in programs:
         loaders = tuple((pid, exe, owners[exe].ref.nevra if exe in owners else None) for pid, exe in prog.holders)
-        exes = {inside_root(root, exe) for _, exe in prog.holders if exe}
-        loader_pkgs = [owners[exe] for _, exe in prog.holders if exe in owners]
+        # Loader evidence only from executables of this root: under --root, a host process's /usr/bin/tool
+        # is not the root's /usr/bin/tool.
+        held = [exe for _, exe in prog.holders if exe and is_inside(root, exe)]
+        exes = {inside_root(root, exe) for exe in held}
+        loader_pkgs = [owners[exe] for exe in held if exe in owners]
         found = list(dict.fromkeys(by_tag.get(prog.tag, [])))
         if found:
             chosen, how = _by_loader(found, exes, loader_pkgs)
-            reason = None
-            if chosen and _files(chosen) < _files(found):
-                reason = f"{_files(found)} packaged objects predict this tag; {how} decided"
             pool = chosen or found
             # One object holding the same code twice (tp_btf and raw_tp variants): the loaded name decides.
             named = [s for s in pool if prog.name in (s.kernel_name, s.name)]
             pool = sorted(named or pool, key=lambda s: (s.package.nevra, s.path))
+            reason = None
+            if chosen and _files(pool) < _files(found):
+                reason = f"{_files(found)} packaged objects predict this tag; {how} decided"
+            if chosen and _files(pool) > 1:
+                reason = f"{_files(pool)} packaged objects of {how.removeprefix('the ')} predict this tag; all listed"
             if chosen:
                 matches.append(Match(prog, tuple(pool), loaders, "certain", reason))
             else:
