@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from rpm_bpf.bpf.lightskel import PROG_TYPES  # enum bpf_prog_type, in bpftool's words
 from rpm_bpf.errors import RpmBpfError
 from rpm_bpf.findings import InputError
 from rpm_bpf.model import Package, content_limit
@@ -53,14 +54,6 @@ LOADER_LIBRARIES = ("libbpf.so", "libxdp.so")  # a package requiring one of thes
 EXCLUDING = installed.REPAIRABLE | signature.REPAIRABLE
 _EVENT = struct.Struct("<QQIIIIII16s16s")
 _KEY = struct.Struct("<QII")
-# enum bpf_prog_type (include/uapi/linux/bpf.h), in bpftool's words.
-PROG_TYPES = (
-    "unspec", "socket_filter", "kprobe", "sched_cls", "sched_act", "tracepoint", "xdp", "perf_event",
-    "cgroup_skb", "cgroup_sock", "lwt_in", "lwt_out", "lwt_xmit", "sock_ops", "sk_skb", "cgroup_device",
-    "sk_msg", "raw_tracepoint", "cgroup_sock_addr", "lwt_seg6local", "lirc_mode2", "sk_reuseport",
-    "flow_dissector", "cgroup_sysctl", "raw_tracepoint_writable", "cgroup_sockopt", "tracing", "struct_ops",
-    "ext", "lsm", "sk_lookup", "syscall", "netfilter",
-)  # fmt: skip
 
 
 MSG_REFUSED_LOAD = (
