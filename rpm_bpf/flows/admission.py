@@ -21,13 +21,10 @@ is gone; nothing is pinned.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
 import os
-import select
 import signal
-import socket
 import stat
 import struct
 import time
@@ -35,7 +32,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from rpm_bpf.bpf.lightskel import PROG_TYPES  # enum bpf_prog_type, in bpftool's words
 from rpm_bpf.errors import RpmBpfError
 from rpm_bpf.findings import InputError
 from rpm_bpf.model import Package, content_limit
@@ -128,18 +124,18 @@ def build(
     policy = policy or Policy.load(system=None)
     out = Allowlist()
     named = set(policy.admission_packages)
-    with rpmdb.snapshot(root) as db:
+    # One copy of the database for the triage and the executables (verify reads one of its own).
+    with rpmdb.snapshot(root) as db, RootFS(root) as fs:
         candidates = sorted({p.ref.name for p in rpmdb.installed(db, (), out.errors) if _is_loader(p, named)})
-    if candidates:
-        checked = verify(root, policy, candidates, trusted_keys=trusted_keys, trusted_certs=trusted_certs,
-                         host_keys=host_keys)  # fmt: skip
-        out.errors += checked.errors
-        out.notes += checked.notes
-        bad: dict[str, str] = {}
-        for f in checked.findings:
-            if f.counts and f.rule in EXCLUDING and f.package is not None:
-                bad.setdefault(f.package.nevra, f"{f.rule} ({f.path or 'package'})")
-        with rpmdb.snapshot(root) as db, RootFS(root) as fs:
+        if candidates:
+            checked = verify(root, policy, candidates, trusted_keys=trusted_keys, trusted_certs=trusted_certs,
+                             host_keys=host_keys)  # fmt: skip
+            out.errors += checked.errors
+            out.notes += checked.notes
+            bad: dict[str, str] = {}
+            for f in checked.findings:
+                if f.counts and f.rule in EXCLUDING and f.package is not None:
+                    bad.setdefault(f.package.nevra, f"{f.rule} ({f.path or 'package'})")
             for pkg in rpmdb.installed(db, candidates, out.errors, deep=True):
                 if pkg.ref.nevra in bad:
                     out.excluded.append((pkg.ref.nevra, f"not verified: {bad[pkg.ref.nevra]}"))
@@ -285,6 +281,8 @@ class Event(NamedTuple):
 
 
 def decode_event(data: bytes, boot_offset: float) -> Event | None:
+    from rpm_bpf.bpf.lightskel import PROG_TYPES  # enum bpf_prog_type, in bpftool's words
+
     if len(data) < _EVENT.size:
         return None
     ktime, ino, dev, pid, tid, uid, ptype, refused, comm, name = _EVENT.unpack_from(data)
@@ -369,6 +367,8 @@ def notify_ready(status: str) -> None:
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return
+    import socket
+
     if address.startswith("@"):
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock, contextlib.suppress(OSError):
@@ -378,17 +378,22 @@ def notify_ready(status: str) -> None:
 class DatabaseWatch:
     """inotify on the rpm database's directory (the fallback when no DNF hook pokes us)."""
 
-    IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x2, 0x8, 0x80, 0x100, 0x200
+    IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE, IN_DELETE, IN_DONT_FOLLOW = 0x8, 0x80, 0x100, 0x200, 0x02000000
 
     def __init__(self, directory: str) -> None:
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ok = self.fd >= 0
         if self.ok:
-            mask = self.IN_CLOSE_WRITE | self.IN_MOVED_TO | self.IN_CREATE | self.IN_DELETE
+            # IN_DONT_FOLLOW: a database directory that is a link (out of the root) is not watched through it
+            mask = self.IN_CLOSE_WRITE | self.IN_MOVED_TO | self.IN_CREATE | self.IN_DELETE | self.IN_DONT_FOLLOW
             self.ok = libc.inotify_add_watch(self.fd, os.fsencode(directory), mask) >= 0
 
     def changed(self) -> bool:
+        import select
+
         if not self.ok:
             return False
         got = False

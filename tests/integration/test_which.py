@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import jsonschema
@@ -23,6 +22,7 @@ from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.support import realworld
 from tests.support.builders import holding_loader
+from tests.support.kernel import loadall
 from tests.support.paths import REPO
 from tests.support.programs import CORE_C, SUBPROGRAMS_C
 
@@ -72,17 +72,8 @@ def system(rpms, objects, bpfdir, tmp_path_factory, bpffs) -> Path:
 
 
 def _load(bpffs: Path, obj: Path) -> tuple[Path, dict[str, int]]:
-    pins = bpffs / f"rpm-bpf-which-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pins)], capture_output=True, text=True, check=True)
-    ids = {}
-    for pin in pins.iterdir():
-        info = json.loads(
-            subprocess.run(
-                ["bpftool", "-j", "prog", "show", "pinned", str(pin)], capture_output=True, text=True, check=True
-            ).stdout
-        )
-        ids[info["name"]] = info["id"]
-    return pins, ids
+    pins, shown = loadall(bpffs, obj, "rpm-bpf-which")
+    return pins, {name: info["id"] for name, info in shown.items()}
 
 
 def _which(root: Path, *args: str) -> tuple[int, dict]:

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import jsonschema
@@ -26,7 +25,7 @@ from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import PkgFile, PkgSpec
 from tests.support import realworld
 from tests.support.builders import holding_loader
-from tests.support.kernel import wait_freed, wait_held
+from tests.support.kernel import loadall, wait_freed, wait_held
 from tests.support.paths import REPO
 from tests.support.programs import CORE_RICH_C
 
@@ -81,17 +80,7 @@ def _which(root: Path, *args: str, env: dict[str, str] | None = None) -> dict:
 
 
 def _loadall(bpffs: Path, obj: Path) -> tuple[Path, dict[str, dict]]:
-    pins = bpffs / f"rpm-bpf-which-core-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pins)], capture_output=True, text=True, check=True)
-    shown = {}
-    for pin in pins.iterdir():
-        info = json.loads(
-            subprocess.run(
-                ["bpftool", "-j", "prog", "show", "pinned", str(pin)], capture_output=True, check=True
-            ).stdout
-        )
-        shown[info["name"]] = info
-    return pins, shown
+    return loadall(bpffs, obj, "rpm-bpf-which-core")
 
 
 def test_packaged_core_loader_is_certain_and_decides_among_copies(system, bpffs):

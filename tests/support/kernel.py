@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 
@@ -53,3 +54,16 @@ def wait_freed(ids: set[int], timeout: float = 10) -> set[int]:
         shown = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, check=True).stdout
         left = {p["id"] for p in json.loads(shown)} & set(ids)
     return left
+
+
+def loadall(bpffs: Path, obj: Path, prefix: str = "rpm-bpf-test") -> tuple[Path, dict[str, dict]]:
+    """Every program of ``obj`` loaded by bpftool and pinned in a directory of its own under ``bpffs`` (the
+    caller removes it): the directory, and bpftool's view of each program by name (id, tag, ...)."""
+    pins = bpffs / f"{prefix}-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["bpftool", "prog", "loadall", str(obj), str(pins)], capture_output=True, text=True, check=True)
+    shown = {}
+    for pin in pins.iterdir():
+        show = ["bpftool", "-j", "prog", "show", "pinned", str(pin)]
+        info = json.loads(subprocess.run(show, capture_output=True, check=True).stdout)
+        shown[info["name"]] = info
+    return pins, shown
