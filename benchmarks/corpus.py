@@ -6,7 +6,11 @@ configuration. BPF packages carry clang-built objects, some placed right and
 some with planted violations; ``expected.json`` lists every finding the
 planted packages must produce, so the benchmark can check nothing was missed.
 
-    python benchmarks/corpus.py OUTDIR [--packages 1000] [--bpf-share 0.01] [--seed 1]
+    python benchmarks/corpus.py OUTDIR [--packages 1000] [--bpf-share 0.01] [--seed 1] [--payload w3.zstdio]
+
+Payloads are zstd by default, as Fedora's and openSUSE's are (level 3 to keep
+the build short: zstd decompresses at about the same speed whatever the
+level); ``--payload w9.gzdio`` gives the gzip -9 of rpm's old default.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from rpm_bpf.sources import bpfdirs
 
 FILES_PER_PACKAGE = 40
 SUBPACKAGES_PER_SPEC = 100
+PAYLOAD = "w3.zstdio"
 
 
 def _is_small_elf(candidate: Path) -> bool:
@@ -132,7 +137,9 @@ def _bpf_packages(index: int, objs: dict[str, Path], bpfdir: str) -> list[tuple[
     ]
 
 
-def generate(out: Path, packages: int, bpf_share: float, seed: int, autodeps: bool = True) -> dict:
+def generate(
+    out: Path, packages: int, bpf_share: float, seed: int, autodeps: bool = True, payload: str = PAYLOAD
+) -> dict:
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     rpm_dir = out / "rpms"
@@ -169,7 +176,7 @@ def generate(out: Path, packages: int, bpf_share: float, seed: int, autodeps: bo
     for start in range(0, len(specs), SUBPACKAGES_PER_SPEC):
         group = specs[start : start + SUBPACKAGES_PER_SPEC]
         main = PkgSpec(f"corpus{start // SUBPACKAGES_PER_SPEC:03d}", files=[])
-        for built in samples.build_rpms(main, build, subpackages=group):
+        for built in samples.build_rpms(main, build, subpackages=group, payload=payload):
             if built.name.startswith("corpus"):
                 continue  # the empty main package is not part of the corpus
             built.rename(rpm_dir / built.name)
@@ -178,6 +185,7 @@ def generate(out: Path, packages: int, bpf_share: float, seed: int, autodeps: bo
         "packages": len(specs),
         "bpf_packages": sum(1 for s in specs if s.name.startswith("bpfpkg")),
         "seed": seed,
+        "payload": payload,
         "expected": expected,
         "build_seconds": round(time.monotonic() - started, 1),
     }
@@ -192,8 +200,11 @@ def main() -> None:
     parser.add_argument("--bpf-share", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-autodeps", action="store_true", help="AutoReqProv: no (for install benchmarks)")
+    parser.add_argument("--payload", default=PAYLOAD, help=f"rpmbuild's _binary_payload (default {PAYLOAD})")
     args = parser.parse_args()
-    manifest = generate(args.out, args.packages, args.bpf_share, args.seed, autodeps=not args.no_autodeps)
+    manifest = generate(
+        args.out, args.packages, args.bpf_share, args.seed, autodeps=not args.no_autodeps, payload=args.payload
+    )
     print(f"corpus: {manifest['packages']} packages ({manifest['bpf_packages']} with BPF) in {args.out}/rpms")
 
 

@@ -48,7 +48,7 @@ BUILD_DEFINES = {
     "_build_id_links": "none",
     "_missing_build_ids_terminate_build": "0",
 }
-PAYLOAD = "w3.zstdio"  # as Fedora's
+PAYLOAD = "w3.zstdio"  # zstd, as Fedora's (level 3 keeps the build short; zstd decompresses as fast at any level)
 
 MULTIARCH_BPF = "/usr/lib/x86_64-linux-gnu/bpf"  # Debian's place; RPM distributions use %{_libdir}/bpf
 
@@ -213,10 +213,11 @@ def download(cache: Path = CACHE) -> list[Path]:
     return found
 
 
-def repack_spec(deb: Path, work: Path) -> PkgSpec:
-    """The PkgSpec carrying the .deb's files: paths, bytes and modes as Debian ships them."""
+def repack_spec(deb: Path, work: Path, rpm_name: str | None = None) -> PkgSpec:
+    """The PkgSpec carrying the .deb's files: paths, bytes and modes as Debian ships them (as the RPM
+    ``rpm_name``, default deb-NAME)."""
     name = deb.name.split("_")[0]
-    tree = work / name
+    tree = work / (rpm_name or name)
     tree.mkdir(parents=True)
     _run(["dpkg-deb", "-x", str(deb), str(tree)])
     arch = _run(["dpkg-deb", "-f", str(deb), "Architecture"]).strip()
@@ -236,7 +237,7 @@ def repack_spec(deb: Path, work: Path) -> PkgSpec:
             elif stat.S_ISREG(st.st_mode):
                 files.append(PkgFile(path, source=host, mode=stat.S_IMODE(st.st_mode)))
     return PkgSpec(
-        f"deb-{name}",
+        rpm_name or f"deb-{name}",
         files=files,
         noarch=arch == "all",
         summary=f"Debian package {deb.name} repacked by rpm-bpf's real-world corpus",
@@ -245,8 +246,17 @@ def repack_spec(deb: Path, work: Path) -> PkgSpec:
 
 def build(out: Path | None = None, cache: Path = CACHE) -> Path:
     """The directory of repacked RPMs (reused when the same .debs were repacked before)."""
-    debs = download(cache)
-    key = hashlib.sha256("\n".join([REPACK_VERSION, *sorted(p.name for p in debs)]).encode()).hexdigest()[:12]
+    return repack_all(download(cache), cache, out)
+
+
+def repack_all(debs: list[Path], cache: Path, out: Path | None = None, renames: dict[str, str] | None = None) -> Path:
+    """The .debs repacked as RPMs into ``out`` (default: under ``cache``, keyed by the .deb file names).
+
+    ``renames``: .deb file name -> RPM package name, for two versions of one package in a corpus."""
+    renames = renames or {}
+    key = hashlib.sha256(
+        "\n".join([REPACK_VERSION, *sorted(p.name for p in debs), *sorted(renames.values())]).encode()
+    ).hexdigest()[:12]
     out = out or cache / f"rpms-{key}"
     if (out / ".complete").exists():
         return out
@@ -256,7 +266,7 @@ def build(out: Path | None = None, cache: Path = CACHE) -> Path:
     with tempfile.TemporaryDirectory(prefix="rpm-bpf-realworld-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         for deb in debs:
-            spec = repack_spec(deb, work / "trees")
+            spec = repack_spec(deb, work / "trees", renames.get(deb.name))
             (built,) = samples.build_rpms(spec, work / "build", payload=PAYLOAD, defines=BUILD_DEFINES)
             shutil.move(str(built), out / built.name)
     (out / ".complete").touch()

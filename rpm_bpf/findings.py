@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import namedtuple
+from typing import Any
 
 import rpm_bpf.rules.registry as rules
 from rpm_bpf.model import PackageRef
@@ -14,11 +15,12 @@ from rpm_bpf.rules.registry import Severity
 # the DNF plugin) a fifth of its run time.
 
 
-class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", "signal"))):
+class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", "signal", "signature"))):
     """A BPF object found inside another ELF file (the finding's path): where, what, and why it was looked for.
 
     ``programs``: (section, name) pairs; ``signal``: what had the file
-    searched (libbpf-dynamic, libbpf-static, go, rust, payload, deep).
+    searched (libbpf-dynamic, libbpf-static, go, rust, payload, deep);
+    ``signature``: a signed light skeleton's signature (``lskelsig.SkeletonSignature``), else None.
     """
 
     __slots__ = ()
@@ -27,6 +29,10 @@ class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", 
     programs: tuple[tuple[str, str], ...]
     license: str | None
     signal: str
+    signature: Any
+
+
+Embedded.__new__.__defaults__ = (None,)
 
 
 class Finding(

@@ -46,6 +46,7 @@ class BpfObject:
         "program_sections",
         "programs",
         "sections",
+        "signature",
         "size",
     )
 
@@ -61,6 +62,7 @@ class BpfObject:
         self.has_btf_ext = False
         self.has_debug_info = False
         self.sections: list[str] = []
+        self.signature: Any = None  # a light skeleton's lskelsig.SkeletonSignature, when it carries one
         # Executable sections with instructions other than .text (which holds
         # sub-programs): none means nothing in the object can be loaded as a
         # program (a toolchain's crt*.o, a library of BPF functions).
@@ -90,6 +92,7 @@ class BpfObject:
             "btf_ext": self.has_btf_ext,
             "debug_info": self.has_debug_info,
             "program_sections": self.program_sections,
+            "signature": None if self.signature is None else self.signature.to_dict(),
         }
 
 

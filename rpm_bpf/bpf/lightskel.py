@@ -16,7 +16,8 @@ where every BPF_PROG_LOAD attribute has a program type, an instruction count
 and a NUL-padded name (``prog_name``) where ``union bpf_attr`` puts them.
 From there: each program's name and type, each map's name, and the license
 (which the loader stores into the attribute from the blob: gen_loader.c's
-``emit_rel_store``). Everything is bounded: at most ``MAX_LOADERS`` loaders
+``emit_rel_store``); and the signature, when bpftool signed the loader (lskelsig.py).
+Everything is bounded: at most ``MAX_LOADERS`` loaders
 per file, ``MAX_INSNS`` instructions walked and ``2 * WINDOW`` bytes searched
 for names in all, the blob looked for within ``WINDOW`` bytes of its loader.
 """
@@ -27,6 +28,7 @@ import re
 import struct
 from collections import namedtuple
 
+from rpm_bpf.bpf import lskelsig
 from rpm_bpf.bpf.elf import BpfObject, Program
 
 PROLOGUE = bytes([0xBF, 0x16, 0, 0, 0, 0, 0, 0])  # r6 = r1
@@ -194,5 +196,6 @@ def find(data: bytes) -> list[LightSkeleton]:
         if len(licenses) == 1:  # one license for the object, as libbpf takes it from its license section
             obj.license = licenses.pop()
         obj.program_sections = len(obj.programs)
+        obj.signature = lskelsig.find(data, at, loader.size)  # bpftool gen skeleton -S
         found.append(LightSkeleton(at, loader.size, base, obj))
     return found

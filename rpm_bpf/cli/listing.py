@@ -59,6 +59,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from rpm_bpf.sources.rpmheader import EMBEDDED_MODES, SIGNALS
+
     parser.description = (
         "Every BPF object the installed packages ship, from the rpm database and the files below the root: "
         "standalone objects in and outside the BPF directories, and objects embedded in executables and "
@@ -86,8 +88,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     kernel.add_argument("--offline", action="store_true", help="do not ask the kernel which programs are loaded")
     parser.add_argument(
         "--embedded",
-        choices=("signals", "all"),
-        default="signals",
+        choices=EMBEDDED_MODES,
+        default=SIGNALS,
         help="which ELF files are searched for embedded objects: 'signals' (default) those a header signal "
         "names (libbpf, Go, Rust), 'all' every ELF file of every package (slower)",
     )

@@ -39,7 +39,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def configure(scan: argparse.ArgumentParser) -> None:
-    from rpm_bpf.sources.rpmheader import EMBEDDED_MODES
+    from rpm_bpf.sources.rpmheader import EMBEDDED_MODES, FULL_RECALL
 
     scan.description = (
         "Check RPM files against the BPF policy, and for object name conflicts across all packages given."
@@ -68,12 +68,12 @@ def configure(scan: argparse.ArgumentParser) -> None:
     scan.add_argument(
         "--embedded",
         choices=EMBEDDED_MODES,
-        default="signals",
-        help="which ELF files are searched for embedded BPF objects: 'signals' (default) those "
-        "of packages whose header says they may carry some (Requires libbpf, libxdp or "
-        "libelf; Go binaries; cilium/ebpf, libbpf-rs, aya, bundled libbpf), 'all' every ELF "
-        "file of every package (finds the rest, e.g. aya programs without such a signal; "
-        "reads far more payload)",
+        default=FULL_RECALL,
+        help="which ELF files are searched for embedded BPF objects: 'all' (default) every ELF file of every "
+        "package (each payload decompressed once, up to its last ELF file); 'signals' only those of packages "
+        "whose header says they may carry some (Requires libbpf, libxdp or libelf; Go binaries; cilium/ebpf, "
+        "libbpf-rs, aya, bundled libbpf), for mass audits: it misses programs that dlopen() libbpf, Go built "
+        "with cgo, objects embedded without libbpf",
     )
     scan.add_argument(
         "--deep",

@@ -18,7 +18,7 @@ from rpm_bpf.rules.spec import check_spec_text
 from rpm_bpf.rules.unreadable import unreadable
 from rpm_bpf.sources import bpfdirs
 from rpm_bpf.sources.diskfiles import DiskReader
-from rpm_bpf.sources.rpmheader import HeaderError, package_from_header
+from rpm_bpf.sources.rpmheader import FULL_RECALL, HeaderError, package_from_header
 
 
 class Linted:
@@ -33,8 +33,8 @@ class Linted:
 def lint_header(header: Any, origin: str, extracted: str, policy: Policy) -> Linted:
     """A binary package given as its librpm header and the directory its payload was extracted to."""
     try:
-        # ar archives too, as scan reads them (bpf-archive-member): rpmlint has extracted them already.
-        package = package_from_header(header, bpfdirs.for_arch, origin=origin, archives=True)
+        # Every ELF file searched and ar archives read, as scan does: rpmlint has extracted them already.
+        package = package_from_header(header, bpfdirs.for_arch, origin=origin, embedded=FULL_RECALL, archives=True)
     except HeaderError as exc:  # crafted or corrupt: nothing about its BPF objects can be said
         return Linted(policy.apply([unreadable(None, f"corrupt RPM header ({exc})")]), [], 0)
     dirs = bpfdirs.for_arch(package.ref.arch)

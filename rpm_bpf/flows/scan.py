@@ -17,6 +17,7 @@ from rpm_bpf.rules.package import ShippedObject, check_package
 from rpm_bpf.rules.policy import Policy
 from rpm_bpf.sources import bpfdirs
 from rpm_bpf.sources.rpmfile import RpmFileError, open_rpm
+from rpm_bpf.sources.rpmheader import FULL_RECALL
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -290,14 +291,14 @@ def scan(
     progress: Callable[[int, int], None] | None = None,
     deep: bool = False,
     jobs: int | None = None,
-    embedded: str = "signals",
+    embedded: str = FULL_RECALL,
 ) -> ScanResult:
     """Check every package, then conflicts across all of them.
 
     ``deep`` skips header triage and reads every payload in full: slow, and
     meant to prove that the fast path misses nothing.  ``embedded``: which
-    ELF files are searched for embedded objects ("signals": where a header
-    signal says so; "all": every one).  ``jobs``: worker processes (default:
+    ELF files are searched for embedded objects ("all", the default: every
+    one; "signals": where a header signal says so).  ``jobs``: worker processes (default:
     one per CPU for large scans).
     """
     options = _Options(policy.owner_provides, policy.exempt_paths, deep, embedded)

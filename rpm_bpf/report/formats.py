@@ -149,6 +149,7 @@ def embedded_dict(e: Embedded) -> dict[str, Any]:
         "license": e.license,
         "signal": e.signal,
         "programs": [{"section": section, "name": name} for section, name in e.programs],
+        "signature": None if e.signature is None else e.signature.to_dict(),
     }
 
 

@@ -7,6 +7,15 @@ from typing import Any
 from rpm_bpf.report.safetext import escape as e
 
 
+def _signature(sig: dict[str, Any] | None) -> str:
+    if sig is None:
+        return "none (unsigned loader)"
+    return (
+        f"CMS, {e(sig['digest'])}, key {e(sig['key_id'] or '?')} ({e(sig['key_id_kind'])}), "
+        f"{sig['size']} bytes at offset {sig['offset']}"
+    )
+
+
 def render_text(info: dict[str, Any]) -> str:
     """The human description; every name from the object is escaped (see safetext)."""
 
@@ -15,6 +24,7 @@ def render_text(info: dict[str, Any]) -> str:
             lines = [
                 f"{indent}light skeleton (bpftool gen skeleton -L): a {obj['size']}-byte loader program and its data",
                 f"{indent}license: {e(obj['license']) if obj['license'] is not None else '(none)'}",
+                f"{indent}signature: {_signature(obj.get('signature'))}",
                 f"{indent}programs ({len(obj['programs'])}, by type):",
             ]
         else:

@@ -249,16 +249,29 @@ class _PackageChecker:
             obj = found.object
             programs = _programs_text(obj)
             about = Embedded(
-                found.offset, obj.size, tuple((p.section, p.name) for p in obj.programs), obj.license, signal
+                found.offset,
+                obj.size,
+                tuple((p.section, p.name) for p in obj.programs),
+                obj.license,
+                signal,
+                obj.signature,
             )
+            signed = ""
+            if embedded.is_light_skeleton(found):
+                sig = obj.signature
+                signed = (
+                    "; unsigned"
+                    if sig is None
+                    else f"; signed ({sig.digest}, key {sig.key_id or '?'}, {sig.key_id_kind})"
+                )
             self.result.findings.append(
                 Finding.of(
                     "bpf-object-embedded",
                     self.pkg.ref,
                     entry.path,
                     f"{'light skeleton loader ' if embedded.is_light_skeleton(found) else ''}"
-                    f"at offset {found.offset}: {obj.size} bytes, {programs}, license {obj.license or 'none'}; "
-                    f"found by {signal}",
+                    f"at offset {found.offset}: {obj.size} bytes, {programs}, license {obj.license or 'none'}"
+                    f"{signed}; found by {signal}",
                     embedded=about,
                 )
             )

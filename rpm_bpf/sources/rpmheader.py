@@ -34,7 +34,13 @@ EMBEDDED_SIGNALS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # file from rpm's per-file dependencies: a package whose tools link libelf for
 # other reasons (elfutils users) is not searched for that.
 STATIC_LIBBPF_NEEDS = ("libelf.so", "libz.so")
-EMBEDDED_MODES = ("signals", "all")
+# Which ELF files are searched for embedded objects. "all" (every one) is what scan, the gate, the
+# rpmbuild check and BPFCheck do by default: header triage cannot be made complete (a binary that dlopen()s
+# libbpf, Go built with cgo and the external linker, an object embedded without libbpf: no header says
+# so). "signals" (where a header signal says so) is the DNF hooks' and the rpm database's, and an explicit
+# choice for mass audits.
+EMBEDDED_MODES = ("all", "signals")
+FULL_RECALL, SIGNALS = EMBEDDED_MODES
 
 
 def embedded_signal(dependencies: str) -> str | None:
@@ -54,7 +60,7 @@ def package_from_header(
     dirs_for: Callable[[str], BpfDirs],
     origin: str,
     deep: bool = False,
-    embedded: str = "signals",
+    embedded: str = SIGNALS,
     archives: bool = False,
 ) -> Package:
     """The Package model of a header, with only its BPF-relevant files.
@@ -124,9 +130,11 @@ def package_from_header(
         if not signal and all(needle in dependencies for needle in STATIC_LIBBPF_NEEDS):
             static = _files_requiring(hdr, requires, STATIC_LIBBPF_NEEDS)
         # "payload" (search everything) last: a file that a header signal explains keeps that signal's name.
-        pkg.embedded_signal = signal or ("payload" if embedded == "all" else None)
+        pkg.embedded_signal = signal or ("payload" if embedded == FULL_RECALL else None)
     go_files = has_elf and not pkg.embedded_signal and any(GO_CLASS in c for c in classes)
-    search_archives = archives and (has_bpf_class or embedded == "all") and any(ARCHIVE_CLASS in c for c in classes)
+    search_archives = (
+        archives and (has_bpf_class or embedded == FULL_RECALL) and any(ARCHIVE_CLASS in c for c in classes)
+    )
     if not (
         deep
         or has_bpf_class

@@ -4,7 +4,7 @@ The corpus (benchmarks/realworld_corpus.py) is downloaded with apt-get and
 built with rpmbuild once, then cached under /var/cache/rpm-bpf-realworld.
 Its EXPECTED table was counted independently of rpm-bpf (a byte search for
 EM_BPF ELF headers that pyelftools parses); these tests hold every verdict of
-the default scan, of --embedded=all and of --deep against it.
+the default scan (every ELF file searched), of --embedded=signals and of --deep against it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.support import realworld
+from tests.support import bytesearch, realworld
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def _scan(corpus: Path, *args: str, fmt: str = "json") -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module")
 def scans(corpus) -> dict[str, list[dict]]:
-    runs = {"default": [], "all": ["--embedded=all"], "deep": ["--deep"]}
+    runs = {"default": [], "signals": ["--embedded=signals"], "deep": ["--deep"]}
     found = {}
     for label, args in runs.items():
         doc = json.loads(_scan(corpus, *args).stdout)
@@ -64,31 +64,62 @@ def _embedded(findings: list[dict]) -> Counter:
 
 
 def test_every_embedded_object_counted_in_every_file(scans):
-    deep, every, default = (_embedded(scans[k]) for k in ("deep", "all", "default"))
+    deep, triaged, default = (_embedded(scans[k]) for k in ("deep", "signals", "default"))
     for name, expected in EXPECTED.items():
         for path, count in expected.get("embedded", {}).items():
             assert deep[(name, path)] == count, (name, path)
-            assert every[(name, path)] == count, (name, path)
-            # The default scan searches where a header signal says so (delve has none: --embedded=all finds it).
-            assert default[(name, path)] == (count if expected["signal"] else 0), (name, path)
+            assert default[(name, path)] == count, (name, path)
+            # Header triage searches where a signal says so (delve has none: the default finds it).
+            assert triaged[(name, path)] == (count if expected["signal"] else 0), (name, path)
     wanted = {(n, p) for n, e in EXPECTED.items() for p in e.get("embedded", {})}
-    assert set(deep) == wanted and set(every) == wanted  # nothing anywhere else either
+    assert set(deep) == wanted and set(default) == wanted  # nothing anywhere else either
+
+
+@pytest.fixture(scope="module")
+def truth(corpus) -> list[bytesearch.Hit]:
+    """Every BPF object in the corpus's payloads, by the independent byte search (tests/support/bytesearch.py)."""
+    return [h._replace(package=h.package.removeprefix("deb-")) for h in realworld.truth(corpus)]
+
+
+def test_default_scan_finds_every_object_the_byte_search_finds(scans, truth):
+    """100 % recall by default, object by object (file and offset), against a search that shares no code with
+    rpm-bpf; and nothing it does not find. Archive members and standalone objects are counted per file."""
+    embedded = {(h.package, h.path, h.offset) for h in truth if h.kind == "embedded"}
+    assert embedded, "the byte search found no embedded object: the corpus is not what it should be"
+    short = {(name.removeprefix("deb-"), path, offset) for name, path, offset in realworld.found_at(scans["default"])}
+    assert short == embedded
+    deep = {(name.removeprefix("deb-"), path, offset) for name, path, offset in realworld.found_at(scans["deep"])}
+    assert deep == embedded
+    members = Counter((h.package, h.path) for h in truth if h.kind == "member")
+    reported = Counter(
+        (f["package"]["name"].removeprefix("deb-"), f["path"])
+        for f in scans["default"]
+        if f["rule"] == "bpf-archive-member"
+    )
+    assert reported == members
+    standalone = {(h.package, h.path) for h in truth if h.kind == "standalone"}
+    judged = {
+        (f["package"]["name"].removeprefix("deb-"), f["path"])
+        for f in scans["default"]
+        if f["rule"] in ("bpf-object-outside-bpfdir", "bpf-object-exempt-location")
+    }
+    assert judged == standalone
 
 
 def test_each_embedded_object_says_which_signal_found_it(scans):
     for f in scans["default"]:
         if f["rule"] == "bpf-object-embedded":
             expected = EXPECTED[f["package"]["name"].removeprefix("deb-")]
-            assert f["embedded"]["signal"] == expected["signal"]
+            assert f["embedded"]["signal"] == (expected["signal"] or "payload")
             assert f["embedded"]["programs"] and f["embedded"]["size"] > 0 and f["embedded"]["offset"] > 0
             assert f["embedded"]["license"]  # every real skeleton here declares one
-    delve = [f for f in scans["all"] if f["package"]["name"] == "deb-delve" and f["rule"] == "bpf-object-embedded"]
+    delve = [f for f in scans["default"] if f["package"]["name"] == "deb-delve" and f["rule"] == "bpf-object-embedded"]
     assert [f["embedded"]["signal"] for f in delve] == ["payload"]
     assert [p["section"] for p in delve[0]["embedded"]["programs"]] == ["uprobe/dlv_trace"]
 
 
 def test_errors_land_only_where_expected(scans):
-    for label in ("default", "all", "deep"):
+    for label in ("default", "signals", "deep"):
         errors = [
             (f["package"]["name"].removeprefix("deb-"), f["rule"], f["path"])
             for f in scans[label]

@@ -432,7 +432,7 @@ def test_policy_exempt_paths_are_checked(tmp_path):
             Policy.load([bad], system=None)
 
 
-# --- embedded objects: header signals, and --embedded=all where the header says nothing ---
+# --- embedded objects: every ELF file searched by default, header signals as a mode ---
 
 
 @pytest.mark.parametrize(
@@ -456,22 +456,23 @@ def test_embedded_found_by_each_header_signal(rpms, objects, provides, requires,
         files=[PkgFile(f"/usr/bin/{name}", objects.loader, mode=0o755)],
     )
     pkg = rpms.build(spec)
-    found = [f for f in scan([str(pkg)], Policy.load(system=None)).findings if f.rule == "bpf-object-embedded"]
-    everything = [
+    triaged = [
         f
-        for f in scan([str(pkg)], Policy.load(system=None), embedded="all").findings
+        for f in scan([str(pkg)], Policy.load(system=None), embedded="signals").findings
         if f.rule == "bpf-object-embedded"
     ]
-    (one,) = everything  # --embedded=all searches every ELF file: found whatever the header says
+    everything = [f for f in scan([str(pkg)], Policy.load(system=None)).findings if f.rule == "bpf-object-embedded"]
+    (one,) = everything  # the default searches every ELF file: found whatever the header says
+    # A file that a header signal explains keeps that signal's name; "payload" only where none does.
     assert one.embedded.signal == (signal or "payload")
+    assert f"found by {signal or 'payload'}" in one.detail
+    assert ("xdp", "xdp_count") in one.embedded.programs and one.embedded.license == "GPL"
+    assert one.embedded.offset > 0 and one.embedded.size > 0
     if signal is None:
-        assert found == []  # no header signal: the default scan does not read this payload
+        assert triaged == []  # no header signal: --embedded=signals does not read this payload
     else:
-        (hit,) = found
-        assert hit.embedded == one.embedded
-        assert hit.embedded.signal == signal and f"found by {signal}" in hit.detail
-        assert ("xdp", "xdp_count") in hit.embedded.programs and hit.embedded.license == "GPL"
-        assert hit.embedded.offset > 0 and hit.embedded.size > 0
+        (hit,) = triaged
+        assert hit.embedded == one.embedded and hit.detail == one.detail
 
 
 def test_static_libbpf_found_per_file_by_its_link_dependencies(rpms, objects, tmp_path, no_programs):

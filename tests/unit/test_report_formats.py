@@ -168,6 +168,7 @@ def test_json_finding_fields():
         "license": "GPL",
         "signal": "libbpf-dynamic",
         "programs": [{"section": "xdp", "name": "xdp_prog"}],
+        "signature": None,
     }
     unowned = by_rule["bpf-object-unowned"]
     assert unowned["package"] is None and unowned["path"] == HOSTILE_PATH  # exact text, not escaped
