@@ -207,9 +207,10 @@ def realworld(repeat: int) -> bool:
     """The default scan against the decompression floor, and embedded-object recall of every mode against
     --deep, on Debian packages repacked as RPMs."""
     import realworld_corpus
+    import realworld_sid_corpus
 
     ok = True
-    for label, module in (("Debian 12", realworld_corpus),):
+    for label, module in (("Debian 12", realworld_corpus), ("Debian sid/trixie", realworld_sid_corpus)):
         try:
             rpms = module.build()
         except module.CorpusUnavailable as exc:

@@ -32,6 +32,10 @@ from rpm_bpf.bpf import lskelsig
 from rpm_bpf.bpf.elf import BpfObject, Program
 
 PROLOGUE = bytes([0xBF, 0x16, 0, 0, 0, 0, 0, 0])  # r6 = r1
+# bytes.find is 2-3x faster for a needle that does not end in a byte as common as 0: the prologue's first
+# two bytes are searched, the rest compared; after MAX_FALSE_ANCHORS misses the full needle is searched.
+_ANCHOR = PROLOGUE[:2]
+MAX_FALSE_ANCHORS = 4096
 MAX_LOADERS = 64
 MAX_INSNS = 1 << 20
 WINDOW = 16 << 20
@@ -174,8 +178,17 @@ def find(data: bytes) -> list[LightSkeleton]:
     found: list[LightSkeleton] = []
     start = 0
     insns, window = [MAX_INSNS], [2 * WINDOW]  # per file, whatever it holds: a crafted file costs a bounded time
+    misses = 0
     for _ in range(MAX_LOADERS):
-        at = data.find(PROLOGUE, start)
+        at = -1
+        while misses < MAX_FALSE_ANCHORS:
+            at = data.find(_ANCHOR, start)
+            if at < 0 or data.startswith(PROLOGUE, at):
+                break
+            misses += 1
+            start = at + 1
+        else:
+            at = data.find(PROLOGUE, start)
         if at < 0 or insns[0] <= 0 or window[0] <= 0:
             break
         start = at + 8

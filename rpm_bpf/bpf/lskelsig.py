@@ -77,8 +77,9 @@ def _parse(der: bytes) -> tuple[str | None, str, str] | None:
         if info["content_type"].native != "signed_data":
             return None
         signed = info["content"]
-        if signed["encap_content_info"]["content"].native is not None:
-            return None  # bpftool's signatures are detached: this is some other CMS blob
+        encapsulated = signed["encap_content_info"]
+        if encapsulated["content_type"].native != "data" or encapsulated["content"].native is not None:
+            return None  # bpftool's signatures are detached, over plain data: this is some other CMS blob
         (signer,) = signed["signer_infos"]
         sid = signer["sid"]
         digest = signer["digest_algorithm"]["algorithm"].native

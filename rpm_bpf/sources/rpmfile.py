@@ -190,9 +190,11 @@ class RpmFile(ContentReader):
             raise RpmFileError(self.path, "payload digest of an unknown algorithm")
         h = hashlib.new(algo)
         offset = self.payload_offset
-        while chunk := os.pread(fd, _READ_CHUNK, offset):
-            h.update(chunk)
-            offset += len(chunk)
+        buffer = bytearray(_READ_CHUNK)  # one buffer for the whole payload: no allocation per chunk
+        view = memoryview(buffer)
+        while count := os.preadv(fd, [buffer], offset):
+            h.update(view[:count])
+            offset += count
         if h.hexdigest() != digests[0]:
             raise RpmFileError(self.path, f"payload digest mismatch ({algo}): the payload is not what was built")
 
