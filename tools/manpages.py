@@ -134,7 +134,7 @@ def page_rpm_bpf() -> str:
         _literal(
             "rpm-bpf scan ~/rpmbuild/RPMS\n"
             "rpm-bpf scan --format sarif -o bpf.sarif build/*.rpm\n"
-            "rpm-bpf scan --embedded=all --policy gate.toml compose/Packages\n"
+            "rpm-bpf scan --embedded=signals --policy gate.toml compose/Packages\n"
             "rpm-bpf verify --root /mnt/sysimage\n"
             "rpm-bpf explain bpf-name-conflict\n"
             "rpm-bpf policy show --policy gate.toml\n"

@@ -7,6 +7,7 @@ any parsing failure into ``BpfElfError`` with a sentence a packager can read.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 from collections import namedtuple
@@ -180,8 +181,27 @@ def is_bpf_elf(data: bytes) -> bool:
     return elf_machine(data) == EM_BPF
 
 
+# Described objects by the SHA-256 of their bytes: the same object is often embedded in several files
+# (xdp-tests' binaries, systemd's nsresourced and nsresourcework), and parsing is the dearest part of a
+# scan of packages that ship BPF. Bounded; a BpfObject is never changed once described.
+_DESCRIBED: dict[bytes, BpfObject] = {}
+_DESCRIBED_MAX = 4096
+
+
 def inspect(data: bytes, name: str = "<bytes>") -> BpfObject:
     """Parse a BPF object; raise ``BpfElfError`` naming ``name`` on any defect."""
+    key = hashlib.sha256(data).digest()
+    known = _DESCRIBED.get(key)
+    if known is not None:
+        return known
+    described = _inspect(data, name)
+    if len(_DESCRIBED) >= _DESCRIBED_MAX:
+        _DESCRIBED.clear()
+    _DESCRIBED[key] = described
+    return described
+
+
+def _inspect(data: bytes, name: str) -> BpfObject:
     machine = elf_machine(data)
     if machine is None:
         raise BpfElfError(f"{name}: not an ELF file")

@@ -86,7 +86,7 @@ def configure(scan: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         metavar="N",
-        help="worker processes (default: one per CPU when scanning 512 or more inputs)",
+        help="worker processes (default: one per CPU when scanning 512 or more inputs, or 16 MB or more)",
     )
     scan.add_argument(
         "--exit-zero", action="store_true", help="exit 0 even when errors are found (unreadable inputs still give 2)"

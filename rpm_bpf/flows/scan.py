@@ -147,8 +147,18 @@ def _scan_one(item: str, options: _Options, chunk: _Chunk) -> None:
     chunk.apps.extend(checked.apps)
 
 
-_BATCH = 16  # inputs handed to a worker at a time, answered together
-_PARALLEL_FROM = 512  # below this, starting workers costs more than it saves
+_BATCH = 16  # inputs handed to a worker at a time, answered together (at most)
+_PARALLEL_FROM = 512  # below this many inputs, starting workers costs more than it saves...
+_PARALLEL_BYTES = 16 << 20  # ...unless they are this large in all: every ELF file's bytes are searched
+
+
+def _total_size(inputs: list[str | InputError]) -> int:
+    total = 0
+    for item in inputs:
+        if isinstance(item, str):
+            with contextlib.suppress(OSError):
+                total += os.stat(item).st_size
+    return total
 
 
 def _serve(conn: Connection, options: _Options, on: Any) -> None:
@@ -182,7 +192,11 @@ def _death(process: BaseProcess) -> str:
 
 
 def _scan_parallel(
-    inputs: list[str | InputError], jobs: int, options: _Options, done: Callable[[int, _Chunk], None]
+    inputs: list[str | InputError],
+    jobs: int,
+    options: _Options,
+    done: Callable[[int, _Chunk], None],
+    batch_size: int = _BATCH,
 ) -> None:
     """Check ``inputs`` in ``jobs`` worker processes.
 
@@ -243,7 +257,7 @@ def _scan_parallel(
         done(index, _Chunk(errors=[InputError(item, f"the process reading it died ({_death(process)}); not checked")]))
 
     def feed(conn: Connection) -> None:
-        batch = [queue.popleft() for _ in range(min(_BATCH, len(queue)))]
+        batch = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
         if not batch:
             return
         try:
@@ -272,7 +286,7 @@ def _scan_parallel(
                     continue
                 answered(conn, answers)
                 idle_deaths[0] = 0
-                if len(workers[conn][2]) <= _BATCH:
+                if len(workers[conn][2]) <= batch_size:
                     feed(conn)
     finally:
         for conn in workers:
@@ -305,7 +319,8 @@ def scan(
     inputs = list(expand_inputs(paths))
     total = len(inputs)
     if jobs is None:
-        jobs = (os.cpu_count() or 1) if total >= _PARALLEL_FROM else 1
+        many = total >= _PARALLEL_FROM or (total > 1 and _total_size(inputs) >= _PARALLEL_BYTES)
+        jobs = (os.cpu_count() or 1) if many else 1
     bpfdirs.for_arch(bpfdirs.host_arch())  # warm the cache before any fork
     bpfdirs.known_arches()
     results: list[_Chunk | None] = [None] * total
@@ -319,7 +334,8 @@ def scan(
             progress(count, total)
 
     if jobs > 1 and total > 1:
-        _scan_parallel(inputs, jobs, options, done)
+        # Small batches for few inputs, so that every worker gets some (packages differ in size).
+        _scan_parallel(inputs, jobs, options, done, max(1, min(_BATCH, total // (4 * jobs))))
     else:
         for index, item in enumerate(inputs):
             done(index, _scan_chunk(([item], options)))

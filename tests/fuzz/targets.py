@@ -24,6 +24,9 @@ naming the signal instead of taking pytest down with it:
 ``lightskel``
     ``lightskel.find`` on a light-skeleton tool built by bpftool and gcc,
     overwritten (in its loader and data blob above all) and cut.
+``lskelsig``
+    ``lskelsig.find`` on a real loader, its SHA-256 and a CMS signature of
+    bpftool's shape made by openssl, overwritten (there above all) and cut.
 ``core``
     ``progtag.predict`` with CO-RE relocations resolved against a target
     BTF, on a clang-built object using every relocation kind, overwritten
@@ -1810,6 +1813,66 @@ def fuzz_archive(work: Path, settings: hypothesis.settings, seed: int | None) ->
 
 
 # ---------------------------------------------------------------------------
+# lskelsig: the signature of a signed light skeleton (bpftool gen skeleton -S)
+# ---------------------------------------------------------------------------
+
+
+def fuzz_lskelsig(work: Path, settings: hypothesis.settings, seed: int | None) -> Cases:
+    """lskelsig.find never raises and names only bytes inside the file, on a real loader with its hash and a
+    CMS signature of bpftool's shape (made by openssl) overwritten, cut and spliced; the intact one is found."""
+    import hashlib
+    import subprocess
+
+    from rpm_bpf.bpf import lightskel, lskelsig
+    from rpm_bpf.samples import build as samples
+
+    obj = samples.compile_bpf(samples.XDP_COUNTER_C, work / "counter.bpf.o")
+    tool = samples.build_light_skeleton_loader(obj, work / "light" / "tool").read_bytes()
+    (skel,) = lightskel.find(tool)
+    loader = tool[skel.offset : skel.offset + skel.size]
+    (work / "insns").write_bytes(loader)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=fuzz",
+         "-keyout", str(work / "key.pem"), "-out", str(work / "cert.pem")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        ["openssl", "cms", "-sign", "-binary", "-nocerts", "-noattr", "-keyid", "-md", "sha256", "-outform", "DER",
+         "-in", str(work / "insns"), "-signer", str(work / "cert.pem"), "-inkey", str(work / "key.pem"),
+         "-out", str(work / "sig")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    signature = (work / "sig").read_bytes()
+    pad = bytes(-(len(loader) + 1) % 8)
+    data = loader + b"\0" + pad + hashlib.sha256(loader).digest() + b"\0" + bytes(7) + signature + b"\0"
+    intact = lskelsig.find(data, 0, len(loader))
+    assert intact is not None and intact.key_id
+    hot = (len(loader), len(data))  # the hash and the signature
+    cases = Cases()
+
+    @given(
+        st.lists(st.tuples(st.integers(0, 1 << 12), patch_bytes()), max_size=6),
+        st.booleans(),
+        st.none() | st.integers(0, 1 << 14),
+    )
+    def finder_holds(patches: list[tuple[int, bytes]], in_hot: bool, cut: int | None) -> None:
+        mutated = overwrite(data, tuple(patches), *(hot if in_hot else (0, None)))
+        if cut is not None:
+            mutated = mutated[: cut % (len(mutated) + 1)]
+        cases()
+        found = lskelsig.find(mutated, 0, min(len(loader), len(mutated)))
+        if found is not None:
+            assert 0 <= found.offset < found.offset + found.size <= len(mutated)
+            assert found.size <= lskelsig.MAX_SIGNATURE and found.key_id_kind
+        cases.outcome("signed" if found is not None else "none")
+
+    run_hypothesis(finder_holds, settings, seed)
+    return cases
+
+
+# ---------------------------------------------------------------------------
 
 TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "rpm": fuzz_rpm,
@@ -1822,6 +1885,7 @@ TARGETS: dict[str, Callable[[Path, hypothesis.settings, int | None], Cases]] = {
     "hdrsig": fuzz_hdrsig,
     "archive": fuzz_archive,
     "lightskel": fuzz_lightskel,
+    "lskelsig": fuzz_lskelsig,
     "core": fuzz_core,
 }
 

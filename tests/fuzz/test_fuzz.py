@@ -35,6 +35,7 @@ CI_EXAMPLES = {
     "hdrsig": 1000,
     "archive": 2000,
     "lightskel": 1500,
+    "lskelsig": 1000,
     "core": 1500,
 }
 TIMEOUT = 600
