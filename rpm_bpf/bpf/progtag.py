@@ -45,42 +45,65 @@ KERNEL_NAME_LEN = 15  # BPF_OBJ_NAME_LEN - 1
 MAX_PROGRAM_INSNS = 1_000_000
 MAX_OBJECT_INSNS = 4_000_000
 
-# libbpf's section names (the start of them) and the program type the kernel reports (bpftool's names).
-_TYPES = (
-    ("xdp", "xdp"),
-    ("tc", "sched_cls"),
-    ("classifier", "sched_cls"),
-    ("action", "sched_act"),
-    ("kprobe", "kprobe"),
-    ("kretprobe", "kprobe"),
-    ("uprobe", "kprobe"),
-    ("uretprobe", "kprobe"),
-    ("usdt", "kprobe"),
-    ("ksyscall", "kprobe"),
-    ("tracepoint", "tracepoint"),
-    ("tp/", "tracepoint"),
-    ("raw_tracepoint", "raw_tracepoint"),
-    ("raw_tp", "raw_tracepoint"),
-    ("tp_btf", "tracing"),
-    ("fentry", "tracing"),
-    ("fexit", "tracing"),
-    ("fmod_ret", "tracing"),
-    ("iter", "tracing"),
-    ("lsm", "lsm"),
+# libbpf's section_defs (libbpf.c), in its order, as (section, program type by bpftool's name). As libbpf
+# matches them: "NAME+" is NAME exactly or NAME/anything; "NAME/" any section starting so; else exactly.
+_KPROBES = (
+    "kprobe+", "uprobe+", "uprobe.s+", "kretprobe+", "uretprobe+", "uretprobe.s+", "kprobe.multi+",
+    "kretprobe.multi+", "kprobe.session+", "uprobe.multi+", "uretprobe.multi+", "uprobe.multi.s+",
+    "uretprobe.multi.s+", "uprobe.session+", "uprobe.session.s+", "ksyscall+", "kretsyscall+", "usdt+", "usdt.s+",
+)  # fmt: skip
+_SOCK_ADDR = tuple(
+    f"cgroup/{hook}{family}"
+    for hook in ("bind", "connect", "sendmsg", "recvmsg", "getpeername", "getsockname")
+    for family in ("4", "6", "_unix")
+    if (hook, family) != ("bind", "_unix")
+)
+_SECTION_DEFS: tuple[tuple[str, str], ...] = (
     ("socket", "socket_filter"),
-    ("sk_skb", "sk_skb"),
-    ("sk_msg", "sk_msg"),
-    ("cgroup_skb", "cgroup_skb"),
-    ("cgroup/skb", "cgroup_skb"),
-    ("cgroup/sock", "cgroup_sock"),
-    ("cgroup/", "cgroup_sock_addr"),
-    ("sockops", "sock_ops"),
+    ("sk_reuseport/migrate", "sk_reuseport"),
+    ("sk_reuseport", "sk_reuseport"),
+    *((name, "kprobe") for name in _KPROBES),
+    *((name, "sched_cls") for name in ("tc/ingress", "tc/egress", "tcx/ingress", "tcx/egress", "tc", "classifier")),
+    ("action", "sched_act"),
+    ("netkit/primary", "sched_cls"),
+    ("netkit/peer", "sched_cls"),
+    ("tracepoint+", "tracepoint"),
+    ("tp+", "tracepoint"),
+    ("raw_tracepoint+", "raw_tracepoint"),
+    ("raw_tp+", "raw_tracepoint"),
+    ("raw_tracepoint.w+", "raw_tracepoint_writable"),
+    ("raw_tp.w+", "raw_tracepoint_writable"),
+    *((name, "tracing") for name in ("tp_btf+", "fentry+", "fmod_ret+", "fexit+", "fentry.s+", "fmod_ret.s+")),
+    ("fexit.s+", "tracing"),
+    ("freplace+", "ext"),
+    ("lsm+", "lsm"),
+    ("lsm.s+", "lsm"),
+    ("lsm_cgroup+", "lsm"),
+    ("iter+", "tracing"),
+    ("iter.s+", "tracing"),
+    ("syscall", "syscall"),
+    *((name, "xdp") for name in ("xdp.frags/devmap", "xdp/devmap", "xdp.frags/cpumap", "xdp/cpumap")),
+    ("xdp.frags", "xdp"),
+    ("xdp", "xdp"),
     ("perf_event", "perf_event"),
+    *((name, name) for name in ("lwt_in", "lwt_out", "lwt_xmit", "lwt_seg6local")),
+    ("sockops", "sock_ops"),
+    *((name, "sk_skb") for name in ("sk_skb/stream_parser", "sk_skb/stream_verdict", "sk_skb/verdict", "sk_skb")),
+    ("sk_msg", "sk_msg"),
     ("lirc_mode2", "lirc_mode2"),
     ("flow_dissector", "flow_dissector"),
-    ("struct_ops", "struct_ops"),
-    ("freplace", "ext"),
-    ("syscall", "syscall"),
+    *((name, "cgroup_skb") for name in ("cgroup_skb/ingress", "cgroup_skb/egress", "cgroup/skb")),
+    *((f"cgroup/{name}", "cgroup_sock") for name in ("sock_create", "sock_accept", "sock_release", "sock")),
+    ("cgroup/post_bind4", "cgroup_sock"),
+    ("cgroup/post_bind6", "cgroup_sock"),
+    *((name, "cgroup_sock_addr") for name in _SOCK_ADDR),
+    ("cgroup/sysctl", "cgroup_sysctl"),
+    ("cgroup/getsockopt", "cgroup_sockopt"),
+    ("cgroup/setsockopt", "cgroup_sockopt"),
+    ("cgroup/dev", "cgroup_device"),
+    ("struct_ops+", "struct_ops"),
+    ("struct_ops.s+", "struct_ops"),
+    ("sk_lookup", "sk_lookup"),
     ("netfilter", "netfilter"),
 )
 
@@ -112,12 +135,17 @@ class PredictionError(RpmBpfError, ValueError):
 
 
 def _prog_type(section: str) -> str:
-    for prefix, kind in _TYPES:
-        if (
-            section == prefix
-            or section.startswith(prefix + "/")
-            or (prefix.endswith("/") and section.startswith(prefix))
-        ):
+    """The program type libbpf loads ``section`` as; objects for libbpf before 1.0, which took any section
+    starting with a known name (SEC_SLOPPY_PFX: "xdp_prog", "kprobe/..."), get the first such name's type."""
+    for name, kind in _SECTION_DEFS:
+        if name.endswith("+"):
+            stem = name[:-1]
+            if section == stem or section.startswith(stem + "/"):
+                return kind
+        elif section == name or (name.endswith("/") and section.startswith(name)):
+            return kind
+    for name, kind in _SECTION_DEFS:
+        if section.startswith(name.rstrip("+")):
             return kind
     return "unknown"
 
