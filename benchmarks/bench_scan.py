@@ -68,11 +68,11 @@ def _findings(proc: subprocess.CompletedProcess) -> set[tuple[str, str, str]]:
     return {(f["package"]["name"], f["rule"], f["path"]) for f in doc["findings"]}
 
 
-def scan_jobs(n: int) -> int:
-    """The worker processes ``rpm-bpf scan`` uses for ``n`` inputs (flows/scan.py's rule)."""
+def scan_jobs(rpms: list[Path]) -> int:
+    """The worker processes ``rpm-bpf scan`` uses for these inputs (flows/scan.py's own rule)."""
     from rpm_bpf.flows import scan
 
-    return (os.cpu_count() or 1) if n >= scan._PARALLEL_FROM else 1
+    return scan.default_jobs([str(p) for p in rpms])
 
 
 def decompress_floor(rpms: list[Path], jobs: int, repeat: int) -> tuple[float, int]:
@@ -147,7 +147,7 @@ def main() -> int:
 
     rpm_bpf = [_tool("rpm-bpf"), "scan", "-q", "--no-system-policy", "-f", "json", str(args.corpus / "rpms")]
     fast_s, fast = _best(rpm_bpf, args.repeat)
-    floor_s, raw = decompress_floor(rpms, scan_jobs(n), args.repeat)
+    floor_s, raw = decompress_floor(rpms, scan_jobs(rpms), args.repeat)
     signals_s, signals = _best([*rpm_bpf[:2], "--embedded=signals", *rpm_bpf[2:]], args.repeat)
     deep_s, deep = _timed([*rpm_bpf[:2], "--deep", *rpm_bpf[2:]])
 
@@ -159,7 +159,7 @@ def main() -> int:
     expected = {(e["package"], e["rule"], e["path"]) for e in manifest["expected"]}
     lint_rate = lint_n / lint_s
     ratio = n / signals_s / lint_rate
-    jobs = scan_jobs(n)
+    jobs = scan_jobs(rpms)
 
     print(f"{'tool':40} {'packages':>8} {'seconds':>9} {'packages/s':>11}")
     print(f"{'rpm-bpf scan (best of ' + str(args.repeat) + ')':40} {n:8} {fast_s:9.3f} {n / fast_s:11.0f}")
@@ -226,8 +226,9 @@ def realworld(repeat: int) -> bool:
         for name, extra in (("default", []), ("--embedded=signals", ["--embedded=signals"]), ("--deep", ["--deep"])):
             elapsed, proc = _best(base[:2] + extra + base[2:], repeat if name != "--deep" else 1)
             runs[name] = (elapsed, _embedded(proc))
-        floor_s, raw = decompress_floor(files, scan_jobs(len(files)), repeat)
-        print(f"  {'decompress only (floor)':20} {floor_s:7.3f} s  ({raw / 1e6:.0f} MB)")
+        jobs = scan_jobs(files)
+        floor_s, raw = decompress_floor(files, jobs, repeat)
+        print(f"  {'decompress only (floor)':20} {floor_s:7.3f} s  ({raw / 1e6:.0f} MB, {jobs} x zstd -dc)")
         reference = runs["--deep"][1]
         for name, (elapsed, found) in runs.items():
             recall = 100 * len(found & reference) / len(reference) if reference else 100.0

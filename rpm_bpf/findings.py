@@ -29,7 +29,7 @@ class Embedded(namedtuple("Embedded", ("offset", "size", "programs", "license", 
     programs: tuple[tuple[str, str], ...]
     license: str | None
     signal: str
-    signature: Any
+    signature: Any  # rpm_bpf.bpf.lskelsig.SkeletonSignature | None (a higher layer: not imported here)
 
 
 Embedded.__new__.__defaults__ = (None,)

@@ -11,9 +11,12 @@ import hashlib
 import io
 import struct
 from collections import namedtuple
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rpm_bpf.errors import RpmBpfError
+
+if TYPE_CHECKING:
+    from rpm_bpf.bpf.lskelsig import SkeletonSignature
 
 EM_BPF = 247
 ELF_MAGIC = b"\x7fELF"
@@ -63,7 +66,7 @@ class BpfObject:
         self.has_btf_ext = False
         self.has_debug_info = False
         self.sections: list[str] = []
-        self.signature: Any = None  # a light skeleton's lskelsig.SkeletonSignature, when it carries one
+        self.signature: SkeletonSignature | None = None  # a signed light skeleton's (lskelsig.py)
         # Executable sections with instructions other than .text (which holds
         # sub-programs): none means nothing in the object can be loaded as a
         # program (a toolchain's crt*.o, a library of BPF functions).
@@ -183,21 +186,30 @@ def is_bpf_elf(data: bytes) -> bool:
 
 # Described objects by the SHA-256 of their bytes: the same object is often embedded in several files
 # (xdp-tests' binaries, systemd's nsresourced and nsresourcework), and parsing is the dearest part of a
-# scan of packages that ship BPF. Bounded; a BpfObject is never changed once described.
+# scan of packages that ship BPF. Only ordinary objects are kept (a crafted one with millions of symbols
+# is described again rather than held), at most _DESCRIBED_BYTES of them in all, oldest out first. A
+# BpfObject is never changed once described.
 _DESCRIBED: dict[bytes, BpfObject] = {}
-_DESCRIBED_MAX = 4096
+_DESCRIBED_SIZE = [0]
+_DESCRIBED_BYTES = 64 << 20  # of object bytes described
+_MEMO_OBJECT = 1 << 20  # largest object kept
+_MEMO_ITEMS = 4096  # most programs, maps and sections an object kept may have
 
 
 def inspect(data: bytes, name: str = "<bytes>") -> BpfObject:
     """Parse a BPF object; raise ``BpfElfError`` naming ``name`` on any defect."""
+    if len(data) > _MEMO_OBJECT:
+        return _inspect(data, name)
     key = hashlib.sha256(data).digest()
     known = _DESCRIBED.get(key)
     if known is not None:
         return known
     described = _inspect(data, name)
-    if len(_DESCRIBED) >= _DESCRIBED_MAX:
-        _DESCRIBED.clear()
-    _DESCRIBED[key] = described
+    if len(described.programs) + len(described.maps) + len(described.sections) <= _MEMO_ITEMS:
+        while _DESCRIBED and _DESCRIBED_SIZE[0] + len(data) > _DESCRIBED_BYTES:
+            _DESCRIBED_SIZE[0] -= _DESCRIBED.pop(next(iter(_DESCRIBED))).size  # the oldest
+        _DESCRIBED[key] = described
+        _DESCRIBED_SIZE[0] += len(data)
     return described
 
 

@@ -37,11 +37,13 @@ PROLOGUE = bytes([0xBF, 0x16, 0, 0, 0, 0, 0, 0])  # r6 = r1
 _ANCHOR = PROLOGUE[:2]
 MAX_FALSE_ANCHORS = 4096
 MAX_LOADERS = 64
-# gen_loader.c's loader calls bpf_sys_bpf within its first hundred instructions (BTF_LOAD or the first
-# MAP_CREATE, after the context save, the stack clearing and, when signed, the data hash check: 46 to
-# 70 in bpftool 7.1 and 7.8's output). A walk that meets none in this many is ordinary BPF code, say a
-# skeleton's own program that starts with r6 = r1: given up, without walking the rest of it.
-FIRST_CALL_WITHIN = 1024
+MAX_CANDIDATES = 1 << 16  # prologues walked per file, loaders or not
+# gen_loader.c's loader issues its first bpf_sys_bpf call (BTF_LOAD) after bpf_gen__init's prologue:
+# 15 + 3 per program + 6 per map (12 with a log level) instructions, about 21 of load_btf's own, and 28
+# more for a signed loader's data hash check: about 930 at bpftool's limits (32 programs, 64 maps, -d);
+# 46 to 70 in the tools tested. A walk that meets no such call in this many is ordinary BPF code (a
+# skeleton's own program that starts with r6 = r1): given up without walking the rest of it.
+FIRST_CALL_WITHIN = 2048
 MAX_INSNS = 1 << 20
 WINDOW = 16 << 20
 
@@ -188,7 +190,11 @@ def find(data: bytes) -> list[LightSkeleton]:
     start = 0
     insns, window = [MAX_INSNS], [2 * WINDOW]  # per file, whatever it holds: a crafted file costs a bounded time
     misses = 0
-    for _ in range(MAX_LOADERS):
+    # MAX_LOADERS counts loaders found, not candidates: prologue copies placed before a real loader must not
+    # hide it. Candidates are bounded apart (each walk also takes from the instruction budget).
+    for _ in range(MAX_CANDIDATES):
+        if len(found) >= MAX_LOADERS:
+            break
         at = -1
         while misses < MAX_FALSE_ANCHORS:
             at = data.find(_ANCHOR, start)

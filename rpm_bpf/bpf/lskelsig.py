@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections import namedtuple
 
-# SEQUENCE (two length bytes), then OID 1.2.840.113549.1.7.2 (pkcs7-signedData)
+# OID 1.2.840.113549.1.7.2 (pkcs7-signedData), right after the SEQUENCE header of a ContentInfo
 _SIGNED_DATA_OID = bytes.fromhex("06092a864886f70d010702")
 MAX_SIGNATURE = 4096  # bpftool's signature buffer
 SEARCH = 1 << 20  # bytes around the loader searched for its instructions' hash
@@ -43,6 +43,9 @@ class SkeletonSignature(namedtuple("SkeletonSignature", ("offset", "size", "key_
         }
 
 
+MAX_PARSES = 8  # CMS candidates parsed per loader, nearest the hash first: a crafted window costs little
+
+
 def find(data: bytes, loader_offset: int, loader_size: int) -> SkeletonSignature | None:
     """The signature of the loader at ``loader_offset`` (``loader_size`` bytes), or None when unsigned."""
     digest = hashlib.sha256(data[loader_offset : loader_offset + loader_size]).digest()
@@ -50,20 +53,37 @@ def find(data: bytes, loader_offset: int, loader_size: int) -> SkeletonSignature
     at = data.find(digest, low, high)
     if at < 0:
         return None
-    # The signature sits right before or right after the hash (each array 8-aligned, NUL-terminated).
-    start = max(0, at - MAX_SIGNATURE - 16)
-    end = min(len(data), at + 32 + 16 + MAX_SIGNATURE)
-    candidate = data.find(_SIGNED_DATA_OID, start, end)
-    while candidate >= 0:
-        head = candidate - 4
-        if head >= 0 and data[head] == 0x30 and data[head + 1] == 0x82:
-            size = 4 + int.from_bytes(data[head + 2 : head + 4], "big")
-            if size <= MAX_SIGNATURE and head + size <= len(data):
-                parsed = _parse(data[head : head + size])
-                if parsed is not None:
-                    return SkeletonSignature(head, size, *parsed)
-        candidate = data.find(_SIGNED_DATA_OID, candidate + 1, end)
+    for head in _candidates(data, at):
+        parsed = _parse(data[head : head + _der_size(data, head)])
+        if parsed is not None:
+            return SkeletonSignature(head, _der_size(data, head), *parsed)
     return None
+
+
+def _der_size(data: bytes, head: int) -> int:
+    """The size of the DER SEQUENCE at ``head`` (checked by ``_candidates``): short or long form."""
+    if data[head + 1] == 0x81:
+        return 3 + data[head + 2]
+    return 4 + int.from_bytes(data[head + 2 : head + 4], "big")
+
+
+def _candidates(data: bytes, hash_at: int) -> list[int]:
+    """Where a CMS SignedData may start right before or right after the hash (each array 8-aligned and
+    NUL-terminated): SEQUENCE with a one-byte (RSA under 2048 bits, ECDSA) or two-byte length, then the
+    signedData OID; nearest the hash first, at most MAX_PARSES."""
+    start = max(0, hash_at - MAX_SIGNATURE - 16)
+    end = min(len(data), hash_at + 32 + 16 + MAX_SIGNATURE)
+    heads = []
+    oid = data.find(_SIGNED_DATA_OID, start, end)
+    while oid >= 0:
+        for head, form in ((oid - 3, 0x81), (oid - 4, 0x82)):
+            if head >= 0 and data[head] == 0x30 and data[head + 1] == form:
+                size = _der_size(data, head)
+                if size <= MAX_SIGNATURE and head + size <= len(data):
+                    heads.append(head)
+        oid = data.find(_SIGNED_DATA_OID, oid + 1, end)
+    heads.sort(key=lambda head: min(abs(head - hash_at), abs(head + _der_size(data, head) + 1 - hash_at)))
+    return heads[:MAX_PARSES]
 
 
 def _parse(der: bytes) -> tuple[str | None, str, str] | None:

@@ -52,6 +52,11 @@ _KPROBES = (
     "kretprobe.multi+", "kprobe.session+", "uprobe.multi+", "uretprobe.multi+", "uprobe.multi.s+",
     "uretprobe.multi.s+", "uprobe.session+", "uprobe.session.s+", "ksyscall+", "kretsyscall+", "usdt+", "usdt.s+",
 )  # fmt: skip
+_TRACING = (
+    "tp_btf+", "tp_btf.s+", "fentry+", "fmod_ret+", "fexit+", "fsession+", "fentry.s+", "fmod_ret.s+", "fexit.s+",
+    "fsession.s+", "fentry.multi+", "fexit.multi+", "fsession.multi+", "fentry.multi.s+", "fexit.multi.s+",
+    "fsession.multi.s+",
+)  # fmt: skip
 _SOCK_ADDR = tuple(
     f"cgroup/{hook}{family}"
     for hook in ("bind", "connect", "sendmsg", "recvmsg", "getpeername", "getsockname")
@@ -67,14 +72,11 @@ _SECTION_DEFS: tuple[tuple[str, str], ...] = (
     ("action", "sched_act"),
     ("netkit/primary", "sched_cls"),
     ("netkit/peer", "sched_cls"),
-    ("tracepoint+", "tracepoint"),
-    ("tp+", "tracepoint"),
-    ("raw_tracepoint+", "raw_tracepoint"),
-    ("raw_tp+", "raw_tracepoint"),
+    *((name, "tracepoint") for name in ("tracepoint+", "tp+", "tracepoint.s+", "tp.s+")),
+    *((name, "raw_tracepoint") for name in ("raw_tracepoint+", "raw_tp+", "raw_tracepoint.s+", "raw_tp.s+")),
     ("raw_tracepoint.w+", "raw_tracepoint_writable"),
     ("raw_tp.w+", "raw_tracepoint_writable"),
-    *((name, "tracing") for name in ("tp_btf+", "fentry+", "fmod_ret+", "fexit+", "fentry.s+", "fmod_ret.s+")),
-    ("fexit.s+", "tracing"),
+    *((name, "tracing") for name in _TRACING),
     ("freplace+", "ext"),
     ("lsm+", "lsm"),
     ("lsm.s+", "lsm"),
@@ -93,7 +95,7 @@ _SECTION_DEFS: tuple[tuple[str, str], ...] = (
     ("lirc_mode2", "lirc_mode2"),
     ("flow_dissector", "flow_dissector"),
     *((name, "cgroup_skb") for name in ("cgroup_skb/ingress", "cgroup_skb/egress", "cgroup/skb")),
-    *((f"cgroup/{name}", "cgroup_sock") for name in ("sock_create", "sock_accept", "sock_release", "sock")),
+    *((f"cgroup/{name}", "cgroup_sock") for name in ("sock_create", "sock_release", "sock")),
     ("cgroup/post_bind4", "cgroup_sock"),
     ("cgroup/post_bind6", "cgroup_sock"),
     *((name, "cgroup_sock_addr") for name in _SOCK_ADDR),
@@ -136,7 +138,7 @@ class PredictionError(RpmBpfError, ValueError):
 
 def _prog_type(section: str) -> str:
     """The program type libbpf loads ``section`` as; objects for libbpf before 1.0, which took any section
-    starting with a known name (SEC_SLOPPY_PFX: "xdp_prog", "kprobe/..."), get the first such name's type."""
+    starting with a known name (SEC_SLOPPY_PFX: "xdp_prog"), get the longest such name's type."""
     for name, kind in _SECTION_DEFS:
         if name.endswith("+"):
             stem = name[:-1]
@@ -144,10 +146,8 @@ def _prog_type(section: str) -> str:
                 return kind
         elif section == name or (name.endswith("/") and section.startswith(name)):
             return kind
-    for name, kind in _SECTION_DEFS:
-        if section.startswith(name.rstrip("+")):
-            return kind
-    return "unknown"
+    prefixes = [(name.rstrip("+"), kind) for name, kind in _SECTION_DEFS if section.startswith(name.rstrip("+"))]
+    return max(prefixes, key=lambda item: len(item[0]))[1] if prefixes else "unknown"  # the longest
 
 
 def kernel_tags(code: bytes) -> tuple[str, str]:

@@ -152,6 +152,13 @@ _PARALLEL_FROM = 512  # below this many inputs, starting workers costs more than
 _PARALLEL_BYTES = 16 << 20  # ...unless they are this large in all: every ELF file's bytes are searched
 
 
+def default_jobs(inputs: list[str | InputError]) -> int:
+    """Worker processes for these inputs when the caller names none: one per CPU for many inputs, or large
+    ones; else one (the benchmark's decompression floor uses the same number)."""
+    many = len(inputs) >= _PARALLEL_FROM or (len(inputs) > 1 and _total_size(inputs) >= _PARALLEL_BYTES)
+    return (os.cpu_count() or 1) if many else 1
+
+
 def _total_size(inputs: list[str | InputError]) -> int:
     total = 0
     for item in inputs:
@@ -274,8 +281,10 @@ def _scan_parallel(
                 start()
                 conn = next(reversed(workers))
                 feed(conn)
-                if conn in workers:
-                    feed(conn)  # a second batch waits in the pipe: the worker never idles between batches
+                if conn in workers and len(queue) > (jobs - len(workers)) * batch_size:
+                    # A second batch waits in the pipe (the worker never idles between batches), unless the
+                    # workers still to start need what is left.
+                    feed(conn)
             busy = [c for c, (_, _, inflight) in workers.items() if inflight]
             for ready in wait(busy) if busy else []:
                 conn = cast("Connection", ready)  # wait() gives back the connections it was given
@@ -319,8 +328,7 @@ def scan(
     inputs = list(expand_inputs(paths))
     total = len(inputs)
     if jobs is None:
-        many = total >= _PARALLEL_FROM or (total > 1 and _total_size(inputs) >= _PARALLEL_BYTES)
-        jobs = (os.cpu_count() or 1) if many else 1
+        jobs = default_jobs(inputs)
     bpfdirs.for_arch(bpfdirs.host_arch())  # warm the cache before any fork
     bpfdirs.known_arches()
     results: list[_Chunk | None] = [None] * total

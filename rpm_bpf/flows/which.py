@@ -41,7 +41,7 @@ from rpm_bpf.sources.loaded import Loaded
 from rpm_bpf.sources.rootfs import RootFS
 from rpm_bpf.sources.rpmfile import DIGEST_ALGOS
 
-CACHE_VERSION = 2  # 2: CO-RE relocations resolved, keyed by the kernel's BTF too
+CACHE_VERSION = 3  # 2: CO-RE relocations resolved, keyed by the kernel's BTF too; 3: libbpf's program types
 
 
 class Source(

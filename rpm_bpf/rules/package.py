@@ -11,7 +11,7 @@ import errno
 from rpm_bpf.bpf import archive, elf, embedded
 from rpm_bpf.findings import Embedded, Finding
 from rpm_bpf.model import ARCHIVE_CLASS, MAX_OBJECT, ContentError, ContentReader, FileEntry, Package
-from rpm_bpf.rules import appdirs, attributes, ownership, signature
+from rpm_bpf.rules import appdirs, attributes, ownership, signature, unreadable
 from rpm_bpf.rules.clash import Claim
 from rpm_bpf.rules.placement import exempt_finding, location_finding
 from rpm_bpf.rules.spec import check_spec_text
@@ -180,7 +180,12 @@ class _PackageChecker:
             self.add("bpfdir-non-bpf-file", entry.path, entry.fileclass or "not an ELF BPF object")
         else:
             self.found(appdirs.shipped_file(self.pkg, entry))
-        if is_bpf or data is None:
+        if is_bpf:
+            return
+        if data is None:
+            if isinstance(content, OSError) and self.pkg.search_signal(entry) is not None:
+                # To be searched and not read (larger than rpm-bpf reads): its BPF code is unknown. Fail closed.
+                self.add(unreadable.RULE, entry.path, f"not searched for embedded BPF objects: {content}")
             return
         if archive.is_archive(data):
             self.check_archive(entry, data)

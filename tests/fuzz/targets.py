@@ -1865,7 +1865,9 @@ def fuzz_lskelsig(work: Path, settings: hypothesis.settings, seed: int | None) -
         found = lskelsig.find(mutated, 0, min(len(loader), len(mutated)))
         if found is not None:
             assert 0 <= found.offset < found.offset + found.size <= len(mutated)
-            assert found.size <= lskelsig.MAX_SIGNATURE and found.key_id_kind
+            der = mutated[found.offset : found.offset + found.size]
+            assert der[0] == 0x30 and der.find(bytes.fromhex("06092a864886f70d010702")) in (3, 4), der[:16].hex()
+            assert hashlib.sha256(mutated[: min(len(loader), len(mutated))]).digest() in mutated  # bound to it
         cases.outcome("signed" if found is not None else "none")
 
     run_hypothesis(finder_holds, settings, seed)

@@ -117,3 +117,16 @@ def test_ordinary_binaries_hold_no_light_skeleton(objects):
         real = path.resolve()
         if real.exists():
             assert lightskel.find(real.read_bytes()) == [], path
+
+
+def test_decoys_do_not_hide_a_loader(tool):
+    """Prologue copies before a real loader (more than MAX_LOADERS of them), and more false two-byte anchors
+    than the fast search tolerates (it falls back to the whole prologue): the loader is still found."""
+    data = tool.read_bytes()
+    (real,) = lightskel.find(data)
+    prologues = lightskel.PROLOGUE * (2 * lightskel.MAX_LOADERS) + b"\xff" * 8
+    anchors = b"\xbf\x16\x01" * (2 * lightskel.MAX_FALSE_ANCHORS)
+    for decoy in (prologues, anchors, prologues + anchors):
+        (found,) = lightskel.find(decoy + data)
+        assert found.offset == real.offset + len(decoy)
+        assert found.object.programs == real.object.programs

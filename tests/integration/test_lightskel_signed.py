@@ -154,12 +154,16 @@ def loader(tmp_path_factory) -> bytes:
     return data[skel.offset : skel.offset + skel.size]
 
 
-@pytest.fixture(scope="module")
-def host_signature(loader, tmp_path_factory) -> tuple[bytes, str, Path]:
+# RSA gives a signature of more than 255 bytes (DER length in two bytes), ECDSA P-256 one under 256 (one byte).
+KEYS = {"rsa": ["-newkey", "rsa:2048"], "ecdsa": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]}
+
+
+@pytest.fixture(scope="module", params=sorted(KEYS))
+def host_signature(request, loader, tmp_path_factory) -> tuple[bytes, str, Path]:
     """A detached CMS over ``loader`` as bpftool makes it (-nocerts -noattr -keyid, SHA-256), and the key id."""
-    work = tmp_path_factory.mktemp("sign")
+    work = tmp_path_factory.mktemp(f"sign-{request.param}")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "30",
+        ["openssl", "req", "-x509", *KEYS[request.param], "-nodes", "-sha256", "-days", "30",
          "-subj", "/CN=rpm-bpf test", "-keyout", str(work / "key.pem"), "-out", str(work / "cert.pem")],
         check=True,
         capture_output=True,
@@ -212,18 +216,38 @@ def test_no_signature_without_the_loaders_hash(loader, host_signature):
 
 
 def test_crafted_signatures_are_never_reported(loader, host_signature):
+    """Truncated or otherwise not bpftool's: no signature. Damaged inside: whatever is reported lies in the file,
+    starts as a CMS SignedData does, and was parsed (a damaged RSA value is not detected: nothing is verified)."""
     signature, _skid, _cert = host_signature
     digest = hashlib.sha256(loader).digest()
     for cut in (5, 20, len(signature) // 2):  # truncated DER: its length points past the end of the file
         data, (insn, _hash, _sig) = _aligned(loader, digest, signature[:cut])
         assert lskelsig.find(data, insn, len(loader)) is None
-    flipped = bytearray(signature)
-    for at in range(15, len(flipped), 7):  # every 7th byte after the OID flipped: found or not, never raises
-        mutated = bytearray(flipped)
+    for at in range(15, len(signature), 7):  # every 7th byte after the OID flipped: never raises
+        mutated = bytearray(signature)
         mutated[at] ^= 0xFF
-        data, (insn, _hash, _sig) = _aligned(loader, digest, bytes(mutated))
+        data, (insn, _hash, sig_at) = _aligned(loader, digest, bytes(mutated))
         result = lskelsig.find(data, insn, len(loader))
-        assert result is None or result.size <= lskelsig.MAX_SIGNATURE
+        if result is not None:
+            assert result.offset == sig_at and data[sig_at] == 0x30 and result.key_id_kind
     attached = signature.replace(bytes.fromhex("06092a864886f70d010701"), bytes.fromhex("06092a864886f70d010705"), 1)
+    assert attached != signature
     data, (insn, _hash, _sig) = _aligned(loader, digest, attached)
     assert lskelsig.find(data, insn, len(loader)) is None  # not over pkcs7-data: not bpftool's shape
+
+
+def test_decoy_signatures_cost_bounded_parses(loader, host_signature, monkeypatch):
+    """A window full of SignedData headers: at most MAX_PARSES are parsed, nearest the hash first."""
+    signature, skid, _cert = host_signature
+    digest = hashlib.sha256(loader).digest()
+    decoys = (bytes.fromhex("3082") + (200).to_bytes(2, "big") + bytes.fromhex("06092a864886f70d010702")) * 300
+    data, (insn, _hash, sig_at, _decoys) = _aligned(loader, digest, signature, decoys)
+    parsed = []
+    real = lskelsig._parse
+    monkeypatch.setattr(lskelsig, "_parse", lambda der: parsed.append(der) or real(der))
+    found = lskelsig.find(data, insn, len(loader))
+    assert found is not None and found.offset == sig_at and found.key_id == skid
+    assert len(parsed) == 1  # the real one is the nearest
+    parsed.clear()
+    data, (insn, _hash, _decoys) = _aligned(loader, digest, decoys)
+    assert lskelsig.find(data, insn, len(loader)) is None and len(parsed) <= lskelsig.MAX_PARSES

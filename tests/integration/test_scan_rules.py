@@ -475,6 +475,22 @@ def test_embedded_found_by_each_header_signal(rpms, objects, provides, requires,
         assert hit.embedded == one.embedded and hit.detail == one.detail
 
 
+def test_a_file_too_large_to_search_fails_closed(rpms, objects, monkeypatch):
+    """An ELF file to be searched that rpm-bpf does not read (larger than it reads) is an error naming it,
+    never a package that passes: its BPF code is unknown. The limit is lowered here (1 GiB for real)."""
+    from rpm_bpf import model
+
+    pkg = rpms.build(PkgSpec("big-loader", autodeps=False, files=[PkgFile("/usr/bin/big", objects.loader, mode=0o755)]))
+    (found,) = [f for f in scan([str(pkg)], Policy.load(system=None)).findings if f.rule == "bpf-object-embedded"]
+    assert found.path == "/usr/bin/big"  # read, it is searched and its object found
+    monkeypatch.setattr(model, "MAX_CONTENT", 4096)
+    findings = scan([str(pkg)], Policy.load(system=None), jobs=1).findings
+    (refused,) = [f for f in findings if f.rule == "bpf-package-unreadable"]
+    assert refused.path == "/usr/bin/big" and refused.severity.name.lower() == "error"
+    assert "not searched for embedded BPF objects" in refused.detail and "larger than rpm-bpf reads" in refused.detail
+    assert not [f for f in findings if f.rule == "bpf-object-embedded"]
+
+
 def test_static_libbpf_found_per_file_by_its_link_dependencies(rpms, objects, tmp_path, no_programs):
     """libbpf linked in (libbpf-tools): the ELF file itself needs libelf and zlib, as rpm's per-file
     dependencies record; another file of the package that links libelf alone is not read for it."""

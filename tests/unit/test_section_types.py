@@ -37,7 +37,12 @@ from rpm_bpf.bpf.progtag import _prog_type
         ("struct_ops.s/x", "struct_ops"),
         ("sk_lookup", "sk_lookup"),
         ("syscall", "syscall"),
-        ("xdp_prog", "xdp"),  # libbpf before 1.0: any section starting with a known name
+        ("fsession/x", "tracing"),
+        ("fexit.multi.s/x", "tracing"),
+        ("tp.s/syscalls/x", "tracepoint"),
+        ("raw_tp.s/x", "raw_tracepoint"),
+        ("xdp_prog", "xdp"),  # libbpf before 1.0: any section starting with a known name (the longest)
+        ("tp_btf.sx", "tracing"),  # tp_btf.s is longer than tp
         ("loadbalancer", "unknown"),  # suricata's: the loader sets the type itself
     ],
 )
