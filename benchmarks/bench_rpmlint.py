@@ -38,7 +38,7 @@ def _run(files: list[Path], with_check: bool, report: bool = False) -> tuple[flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=HERE / "out" / "corpus")
+    parser.add_argument("--corpus", type=Path, default=HERE / "out" / "corpus-zstd")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
