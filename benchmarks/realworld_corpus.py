@@ -31,6 +31,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -273,17 +274,18 @@ def repack_all(debs: list[Path], cache: Path, out: Path | None = None, renames: 
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, help=f"where the RPMs go (default: under {CACHE}, cached)")
+def cli(build_corpus: Callable[[Path | None], Path], prog: str, doc: str) -> int:
+    """The command line of a corpus script: build it (or reuse it) and print the RPM directory."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, help="where the RPMs go (default: under the cache, reused)")
     args = parser.parse_args()
     try:
-        print(build(args.out))
+        print(build_corpus(args.out))
     except CorpusUnavailable as exc:
-        print(f"realworld_corpus: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(build, "realworld_corpus", __doc__))

@@ -24,7 +24,6 @@ RPMs keyed by the .deb names, so a new upload rebuilds the corpus.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from realworld_corpus import CorpusUnavailable, repack_all  # noqa: E402
+from realworld_corpus import CorpusUnavailable, cli, repack_all  # noqa: E402
 
 CACHE = Path("/var/cache/rpm-bpf-realworld-sid")
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -178,17 +177,5 @@ def build(out: Path | None = None, cache: Path = CACHE) -> Path:
     return repack_all(debs, cache, out, renames)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, help=f"where the RPMs go (default: under {CACHE}, cached)")
-    args = parser.parse_args()
-    try:
-        print(build(args.out))
-    except CorpusUnavailable as exc:
-        print(f"realworld_sid_corpus: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(build, "realworld_sid_corpus", __doc__))

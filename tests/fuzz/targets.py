@@ -1821,30 +1821,16 @@ def fuzz_lskelsig(work: Path, settings: hypothesis.settings, seed: int | None) -
     """lskelsig.find never raises and names only bytes inside the file, on a real loader with its hash and a
     CMS signature of bpftool's shape (made by openssl) overwritten, cut and spliced; the intact one is found."""
     import hashlib
-    import subprocess
 
     from rpm_bpf.bpf import lightskel, lskelsig
     from rpm_bpf.samples import build as samples
+    from tests.support import cmssign
 
     obj = samples.compile_bpf(samples.XDP_COUNTER_C, work / "counter.bpf.o")
     tool = samples.build_light_skeleton_loader(obj, work / "light" / "tool").read_bytes()
     (skel,) = lightskel.find(tool)
     loader = tool[skel.offset : skel.offset + skel.size]
-    (work / "insns").write_bytes(loader)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=fuzz",
-         "-keyout", str(work / "key.pem"), "-out", str(work / "cert.pem")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    subprocess.run(
-        ["openssl", "cms", "-sign", "-binary", "-nocerts", "-noattr", "-keyid", "-md", "sha256", "-outform", "DER",
-         "-in", str(work / "insns"), "-signer", str(work / "cert.pem"), "-inkey", str(work / "key.pem"),
-         "-out", str(work / "sig")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    signature = (work / "sig").read_bytes()
+    signature, _skid, _cert = cmssign.sign(loader, work / "sign")
     pad = bytes(-(len(loader) + 1) % 8)
     data = loader + b"\0" + pad + hashlib.sha256(loader).digest() + b"\0" + bytes(7) + signature + b"\0"
     intact = lskelsig.find(data, 0, len(loader))

@@ -26,7 +26,7 @@ import pytest
 from rpm_bpf.bpf import lightskel, lskelsig
 from rpm_bpf.samples import build as samples
 from rpm_bpf.samples.build import LIGHT_LOADER_C, PkgFile, PkgSpec
-from tests.support import debroot
+from tests.support import cmssign, debroot
 from tests.support.paths import REPO
 from tests.support.programs import LIGHT_SKELETON_C
 from tests.support.toolchain import require
@@ -47,11 +47,6 @@ gcc -O2 -o light-unsigned light.c
 openssl x509 -in cert.pem -noout -ext subjectKeyIdentifier > skid.txt
 bpftool version > bpftool-version.txt
 """
-
-
-def _openssl_skid(text: str) -> str:
-    """The hex key id of ``openssl x509 -ext subjectKeyIdentifier``'s output."""
-    return text.strip().splitlines()[-1].strip().replace(":", "").lower()
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +98,7 @@ def test_bpftool_signed_skeleton_names_its_key(sid_tools, tmp_path):
     assert signed["light_skeleton"] and {p["name"] for p in signed["programs"]} == TYPES
     assert {p["name"] for p in unsigned["programs"]} == TYPES and unsigned["signature"] is None
     sig = signed["signature"]
-    assert sig["key_id"] == _openssl_skid((sid_tools / "skid.txt").read_text())
+    assert sig["key_id"] == cmssign.skid_of((sid_tools / "skid.txt").read_text())
     assert (sig["key_id_kind"], sig["digest"]) == ("subject key identifier", "sha256")
     # What was located is the signature of the loader located: openssl verifies it with the certificate.
     data = (sid_tools / "light-signed").read_bytes()
@@ -132,7 +127,7 @@ def test_default_scan_reports_the_signature(sid_tools, rpms):
     )
     assert proc.returncode == 0, proc.stderr
     found = {f["path"]: f for f in json.loads(proc.stdout)["findings"] if f["rule"] == "bpf-object-embedded"}
-    skid = _openssl_skid((sid_tools / "skid.txt").read_text())
+    skid = cmssign.skid_of((sid_tools / "skid.txt").read_text())
     signed, unsigned = found["/usr/bin/light-signed"], found["/usr/bin/light-unsigned"]
     assert f"signed (sha256, key {skid}, subject key identifier)" in signed["detail"]
     assert signed["embedded"]["signature"]["key_id"] == skid
@@ -154,35 +149,10 @@ def loader(tmp_path_factory) -> bytes:
     return data[skel.offset : skel.offset + skel.size]
 
 
-# RSA gives a signature of more than 255 bytes (DER length in two bytes), ECDSA P-256 one under 256 (one byte).
-KEYS = {"rsa": ["-newkey", "rsa:2048"], "ecdsa": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]}
-
-
-@pytest.fixture(scope="module", params=sorted(KEYS))
+@pytest.fixture(scope="module", params=sorted(cmssign.KEYS))
 def host_signature(request, loader, tmp_path_factory) -> tuple[bytes, str, Path]:
     """A detached CMS over ``loader`` as bpftool makes it (-nocerts -noattr -keyid, SHA-256), and the key id."""
-    work = tmp_path_factory.mktemp(f"sign-{request.param}")
-    subprocess.run(
-        ["openssl", "req", "-x509", *KEYS[request.param], "-nodes", "-sha256", "-days", "30",
-         "-subj", "/CN=rpm-bpf test", "-keyout", str(work / "key.pem"), "-out", str(work / "cert.pem")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    (work / "insns.bin").write_bytes(loader)
-    subprocess.run(
-        ["openssl", "cms", "-sign", "-binary", "-nocerts", "-noattr", "-keyid", "-md", "sha256", "-outform", "DER",
-         "-in", str(work / "insns.bin"), "-signer", str(work / "cert.pem"), "-inkey", str(work / "key.pem"),
-         "-out", str(work / "sig.der")],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    skid = subprocess.run(
-        ["openssl", "x509", "-in", str(work / "cert.pem"), "-noout", "-ext", "subjectKeyIdentifier"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return (work / "sig.der").read_bytes(), _openssl_skid(skid), work / "cert.pem"
+    return cmssign.sign(loader, tmp_path_factory.mktemp(f"sign-{request.param}"), request.param)
 
 
 def _aligned(*arrays: bytes) -> tuple[bytes, list[int]]:

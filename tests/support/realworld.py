@@ -5,40 +5,43 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import bytesearch
 from tests.support.paths import REPO
 
-_spec = importlib.util.spec_from_file_location("realworld_corpus", REPO / "benchmarks" / "realworld_corpus.py")
-assert _spec is not None and _spec.loader is not None
-corpus = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(corpus)
+
+def _script(name: str) -> Any:
+    """A corpus script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _script("realworld_corpus")
+sid_corpus = _script("realworld_sid_corpus")
+
+
+def _built(script: Any, what: str) -> Path:
+    try:
+        built: Path = script.build()
+        return built
+    except script.CorpusUnavailable as exc:
+        pytest.skip(f"the {what} cannot be made here (apt cannot fetch its Debian packages): {exc}")
 
 
 def rpms() -> Path:
-    """The directory of repacked RPMs; skips the test where apt cannot fetch the Debian packages."""
-    try:
-        return corpus.build()
-    except corpus.CorpusUnavailable as exc:
-        pytest.skip(f"the real-world corpus cannot be made here (apt cannot fetch the Debian packages): {exc}")
-
-
-_sid_spec = importlib.util.spec_from_file_location(
-    "realworld_sid_corpus", REPO / "benchmarks" / "realworld_sid_corpus.py"
-)
-assert _sid_spec is not None and _sid_spec.loader is not None
-sid_corpus = importlib.util.module_from_spec(_sid_spec)
-_sid_spec.loader.exec_module(sid_corpus)
+    """The directory of repacked Debian 12 RPMs; skips the test where apt cannot fetch the packages."""
+    return _built(corpus, "real-world corpus")
 
 
 def sid_rpms() -> Path:
     """The sid corpus's RPMs; skips the test where apt cannot reach Debian sid."""
-    try:
-        return sid_corpus.build()
-    except sid_corpus.CorpusUnavailable as exc:
-        pytest.skip(f"the sid corpus cannot be made here (apt cannot fetch Debian sid's packages): {exc}")
+    return _built(sid_corpus, "sid corpus")
 
 
 def truth(corpus_dir: Path) -> list[bytesearch.Hit]:
