@@ -90,7 +90,7 @@ def _parse(der: bytes) -> tuple[str | None, str, str] | None:
     """(key id, its kind, digest algorithm) of a detached CMS SignedData with one signer, else None."""
     try:
         from asn1crypto import cms
-    except ImportError:  # an optional dependency: the signature is still reported, without its key
+    except ImportError:  # a broken install (asn1crypto is a dependency): reported, without its key
         return None, "not read (asn1crypto is not installed)", "unknown"
     try:
         info = cms.ContentInfo.load(der, strict=True)
