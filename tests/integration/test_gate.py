@@ -270,3 +270,18 @@ def test_symbolic_links_in_the_repository_are_not_followed(built, gate_repo, tmp
         primary.symlink_to(tmp_path / "outside.xml.gz")
     status, report, _ = _gate("--against", str(copy), str(built["new-clash"]))
     assert status == 2 and "symbolic link" in report["input_errors"][0]["message"]
+
+
+def test_gate_searches_every_elf_file_by_default(rpms, objects, gate_repo):
+    """The gate finds an object no header signal announces (a loader that needs nothing but libc), as scan
+    does by default; header triage (--embedded=signals) does not."""
+    from rpm_bpf.samples.build import PkgFile, PkgSpec
+
+    new = rpms.build(
+        PkgSpec("quiet-loader", autodeps=False, files=[PkgFile("/usr/bin/quiet-loader", objects.loader, mode=0o755)])
+    )
+    status, report, _ = _gate("--against", str(gate_repo), str(new))
+    (found,) = [f for f in report["findings"] if f["rule"] == "bpf-object-embedded"]
+    assert status == 0 and found["path"] == "/usr/bin/quiet-loader" and found["embedded"]["signal"] == "payload"
+    _, triaged, _ = _gate("--embedded=signals", "--against", str(gate_repo), str(new))
+    assert not [f for f in triaged["findings"] if f["rule"] == "bpf-object-embedded"]

@@ -245,3 +245,22 @@ def test_stock_strip_is_what_the_wrapper_prevents(tmp_path, objects):
         assert _payload_sha256(pkg, "/usr/lib64/bpf/c.o") == hashlib.sha256(objects.full.read_bytes()).hexdigest()
     else:
         assert "Unable to recognise the format of the input file" in b.output
+
+
+def test_package_check_finds_a_light_skeleton_no_header_announces(tmp_path):
+    """The rpmbuild package check is scan's default: a light-skeleton tool (links libc only) is reported."""
+    from rpm_bpf.samples import build as samples
+    from tests.support.programs import LIGHT_SKELETON_C
+
+    obj = samples.compile_bpf(LIGHT_SKELETON_C, tmp_path / "multi.bpf.o")
+    tool = samples.build_light_skeleton_loader(obj, tmp_path / "lskel" / "light-tool")
+    b = build(
+        tmp_path,
+        "lighttool",
+        sources={"light-tool": tool},
+        install="install -D -m 0755 %{_sourcedir}/light-tool %{buildroot}/usr/bin/light-tool",
+        files="/usr/bin/light-tool",
+    )
+    assert b.proc.returncode == 0, b.output
+    assert "lighttool.x86_64: I: bpf-object-embedded /usr/bin/light-tool light skeleton loader at offset" in b.output
+    assert "unsigned; found by payload" in b.output
