@@ -134,6 +134,7 @@ class Package:
         "embedded_signal",
         "file_signals",
         "files",
+        "full_recall",
         "header",
         "installtime",
         "is_source",
@@ -167,6 +168,9 @@ class Package:
         self.embedded_signal = embedded_signal
         self.file_signals: dict[str, str] = {}  # the same, for single files (a file that links libbpf's own deps)
         self.deep = deep  # no triage: every file kept and read (slow; proves triage loses nothing)
+        # Every ELF file searched (scan's default): also files another class but an execute bit names, whose
+        # bytes are searched if they start as an ELF file does (a header's class is the packager's to write).
+        self.full_recall = False
         self.signed: bool | None = None  # an RPM file's signature header has an OpenPGP signature (None: unknown)
         self.header: Any = None  # the rpm.hdr it was read from, kept only when asked (signature checks)
         self.provides: tuple[str, ...] = ()  # Provides names (what may name an application directory)
@@ -177,6 +181,8 @@ class Package:
         if self.deep:
             return "deep"
         if not entry.class_says_elf:
+            if self.full_recall and entry.is_regular and entry.mode & 0o111 and not entry.class_says_bpf:
+                return "payload"  # no header signal explains a file its class does not even call ELF
             return None
         if self.embedded_signal and self.embedded_signal != "payload":
             return self.embedded_signal

@@ -124,7 +124,13 @@ def package_from_header(
     app_prefixes = tuple(root + "/" for root in app_roots)
     in_appdir = bool(apps) or any(d.startswith(app_prefixes) for d in hdr[rpm.RPMTAG_DIRNAMES])
     static: set[int] = set()
-    if has_elf:
+    # Full recall: files with an execute bit are searched whatever their class says (they are read and
+    # searched only if they start as an ELF file does): an ELF file a crafted header classes otherwise.
+    full = embedded == FULL_RECALL
+    modes = hdr[rpm.RPMTAG_FILEMODES] if full else []
+    executables = full and any(m & 0o170111 in _EXECUTABLE_REGULAR for m in modes)
+    pkg.full_recall = full
+    if has_elf or executables:
         dependencies = "\n".join(requires + provides)
         signal = embedded_signal(dependencies)
         if not signal and all(needle in dependencies for needle in STATIC_LIBBPF_NEEDS):
@@ -163,12 +169,15 @@ def package_from_header(
             or (no_classes and path.endswith(".o"))
             or (fclass.startswith("ELF") and (searched or (go_files and GO_CLASS in fclass)))
             or (search_archives and ARCHIVE_CLASS in fclass)
+            or (executables and modes[index] & 0o170111 in _EXECUTABLE_REGULAR)
         )
 
     pkg.files = _file_entries(hdr, wanted)
     return pkg
 
 
+# A regular file with an execute bit, as (mode & (S_IFMT | 0o111)) values.
+_EXECUTABLE_REGULAR = frozenset(0o100000 | bits for bits in range(1, 0o112) if bits & ~0o111 == 0)
 _DEP_REQUIRE = ord("R")  # DEPENDSDICT class of a Requires (rpmfiles.h: class << 24 | index)
 
 

@@ -475,6 +475,38 @@ def test_embedded_found_by_each_header_signal(rpms, objects, provides, requires,
         assert hit.embedded == one.embedded and hit.detail == one.detail
 
 
+def test_an_elf_file_a_crafted_header_classes_otherwise(rpms, objects, tmp_path):
+    """FILECLASS is the header's word: an ELF file classed "data" is still searched by default when it has an
+    execute bit (its bytes start as an ELF file's); without one it is not (documented), --deep reads it."""
+    import rpm
+
+    from tests.support import craft
+
+    src = rpms.build(
+        PkgSpec(
+            "disguised",
+            autodeps=False,
+            files=[
+                PkgFile("/usr/bin/disguised", objects.loader, mode=0o755),
+                PkgFile("/usr/lib64/libdisguised.so.1", objects.loader, mode=0o644),
+            ],
+        )
+    )
+
+    def reclass(hdr):
+        craft.set_tag(hdr, rpm.RPMTAG_CLASSDICT, ["data" if "ELF" in c else c for c in hdr[rpm.RPMTAG_CLASSDICT]])
+
+    crafted = craft.edit_header(src, tmp_path / "disguised.rpm", reclass)
+
+    def embedded(**options) -> dict[str, str]:
+        found = scan([str(crafted)], Policy.load(system=None), **options).findings
+        return {f.path: f.embedded.signal for f in found if f.rule == "bpf-object-embedded"}
+
+    assert embedded() == {"/usr/bin/disguised": "payload"}
+    assert embedded(embedded="signals") == {}
+    assert embedded(deep=True) == {"/usr/bin/disguised": "deep", "/usr/lib64/libdisguised.so.1": "deep"}
+
+
 def test_a_file_too_large_to_search_fails_closed(rpms, objects, monkeypatch):
     """An ELF file to be searched that rpm-bpf does not read (larger than it reads) is an error naming it,
     never a package that passes: its BPF code is unknown. The limit is lowered here (1 GiB for real)."""
