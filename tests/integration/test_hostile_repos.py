@@ -194,17 +194,45 @@ def test_comment_with_a_closing_tag_does_not_hide_a_package(built, gate_repo, tm
     pre-filter must still hand the whole element over (a review of the linear pre-filter found it hid the
     package, and with it the clash)."""
 
-    def edit(kind: str, xml: bytes) -> bytes:
-        anchor = b"/>" if kind == "filelists" else b"<rpm:provides>"
-        out = b"".join(
-            part.replace(anchor, anchor + b"<!-- </package> -->", 1) if part.startswith(b"<package ") else part
-            for part in xml.replace(b"<package ", b"\0<package ").split(b"\0")
-        )
-        return gzip.compress(out)
-
-    commented = rewritten(gate_repo, tmp_path / "commented", edit)
+    commented = rewritten(gate_repo, tmp_path / "commented", _commented)
     proc = _gate("--against", str(commented), str(built["new-clash"]))
     assert proc.returncode == 1 and "other-tool-1.0-1" in proc.stdout, proc.stdout + proc.stderr
+
+
+def _commented(kind: str, xml: bytes) -> bytes:
+    """Each package element with ``<!-- </package> -->`` after its first "/>" (filelists) or its
+    ``<rpm:provides>`` (primary): valid XML."""
+    anchor = b"/>" if kind == "filelists" else b"<rpm:provides>"
+    out = b"".join(
+        part.replace(anchor, anchor + b"<!-- </package> -->", 1) if part.startswith(b"<package ") else part
+        for part in xml.replace(b"<package ", b"\0<package ").split(b"\0")
+    )
+    return gzip.compress(out)
+
+
+def test_comment_with_a_closing_tag_in_the_inventory_read(built, gate_repo, bpfdir, tmp_path):
+    """The inventory reads filelists first, then each named package's primary element: the name comes before
+    the comment, so its element once ended at the comment's </package> (createrepo_c refused the half: the
+    gate's two threads met that only when the filelists were read first, now and then in CI)."""
+    commented = rewritten(gate_repo, tmp_path / "commented", _commented)
+    contents = read_repository(str(commented), [bpfdir], inventory=True)
+    (ref,) = [ref for ref in contents.files if ref.name == "other-tool"]
+    assert contents.files[ref] == [f"{bpfdir}/shared.o"]
+    assert ref in contents.requires  # its primary element, found by name, was parsed whole
+
+
+def test_cdata_in_metadata_is_refused_naming_the_repository(built, gate_repo, tmp_path):
+    """A file name in a CDATA section would hide from the byte search (dnf reads it): refused, exit 2."""
+
+    def edit(kind: str, xml: bytes) -> bytes:
+        if kind == "filelists":
+            xml = xml.replace(b">/usr/lib64/bpf/", b"><![CDATA[/usr/lib64/bpf/", 1)
+            xml = xml.replace(b".o</file>", b".o]]></file>", 1)
+        return gzip.compress(xml)
+
+    cdata = rewritten(gate_repo, tmp_path / "cdata", edit)
+    proc = _gate("--against", str(cdata), str(built["new-clash"]))
+    assert proc.returncode == 2 and f"{cdata}: a CDATA section" in proc.stderr, proc.stderr
 
 
 def test_chunked_http_responses_are_read_to_their_end(built, gate_repo):

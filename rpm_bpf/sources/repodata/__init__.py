@@ -202,7 +202,10 @@ def read_repository(location: str, roots: Iterable[str], inventory: bool = False
             primary()
             worker.join()
     if errors:
-        raise errors[0]
+        first = errors[0]
+        if isinstance(first, RepoError) and not str(first).startswith(f"{location}: "):
+            raise RepoError(f"{location}: {first}") from None  # the pre-filter's refusals name no repository
+        raise first
     return contents
 
 

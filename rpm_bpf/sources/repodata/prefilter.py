@@ -63,7 +63,7 @@ def snippets(
     the element boundaries of its block, never by rescanning the block.
     """
     buffer = bytearray()
-    for chunk in chunks:
+    for chunk in _without_markup(chunks):
         searched = max(0, len(buffer) - len(CLOSE) + 1)  # what earlier chunks already showed has no </package>
         buffer += chunk
         end = buffer.rfind(CLOSE, searched)
@@ -75,6 +75,68 @@ def snippets(
         complete = bytes(buffer[:end])
         del buffer[:end]
         yield from _elements(complete, needles, extra)
+
+
+_MARKUP = {b"<!--": b"-->", b"<?": b"?>"}  # comments and processing instructions: no data in them
+_CDATA = b"<![CDATA["
+_TAIL = len(_CDATA) - 1  # how much of a chunk's end may be the start of a delimiter
+
+
+def _without_markup(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The stream with every comment and processing instruction blanked (spaces, same length): a
+    ``<!-- </package> -->`` inside an element is valid XML, and would otherwise cut the element where no
+    element ends. CDATA sections, which createrepo_c never writes and which would hide a file name from the
+    byte search, are refused. Linear, and a chunk without "<!" or "<?" passes as it is (two searches)."""
+    pending = b""
+    closing: bytes | None = None  # the terminator of the markup the stream is in
+    for chunk in chunks:
+        pending = pending + chunk if pending else chunk
+        out: list[bytes] = []
+        at = 0
+        while True:
+            if closing is not None:
+                end = pending.find(closing, at)
+                if end < 0:
+                    keep = max(at, len(pending) - len(closing) + 1)
+                    out.append(b" " * (keep - at))
+                    at = keep
+                    break
+                out.append(b" " * (end + len(closing) - at))
+                at, closing = end + len(closing), None
+                continue
+            bang, pi = pending.find(b"<!", at), pending.find(b"<?", at)
+            start = min(i for i in (bang, pi, len(pending)) if i >= 0)
+            if start == len(pending):
+                # No markup begins here; a delimiter may begin in the last bytes: they wait for the next chunk.
+                tail = pending.rfind(b"<", max(at, len(pending) - _TAIL))
+                keep = tail if tail >= 0 else len(pending)
+                out.append(pending[at:keep] if at or keep < len(pending) else pending)
+                at = keep
+                break
+            if pending.startswith(_CDATA, start):
+                raise RepoError("a CDATA section in the metadata (createrepo_c writes none): not a real repository")
+            opener = next((o for o in _MARKUP if pending.startswith(o, start)), None)
+            if opener is None:
+                if len(pending) - start < len(_CDATA):  # "<!" at the very end: undecided until more comes
+                    out.append(pending[at:start])
+                    at = start
+                    break
+                out.append(pending[at : start + 2])  # "<!DOCTYPE" and the like: left as they are
+                at = start + 2
+                continue
+            out.append(pending[at:start])
+            at, closing = start, _MARKUP[opener]
+        pending = pending[at:]
+        data = b"".join(out)
+        if data:
+            yield data
+    if pending:
+        if closing is not None:
+            yield b" " * len(pending)
+        elif pending.startswith(_CDATA):
+            raise RepoError("a CDATA section in the metadata (createrepo_c writes none): not a real repository")
+        else:
+            yield pending
 
 
 def _elements(
