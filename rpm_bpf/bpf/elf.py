@@ -226,7 +226,7 @@ def _inspect(data: bytes, name: str) -> BpfObject:
 
     try:
         elf = ELFFile(io.BytesIO(data))
-        _check_section_table(elf, len(data), name)
+        check_section_table(elf, len(data), name)
         return _describe(elf, len(data), name)
     except BpfElfError:
         raise
@@ -236,7 +236,9 @@ def _inspect(data: bytes, name: str) -> BpfObject:
         raise BpfElfError(f"{name}: malformed BPF ELF object ({type(exc).__name__}: {exc})") from None
 
 
-def _check_section_table(elf: Any, size: int, name: str) -> None:
+def check_section_table(elf: Any, size: int, name: str) -> None:
+    """The section header table a pyelftools ``ELFFile`` will walk: a plausible count, inside the file (else
+    pyelftools walks what e_shnum, or section 0 under extended numbering, says: billions)."""
     header = elf.header
     shnum, shoff, shentsize = header["e_shnum"], header["e_shoff"], header["e_shentsize"]
     if shnum == 0 or shnum > _MAX_SECTIONS:

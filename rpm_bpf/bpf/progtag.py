@@ -32,7 +32,7 @@ from typing import Any
 
 from rpm_bpf.bpf import btf, core
 from rpm_bpf.bpf.btf import Btf, BtfError
-from rpm_bpf.bpf.elf import STB_LOCAL, STT_FUNC, STT_SECTION, Symbol, relocations
+from rpm_bpf.bpf.elf import STB_LOCAL, STT_FUNC, STT_SECTION, BpfElfError, Symbol, check_section_table, relocations
 from rpm_bpf.bpf.elf import symbols as elf_symbols
 from rpm_bpf.errors import RpmBpfError
 
@@ -267,9 +267,13 @@ def predict(data: bytes, target: Any = None) -> list[Prediction]:
     from elftools.elf.elffile import ELFFile
 
     try:
-        return _predict(ELFFile(io.BytesIO(data)), target)
+        elf = ELFFile(io.BytesIO(data))
+        check_section_table(elf, len(data), "object")  # as elf.inspect does: a crafted count is not walked
+        return _predict(elf, target)
     except PredictionError:
         raise
+    except BpfElfError as exc:
+        raise PredictionError(str(exc).removeprefix("object: ")) from None
     except (ELFError, struct.error, ValueError, IndexError, KeyError) as exc:
         raise PredictionError(f"malformed BPF object ({exc})") from None
     except Exception as exc:  # pyelftools raises assorted types on crafted input (as elf.inspect knows)
