@@ -43,3 +43,19 @@ def test_cdata_is_refused():
     for chunks in _splits(doc):
         with pytest.raises(RepoError, match="CDATA"):
             list(snippets(chunks, (b">/usr/lib64/bpf/",)))
+
+
+@pytest.mark.parametrize("unit", [b"<!x", b"<??>", b"<!-- -->"])
+def test_a_stream_made_of_markup_is_refused_quickly(unit):
+    """Each comment or declaration costs a step: a crafted stream of millions is refused, never crawled
+    (and no search rescans what another covered: before, "<!x" soup took seconds for 10,000 of them)."""
+    import time
+
+    from rpm_bpf.sources.repodata.prefilter import MAX_MARKUP
+
+    soup = unit * (4 * MAX_MARKUP)
+    chunks = [soup[i : i + (1 << 16)] for i in range(0, len(soup), 1 << 16)]
+    started = time.monotonic()
+    with pytest.raises(RepoError, match=f"more than {MAX_MARKUP} comments"):
+        list(snippets(chunks, (b"bpf",)))
+    assert time.monotonic() - started < 1

@@ -80,6 +80,7 @@ def snippets(
 _MARKUP = {b"<!--": b"-->", b"<?": b"?>"}  # comments and processing instructions: no data in them
 _CDATA = b"<![CDATA["
 _TAIL = len(_CDATA) - 1  # how much of a chunk's end may be the start of a delimiter
+MAX_MARKUP = 10_000  # comments, processing instructions, declarations per document (createrepo_c writes one)
 
 
 def _without_markup(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -89,10 +90,12 @@ def _without_markup(chunks: Iterable[bytes]) -> Iterator[bytes]:
     byte search, are refused. Linear, and a chunk without "<!" or "<?" passes as it is (two searches)."""
     pending = b""
     closing: bytes | None = None  # the terminator of the markup the stream is in
+    seen = 0  # markup met so far: each costs a step here, so a stream made of it is refused, not crawled
     for chunk in chunks:
         pending = pending + chunk if pending else chunk
         out: list[bytes] = []
         at = 0
+        bang = pi = -2  # where the next "<!" and "<?" are (-1: none in pending; -2: not searched yet)
         while True:
             if closing is not None:
                 end = pending.find(closing, at)
@@ -104,7 +107,11 @@ def _without_markup(chunks: Iterable[bytes]) -> Iterator[bytes]:
                 out.append(b" " * (end + len(closing) - at))
                 at, closing = end + len(closing), None
                 continue
-            bang, pi = pending.find(b"<!", at), pending.find(b"<?", at)
+            # Each needle searched again only once passed: a search never rescans what an earlier one covered.
+            if bang != -1 and bang < at:
+                bang = pending.find(b"<!", at)
+            if pi != -1 and pi < at:
+                pi = pending.find(b"<?", at)
             start = min(i for i in (bang, pi, len(pending)) if i >= 0)
             if start == len(pending):
                 # No markup begins here; a delimiter may begin in the last bytes: they wait for the next chunk.
@@ -115,6 +122,11 @@ def _without_markup(chunks: Iterable[bytes]) -> Iterator[bytes]:
                 break
             if pending.startswith(_CDATA, start):
                 raise RepoError("a CDATA section in the metadata (createrepo_c writes none): not a real repository")
+            seen += 1
+            if seen > MAX_MARKUP:
+                raise RepoError(
+                    f"more than {MAX_MARKUP} comments or declarations in the metadata: not a real repository"
+                )
             opener = next((o for o in _MARKUP if pending.startswith(o, start)), None)
             if opener is None:
                 if len(pending) - start < len(_CDATA):  # "<!" at the very end: undecided until more comes
