@@ -62,15 +62,20 @@ def search_rpm(rpm: Path, package: str) -> list[Hit]:
     """Every BPF object in ``rpm``'s payload (``package``: the name the hits carry)."""
     hits: list[Hit] = []
     with tempfile.TemporaryDirectory(prefix="rpm-bpf-truth-", dir="/var/tmp") as tmp:
+        # rpm2cpio | cpio, without a shell: the path is an argument, never command text.
+        payload = subprocess.Popen(["rpm2cpio", str(rpm)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         unpack = subprocess.run(
-            f"rpm2cpio '{rpm}' | cpio -idm --quiet --no-absolute-filenames",
-            shell=True,
+            ["cpio", "-idm", "--quiet", "--no-absolute-filenames"],
+            stdin=payload.stdout,
             cwd=tmp,
             capture_output=True,
             text=True,
         )
-        if unpack.returncode != 0:
-            raise RuntimeError(f"cannot unpack {rpm}: {unpack.stderr.strip()}")
+        assert payload.stdout is not None and payload.stderr is not None
+        payload.stdout.close()
+        problem = payload.stderr.read().decode(errors="replace").strip()
+        if payload.wait() != 0 or unpack.returncode != 0:
+            raise RuntimeError(f"cannot unpack {rpm}: {problem or unpack.stderr.strip()}")
         for top, _dirs, names in os.walk(tmp):
             for name in names:
                 host = Path(top) / name
